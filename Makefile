@@ -1,0 +1,62 @@
+# vtag developer entry points (GNU make). The local stack is managed by scripts/stack.sh.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.ONESHELL:
+
+export VTAG_HOME ?= $(CURDIR)/.vtag
+export VTAG_BIN_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release
+
+STACK := scripts/stack.sh
+SERVICES := scripts/run-services.sh
+
+.PHONY: help install build stack run test bench stop clean-data
+
+help:
+	@echo "make install     install PostgreSQL and tansu if missing (scripts/stack.sh install)"
+	@echo "make build       cargo build --release --bins"
+	@echo "make stack       install + build + start postgres, kafka (tansu), schema registry"
+	@echo "make run         stack + the vtag services (scripts/run-services.sh start)"
+	@echo "make test        start the stack and run the workspace tests against it"
+	@echo "make bench       stack + vtag-bench"
+	@echo "make stop        stop the services and the stack"
+	@echo "make clean-data  stop, then delete $(VTAG_HOME)"
+
+install:
+	$(STACK) install
+
+build:
+	cargo build --release --bins
+
+stack: install build
+	$(STACK) start
+
+run: stack
+	if [[ -f $(SERVICES) ]]; then
+	  bash $(SERVICES) start
+	else
+	  echo "make run: $(SERVICES) does not exist yet; the stack is up, services were not started"
+	fi
+
+test: install
+	cargo build --release -p vtag-schema-registry
+	$(STACK) start
+	cargo build --release --bins
+	eval "$$($(STACK) env)"
+	if cargo nextest --version >/dev/null 2>&1; then
+	  cargo nextest run --workspace --no-fail-fast
+	else
+	  cargo test --workspace --no-fail-fast
+	fi
+
+bench: stack
+	eval "$$($(STACK) env)"
+	cargo run --release -p vtag-tests --bin vtag-bench
+
+stop:
+	if [[ -f $(SERVICES) ]]; then bash $(SERVICES) stop; fi
+	$(STACK) stop
+
+clean-data: stop
+	rm -rf -- "$(VTAG_HOME)"
+	echo "removed $(VTAG_HOME)"

@@ -1,0 +1,62 @@
+use std::collections::BTreeMap;
+
+use crate::values::{CloudResourceId, Confidence, Provider, ResourceDescription, TagKey, TagSource, TagValue};
+
+/// First sight of a resource, or a change of its descriptive attributes: a full snapshot of what
+/// the collector reported, native tags included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceObserved {
+    pub provider: Provider,
+    pub cloud_id: CloudResourceId,
+    pub description: ResourceDescription,
+    pub native_tags: BTreeMap<String, String>,
+}
+
+/// Only the native tags moved; carries the complete new set (not a diff) so a consumer never needs
+/// the previous event to know the current tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeTagsChanged {
+    pub native_tags: BTreeMap<String, String>,
+}
+
+/// What a key carried before a change, so the audit trail and "why" queries need no look-back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousTag {
+    pub value: TagValue,
+    pub source: TagSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualTagApplied {
+    pub key: TagKey,
+    pub value: TagValue,
+    pub source: TagSource,
+    pub confidence: Confidence,
+    pub previous: Option<PreviousTag>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualTagRemoved {
+    pub key: TagKey,
+    pub previous: PreviousTag,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResourceEvent {
+    ResourceObserved(ResourceObserved),
+    NativeTagsChanged(NativeTagsChanged),
+    VirtualTagApplied(VirtualTagApplied),
+    VirtualTagRemoved(VirtualTagRemoved),
+}
+
+impl ResourceEvent {
+    /// Stable event type names: they are Avro record names and audit actions, never rename.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::ResourceObserved(_) => "ResourceObserved",
+            Self::NativeTagsChanged(_) => "NativeTagsChanged",
+            Self::VirtualTagApplied(_) => "VirtualTagApplied",
+            Self::VirtualTagRemoved(_) => "VirtualTagRemoved",
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Given/when/then: given past events, when a command arrives, then these events (or this refusal).
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use super::*;
+use crate::envelope::{CommandContext, Recorded};
+use crate::values::*;
+
+struct Scenario {
+    id: ResourceId,
+    state: ResourceState,
+    commands_seen: u128,
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+fn cloud_id() -> CloudResourceId {
+    CloudResourceId::parse("arn:aws:ec2:us-east-1:123456789012:instance/i-0abc").unwrap()
+}
+
+fn ctx(n: u128) -> CommandContext {
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(n as i64);
+    CommandContext {
+        command_id: Uuid::from_u128(n + 1),
+        tenant: tenant(),
+        actor: Actor::parse("alice@example.com").unwrap(),
+        correlation_id: Uuid::from_u128(999),
+        occurred_at: at,
+        recorded_at: at,
+    }
+}
+
+fn observe(name: &str, tags: &[(&str, &str)]) -> ResourceCommand {
+    let tags: BTreeMap<String, String> = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    ResourceCommand::Observe(ObserveResource {
+        provider: Provider::Aws,
+        cloud_id: cloud_id(),
+        description: ResourceDescription::parse(
+            "123456789012".into(),
+            "us-east-1".into(),
+            "ec2:instance".into(),
+            name.into(),
+            BTreeMap::new(),
+        )
+        .unwrap(),
+        native_tags: NativeTags::parse(tags).unwrap(),
+        observed_at: Utc::now(),
+    })
+}
+
+fn apply(key: &str, value: &str, expected_version: Option<u64>) -> ResourceCommand {
+    ResourceCommand::ApplyVirtualTag(ApplyVirtualTag {
+        key: TagKey::parse(key).unwrap(),
+        value: TagValue::parse(value).unwrap(),
+        source: TagSource::Manual,
+        confidence: Confidence::CERTAIN,
+        expected_version,
+    })
+}
+
+fn remove(key: &str, expected_version: Option<u64>) -> ResourceCommand {
+    ResourceCommand::RemoveVirtualTag(RemoveVirtualTag { key: TagKey::parse(key).unwrap(), expected_version })
+}
+
+impl Scenario {
+    fn given(commands: &[ResourceCommand]) -> Self {
+        let mut s = Scenario { id: ResourceId::derive(&tenant(), Provider::Aws, &cloud_id()), state: ResourceState::default(), commands_seen: 0 };
+        for c in commands {
+            s.when(c).expect("given commands must succeed");
+        }
+        s
+    }
+
+    fn when(&mut self, command: &ResourceCommand) -> Result<Vec<Recorded<ResourceEvent>>, ResourceError> {
+        let context = ctx(self.commands_seen);
+        self.commands_seen += 1;
+        let events = decide(&self.state, self.id, command, &context)?;
+        self.state = events.iter().fold(self.state.clone(), evolve);
+        Ok(events)
+    }
+
+    fn then_types(&mut self, command: &ResourceCommand) -> Vec<&'static str> {
+        self.when(command).unwrap().iter().map(|e| e.event.event_type()).collect()
+    }
+}
+
+#[test]
+fn first_observation_records_a_full_snapshot() {
+    let mut s = Scenario::given(&[]);
+    let events = s.when(&observe("web-server-prod-001", &[("env", "prod")])).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.envelope.aggregate_version, 1);
+    assert_eq!(e.envelope.tenant, tenant());
+    assert_eq!(e.envelope.causation_id, Uuid::from_u128(1));
+    match &e.event {
+        ResourceEvent::ResourceObserved(o) => {
+            assert_eq!(o.description.name, "web-server-prod-001");
+            assert_eq!(o.native_tags.get("env").map(String::as_str), Some("prod"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn re_observing_an_unchanged_resource_records_nothing() {
+    let mut s = Scenario::given(&[observe("web", &[("env", "prod")])]);
+    assert!(s.when(&observe("web", &[("env", "prod")])).unwrap().is_empty());
+    assert_eq!(s.state.version, 1);
+}
+
+#[test]
+fn changed_native_tags_alone_record_native_tags_changed() {
+    let mut s = Scenario::given(&[observe("web", &[("env", "prod")])]);
+    assert_eq!(s.then_types(&observe("web", &[("env", "prod"), ("team", "x")])), ["NativeTagsChanged"]);
+    assert_eq!(s.state.version, 2);
+}
+
+#[test]
+fn a_changed_description_records_a_new_snapshot() {
+    let mut s = Scenario::given(&[observe("web", &[("env", "prod")])]);
+    assert_eq!(s.then_types(&observe("web-renamed", &[("env", "dev")])), ["ResourceObserved"]);
+}
+
+#[test]
+fn applying_a_tag_records_it_with_its_previous_value() {
+    let mut s = Scenario::given(&[observe("web", &[]), apply("environment", "staging", None)]);
+    let events = s.when(&apply("environment", "production", Some(2))).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].envelope.aggregate_version, 3);
+    match &events[0].event {
+        ResourceEvent::VirtualTagApplied(a) => {
+            assert_eq!(a.value.as_str(), "production");
+            assert_eq!(a.previous.as_ref().map(|p| p.value.as_str()), Some("staging"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn applying_the_same_tag_again_records_nothing() {
+    let mut s = Scenario::given(&[observe("web", &[]), apply("environment", "production", None)]);
+    assert!(s.when(&apply("environment", "production", None)).unwrap().is_empty());
+}
+
+#[test]
+fn a_stale_expected_version_is_a_conflict() {
+    let mut s = Scenario::given(&[observe("web", &[]), apply("team", "a", None)]);
+    assert_eq!(
+        s.when(&apply("team", "b", Some(1))).unwrap_err(),
+        ResourceError::VersionConflict { expected: 1, actual: 2 }
+    );
+    // nothing changed
+    assert_eq!(s.state.version, 2);
+}
+
+#[test]
+fn even_an_idempotent_apply_with_a_stale_version_is_a_conflict() {
+    // Concurrent writers with the same expected version: exactly one wins, whatever they wrote.
+    let mut s = Scenario::given(&[observe("web", &[])]);
+    assert!(s.when(&apply("team", "a", Some(1))).is_ok());
+    assert!(matches!(s.when(&apply("team", "a", Some(1))), Err(ResourceError::VersionConflict { .. })));
+}
+
+#[test]
+fn tags_cannot_be_applied_to_unknown_resources() {
+    let mut s = Scenario::given(&[]);
+    assert_eq!(s.when(&apply("team", "a", None)).unwrap_err(), ResourceError::UnknownResource);
+}
+
+#[test]
+fn removing_a_tag_records_what_it_was() {
+    let mut s = Scenario::given(&[observe("web", &[]), apply("team", "a", None)]);
+    let events = s.when(&remove("team", Some(2))).unwrap();
+    match &events[0].event {
+        ResourceEvent::VirtualTagRemoved(r) => assert_eq!(r.previous.value.as_str(), "a"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(s.state.virtual_tags.is_empty());
+}
+
+#[test]
+fn removing_an_absent_tag_is_refused() {
+    let mut s = Scenario::given(&[observe("web", &[])]);
+    assert_eq!(
+        s.when(&remove("team", None)).unwrap_err(),
+        ResourceError::TagNotPresent { key: TagKey::parse("team").unwrap() }
+    );
+}
+
+#[test]
+fn deciding_twice_gives_identical_events() {
+    let s = Scenario::given(&[observe("web", &[])]);
+    let c = apply("team", "a", None);
+    let first = decide(&s.state, s.id, &c, &ctx(7)).unwrap();
+    let second = decide(&s.state, s.id, &c, &ctx(7)).unwrap();
+    assert_eq!(first, second);
+    let other = decide(&s.state, s.id, &c, &ctx(8)).unwrap();
+    assert_ne!(first[0].envelope.event_id, other[0].envelope.event_id);
+}
+
+#[test]
+fn state_rebuilt_from_events_equals_state_decided_along() {
+    let mut s = Scenario::given(&[]);
+    let mut log = Vec::new();
+    for c in [observe("a", &[]), apply("team", "x", None), observe("a", &[("k", "v")]), remove("team", None)] {
+        log.extend(s.when(&c).unwrap());
+    }
+    let rebuilt = log.iter().fold(ResourceState::default(), evolve);
+    assert_eq!(rebuilt, s.state);
+    assert_eq!(rebuilt.version, 4);
+}

@@ -1,0 +1,465 @@
+#!/usr/bin/env bash
+# Local development stack for vtag: PostgreSQL, a Kafka-compatible broker (tansu, sqlite engine)
+# and our own schema registry. Everything binds to 127.0.0.1 and keeps its data under $VTAG_HOME.
+#
+#   scripts/stack.sh install [COMPONENT...]   install PostgreSQL / tansu / curl if missing
+#   scripts/stack.sh start   [COMPONENT...]   start (all by default); already running -> no-op
+#   scripts/stack.sh stop    [COMPONENT...]   stop by pid file (TERM, 10 s, KILL)
+#   scripts/stack.sh status  [COMPONENT...]   up/down per component; exit 3 if any is down
+#   scripts/stack.sh env                      shell exports for the stack: eval "$(scripts/stack.sh env)"
+#
+# COMPONENT: postgres (pg), kafka (tansu), registry (schema-registry).
+# Environment: VTAG_HOME (default <repo>/.vtag), VTAG_PG_PORT (55432), VTAG_KAFKA_PORT (19092),
+# VTAG_REGISTRY_PORT (18081), VTAG_TANSU_BIN, VTAG_BIN_DIR (default <repo>/target/release).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VTAG_HOME="${VTAG_HOME:-$REPO_ROOT/.vtag}"
+mkdir -p "$VTAG_HOME"
+VTAG_HOME="$(cd "$VTAG_HOME" && pwd)"
+VTAG_PG_PORT="${VTAG_PG_PORT:-55432}"
+VTAG_KAFKA_PORT="${VTAG_KAFKA_PORT:-19092}"
+VTAG_REGISTRY_PORT="${VTAG_REGISTRY_PORT:-18081}"
+if [[ -z "${VTAG_BIN_DIR:-}" ]]; then
+  VTAG_BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
+fi
+TANSU_VERSION=0.6.0
+
+PID_DIR="$VTAG_HOME/pids"
+LOG_DIR="$VTAG_HOME/logs"
+PG_DATA="$VTAG_HOME/pg"
+PG_RUN="$VTAG_HOME/pg-run"
+TANSU_DIR="$VTAG_HOME/tansu"
+REGISTRY_DIR="$VTAG_HOME/registry"
+ALL_COMPONENTS=(postgres kafka registry)
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+is_root() { [[ "$(id -u)" == 0 ]]; }
+
+apt_install() {
+  is_root || die "'$*' is missing and installing it needs root: apt-get install -y $*"
+  log "installing $* with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+COMPS=()
+set_comps() { # DEFAULT... -- ARGS...: canonical component names into COMPS (aliases accepted)
+  local defaults=() c
+  while [[ $# -gt 0 && "$1" != -- ]]; do defaults+=("$1"); shift; done
+  shift
+  [[ $# -gt 0 ]] || set -- "${defaults[@]}"
+  COMPS=()
+  for c in "$@"; do
+    case "$c" in
+      postgres|pg|postgresql) COMPS+=(postgres) ;;
+      kafka|tansu|broker) COMPS+=(kafka) ;;
+      registry|schema-registry|sr) COMPS+=(registry) ;;
+      *) die "unknown component '$c' (postgres, kafka, registry)" ;;
+    esac
+  done
+}
+
+# ---------------------------------------------------------------- pid files ----
+pid_file() { echo "$PID_DIR/$1.pid"; }
+
+# Prints the pid of NAME if its pid file names a live process whose command line contains MATCH;
+# removes a stale pid file (dead process, or pid recycled by an unrelated program).
+live_pid() {
+  local name="$1" match="$2" f pid
+  f="$(pid_file "$name")"
+  [[ -f "$f" ]] || return 1
+  pid="$(head -n1 "$f" 2>/dev/null | tr -dc '0-9')"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$match"; then
+    echo "$pid"
+    return 0
+  fi
+  log "removing stale pid file $f${pid:+ (pid $pid)}"
+  rm -f "$f"
+  return 1
+}
+
+kill_pid_file() { # NAME MATCH: TERM, wait up to 10 s, then KILL
+  local name="$1" match="$2" pid i
+  if ! pid="$(live_pid "$name" "$match")"; then
+    log "$name: not running"
+    return 0
+  fi
+  log "$name: stopping pid $pid"
+  kill "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name: still alive after 10 s, sending KILL"
+    kill -9 "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  rm -f "$(pid_file "$name")"
+  log "$name: stopped"
+}
+
+# Runs "$@" in a new session, detached, logging to LOG; the pid written is the program's own pid
+# (bash writes $$ then execs). fd 9 (the stack lock) is not inherited.
+spawn() { # NAME LOG WORKDIR CMD...
+  local name="$1" logf="$2" wd="$3"
+  shift 3
+  (
+    cd "$wd"
+    exec 9>&-
+    exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$name")" "$@" </dev/null >>"$logf" 2>&1
+  ) &
+  local i
+  for ((i = 0; i < 50; i++)); do [[ -s "$(pid_file "$name")" ]] && break; sleep 0.1; done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+tail_log() { log "last lines of $1:"; tail -n "${2:-30}" "$1" >&2 2>/dev/null || true; }
+
+# ---------------------------------------------------------------- postgres ----
+pg_bin_dir() {
+  local d
+  if [[ -x /usr/lib/postgresql/15/bin/initdb ]]; then echo /usr/lib/postgresql/15/bin; return 0; fi
+  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+  [[ -n "$d" && -x "$d/initdb" ]] && echo "$d"
+}
+
+as_pg() { # run as the postgres user when we are root (postgres refuses to run as root)
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+install_postgres() {
+  if pg_bin_dir >/dev/null; then
+    log "postgres: $(pg_bin_dir) present"
+  else
+    apt_install postgresql
+    pg_bin_dir >/dev/null || die "postgres: initdb still missing after apt-get install"
+  fi
+}
+
+# the postgres user must be able to traverse every parent of $VTAG_HOME
+ensure_pg_traversable() {
+  is_root || return 0
+  local d="$PG_DATA"
+  chmod o+x "$LOG_DIR"
+  while d="$(dirname "$d")"; [[ "$d" != / ]]; do
+    if ! runuser -u postgres -- test -x "$d"; then
+      log "postgres: making $d traversable (chmod o+x) for the postgres user"
+      chmod o+x "$d"
+    fi
+  done
+}
+
+pg_prepare() {
+  local bin="$1"
+  mkdir -p "$LOG_DIR" "$PID_DIR" "$PG_RUN"
+  touch "$LOG_DIR/postgres.log"
+  ensure_pg_traversable
+  if is_root; then chown postgres: "$PG_RUN" "$LOG_DIR/postgres.log"; fi
+  if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
+    log "postgres: initdb in $PG_DATA"
+    rm -rf "$PG_DATA"
+    mkdir -p "$PG_DATA"
+    if is_root; then chown postgres: "$PG_DATA"; fi
+    chmod 700 "$PG_DATA"
+    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C >>"$LOG_DIR/postgres.log" 2>&1 \
+      || { tail_log "$LOG_DIR/postgres.log"; die "postgres: initdb failed"; }
+    echo "include_if_exists = 'vtag.conf'" >>"$PG_DATA/postgresql.conf"
+  fi
+  # regenerated at every start so port changes take effect
+  cat >"$PG_DATA/vtag.conf" <<EOF
+# written by scripts/stack.sh at every start
+listen_addresses = '127.0.0.1'
+port = $VTAG_PG_PORT
+unix_socket_directories = '$PG_RUN'
+max_connections = 200
+shared_buffers = 256MB
+fsync = on
+EOF
+  cat >"$PG_DATA/pg_hba.conf" <<'EOF'
+# written by scripts/stack.sh: local dev stack, no secrets
+local   all          all                 trust
+host    all          all   127.0.0.1/32  trust
+local   replication  all                 trust
+host    replication  all   127.0.0.1/32  trust
+EOF
+  if is_root; then chown postgres: "$PG_DATA/vtag.conf" "$PG_DATA/pg_hba.conf"; fi
+}
+
+pg_running() { local bin; bin="$(pg_bin_dir)" && [[ -f "$PG_DATA/postmaster.pid" ]] && as_pg "$bin/pg_ctl" status -D "$PG_DATA" >/dev/null 2>&1; }
+
+pg_psql() { "$(pg_bin_dir)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$VTAG_PG_PORT" -U postgres "$@"; }
+
+start_postgres() {
+  local bin
+  bin="$(pg_bin_dir)" || die "postgres is not installed: run scripts/stack.sh install"
+  if pg_running; then
+    log "postgres: already running (pid $(head -n1 "$PG_DATA/postmaster.pid")) on 127.0.0.1:$VTAG_PG_PORT"
+  else
+    if port_open "$VTAG_PG_PORT"; then die "postgres: port $VTAG_PG_PORT is already taken by another program"; fi
+    pg_prepare "$bin"
+    local t0=$SECONDS
+    as_pg "$bin/pg_ctl" start -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 9>&- >/dev/null \
+      || { tail_log "$LOG_DIR/postgres.log"; die "postgres: pg_ctl start failed"; }
+    log "postgres: started on 127.0.0.1:$VTAG_PG_PORT in $((SECONDS - t0)) s"
+  fi
+  head -n1 "$PG_DATA/postmaster.pid" >"$(pid_file postgres)"
+  "$bin/pg_isready" -q -h 127.0.0.1 -p "$VTAG_PG_PORT" || die "postgres: pg_isready fails"
+  if [[ "$(pg_psql -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'vtag'")" != 1 ]]; then
+    log "postgres: creating role vtag"
+    pg_psql -d postgres -c "CREATE ROLE vtag LOGIN SUPERUSER"
+  fi
+  if [[ "$(pg_psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'vtag'")" != 1 ]]; then
+    log "postgres: creating database vtag"
+    pg_psql -d postgres -c "CREATE DATABASE vtag OWNER vtag"
+  fi
+}
+
+stop_postgres() {
+  local bin
+  if pg_running; then
+    bin="$(pg_bin_dir)"
+    log "postgres: stopping (pg_ctl stop -m fast)"
+    as_pg "$bin/pg_ctl" stop -D "$PG_DATA" -m fast -w -t 30 >/dev/null \
+      || kill_pid_file postgres postgres
+    log "postgres: stopped"
+  else
+    kill_pid_file postgres postgres  # leftovers of a half-started run; says "not running" otherwise
+  fi
+  rm -f "$(pid_file postgres)"
+}
+
+status_postgres() {
+  local bin
+  bin="$(pg_bin_dir)" || { echo "postgres  down (not installed)"; return 1; }
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$VTAG_PG_PORT" && pg_running; then
+    echo "postgres  up    127.0.0.1:$VTAG_PG_PORT  pid $(head -n1 "$PG_DATA/postmaster.pid")  data $PG_DATA"
+  else
+    echo "postgres  down  127.0.0.1:$VTAG_PG_PORT"; return 1
+  fi
+}
+
+# ---------------------------------------------------------------- kafka (tansu) ----
+tansu_bin() {
+  if [[ -n "${VTAG_TANSU_BIN:-}" ]]; then
+    [[ -x "$VTAG_TANSU_BIN" ]] && { echo "$VTAG_TANSU_BIN"; return 0; }
+    return 1
+  fi
+  local b
+  if b="$(command -v tansu 2>/dev/null)"; then echo "$b"; return 0; fi
+  b="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+  [[ -x "$b" ]] && { echo "$b"; return 0; }
+  return 1
+}
+
+install_tansu() {
+  local b
+  if b="$(tansu_bin)"; then log "kafka: tansu present at $b"; return 0; fi
+  [[ -n "${VTAG_TANSU_BIN:-}" ]] && die "kafka: VTAG_TANSU_BIN=$VTAG_TANSU_BIN is not an executable"
+  # do not start a second build if one is already running (read-only look at the process table)
+  if pgrep -f "cargo install tansu" >/dev/null 2>&1; then
+    log "kafka: a 'cargo install tansu' is already running; waiting for it to finish"
+    while pgrep -f "cargo install tansu" >/dev/null 2>&1; do sleep 30; done
+    b="$(tansu_bin)" || die "kafka: the running tansu build finished without a binary"
+    log "kafka: tansu present at $b"; return 0
+  fi
+  log "kafka: building tansu $TANSU_VERSION with the sqlite engine (cargo install; ~14 min on 2 cores, once per machine)"
+  cargo install tansu --locked --version "$TANSU_VERSION" --no-default-features --features libsql
+  b="$(tansu_bin)" || die "kafka: cargo install finished but no tansu binary found"
+  log "kafka: tansu installed at $b"
+}
+
+# Kafka protocol check: ApiVersions v0 and Metadata v0 round-trips; prints the advertised brokers.
+kafka_probe() {
+  python3 - "$1" <<'PY'
+import socket, struct, sys
+port = int(sys.argv[1])
+def call(s, key, ver, corr, body=b""):
+    cid = b"vtag-stack"
+    req = struct.pack(">hhih", key, ver, corr, len(cid)) + cid + body
+    s.sendall(struct.pack(">i", len(req)) + req)
+    def rd(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c: raise SystemExit("connection closed")
+            b += c
+        return b
+    resp = rd(struct.unpack(">i", rd(4))[0])
+    if struct.unpack(">i", resp[:4])[0] != corr: raise SystemExit("bad correlation id")
+    return resp[4:]
+with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    r = call(s, 18, 0, 1)                       # ApiVersions v0
+    if struct.unpack(">h", r[:2])[0] != 0: raise SystemExit("ApiVersions error")
+    r = call(s, 3, 0, 2, struct.pack(">i", 0))  # Metadata v0, no topics
+    n, o, out = struct.unpack(">i", r[:4])[0], 4, []
+    for _ in range(n):
+        node, hl = struct.unpack(">ih", r[o:o + 6]); o += 6
+        host = r[o:o + hl].decode(); o += hl
+        out.append(f"{node}@{host}:{struct.unpack('>i', r[o:o + 4])[0]}"); o += 4
+    print(" ".join(out))
+PY
+}
+
+start_kafka() {
+  local bin pid logf="$LOG_DIR/kafka.log"
+  if pid="$(live_pid kafka tansu)"; then
+    log "kafka: already running (pid $pid) on 127.0.0.1:$VTAG_KAFKA_PORT"
+    return 0
+  fi
+  bin="$(tansu_bin)" || die "kafka: tansu not found (set VTAG_TANSU_BIN or run scripts/stack.sh install)"
+  if port_open "$VTAG_KAFKA_PORT"; then die "kafka: port $VTAG_KAFKA_PORT is already taken by another program"; fi
+  mkdir -p "$TANSU_DIR" "$LOG_DIR" "$PID_DIR"
+  printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
+  local t0=$SECONDS i brokers=""
+  RUST_LOG="${RUST_LOG:-info}" spawn kafka "$logf" "$TANSU_DIR" "$bin" broker \
+    --listener-url "tcp://127.0.0.1:$VTAG_KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$VTAG_KAFKA_PORT" \
+    --storage-engine "sqlite://tansu.db"
+  for ((i = 0; i < 120; i++)); do
+    if ! pid="$(live_pid kafka tansu 2>/dev/null)"; then
+      tail_log "$logf"; die "kafka: tansu exited during start"
+    fi
+    if port_open "$VTAG_KAFKA_PORT" && brokers="$(kafka_probe "$VTAG_KAFKA_PORT" 2>/dev/null)"; then
+      log "kafka: tansu up on 127.0.0.1:$VTAG_KAFKA_PORT (pid $pid, brokers $brokers) in $((SECONDS - t0)) s"
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail_log "$logf"
+  die "kafka: not ready after 60 s (pid $pid still running; stop it with scripts/stack.sh stop kafka)"
+}
+
+stop_kafka() { kill_pid_file kafka tansu; }
+
+status_kafka() {
+  local pid brokers
+  if pid="$(live_pid kafka tansu 2>/dev/null)" && brokers="$(kafka_probe "$VTAG_KAFKA_PORT" 2>/dev/null)"; then
+    echo "kafka     up    127.0.0.1:$VTAG_KAFKA_PORT  pid $pid  brokers $brokers  data $TANSU_DIR/tansu.db"
+  else
+    echo "kafka     down  127.0.0.1:$VTAG_KAFKA_PORT"; return 1
+  fi
+}
+
+# ---------------------------------------------------------------- schema registry ----
+http_ok() { # URL -> 0 if HTTP 2xx
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null
+  else
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "$1" 2>/dev/null
+  fi
+}
+
+start_registry() {
+  local bin="$VTAG_BIN_DIR/vtag-schema-registry" pid logf="$LOG_DIR/registry.log"
+  local url="http://127.0.0.1:$VTAG_REGISTRY_PORT/health"
+  if pid="$(live_pid registry vtag-schema-registry)"; then
+    log "registry: already running (pid $pid) on 127.0.0.1:$VTAG_REGISTRY_PORT"
+    return 0
+  fi
+  [[ -x "$bin" ]] || die "registry: $bin not found; build it first: cargo build --release -p vtag-schema-registry"
+  if port_open "$VTAG_REGISTRY_PORT"; then die "registry: port $VTAG_REGISTRY_PORT is already taken by another program"; fi
+  mkdir -p "$REGISTRY_DIR" "$LOG_DIR" "$PID_DIR"
+  printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
+  local t0=$SECONDS i
+  spawn registry "$logf" "$REGISTRY_DIR" "$bin" --listen "127.0.0.1:$VTAG_REGISTRY_PORT" --data-dir "$REGISTRY_DIR"
+  for ((i = 0; i < 60; i++)); do
+    if ! pid="$(live_pid registry vtag-schema-registry 2>/dev/null)"; then
+      tail_log "$logf"; die "registry: exited during start"
+    fi
+    if http_ok "$url"; then
+      log "registry: up on 127.0.0.1:$VTAG_REGISTRY_PORT (pid $pid) in $((SECONDS - t0)) s"
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail_log "$logf"
+  die "registry: $url not healthy after 30 s (pid $pid still running; stop it with scripts/stack.sh stop registry)"
+}
+
+stop_registry() { kill_pid_file registry vtag-schema-registry; }
+
+status_registry() {
+  local pid
+  if pid="$(live_pid registry vtag-schema-registry 2>/dev/null)" && http_ok "http://127.0.0.1:$VTAG_REGISTRY_PORT/health"; then
+    echo "registry  up    127.0.0.1:$VTAG_REGISTRY_PORT  pid $pid  data $REGISTRY_DIR"
+  else
+    echo "registry  down  127.0.0.1:$VTAG_REGISTRY_PORT"; return 1
+  fi
+}
+
+# ---------------------------------------------------------------- commands ----
+lock() { # serialize concurrent install/start/stop runs on the same VTAG_HOME
+  exec 9>"$VTAG_HOME/.stack.lock"
+  flock 9
+}
+
+cmd_install() {
+  local c
+  set_comps postgres kafka -- "$@"
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  for c in "${COMPS[@]}"; do
+    case "$c" in
+      postgres) install_postgres ;;
+      kafka) install_tansu ;;
+      registry) log "registry: built from this repo (cargo build --release -p vtag-schema-registry)" ;;
+    esac
+  done
+}
+
+cmd_start() {
+  local c
+  set_comps "${ALL_COMPONENTS[@]}" -- "$@"
+  mkdir -p "$PID_DIR" "$LOG_DIR"
+  for c in "${COMPS[@]}"; do "start_$c"; done
+}
+
+cmd_stop() {
+  local c
+  set_comps "${ALL_COMPONENTS[@]}" -- "$@"
+  for c in registry kafka postgres; do  # reverse start order
+    if [[ " ${COMPS[*]} " == *" $c "* ]]; then "stop_$c"; fi
+  done
+}
+
+cmd_status() {
+  local c rc=0
+  set_comps "${ALL_COMPONENTS[@]}" -- "$@"
+  for c in "${COMPS[@]}"; do "status_$c" || rc=3; done
+  return "$rc"
+}
+
+cmd_env() {
+  local tb
+  tb="$(tansu_bin || true)"
+  printf 'export VTAG_HOME=%q\n' "$VTAG_HOME"
+  printf 'export VTAG_BIN_DIR=%q\n' "$VTAG_BIN_DIR"
+  printf 'export VTAG_PG_PORT=%q VTAG_KAFKA_PORT=%q VTAG_REGISTRY_PORT=%q\n' "$VTAG_PG_PORT" "$VTAG_KAFKA_PORT" "$VTAG_REGISTRY_PORT"
+  printf 'export VTAG_DATABASE_URL=%q\n' "postgres://vtag@127.0.0.1:$VTAG_PG_PORT/vtag"
+  printf 'export VTAG_PG_ADMIN_URL=%q\n' "postgres://vtag@127.0.0.1:$VTAG_PG_PORT/postgres"
+  printf 'export VTAG_KAFKA_BROKERS=%q\n' "127.0.0.1:$VTAG_KAFKA_PORT"
+  printf 'export VTAG_SCHEMA_REGISTRY_URL=%q\n' "http://127.0.0.1:$VTAG_REGISTRY_PORT"
+  printf 'export VTAG_TANSU_BIN=%q\n' "$tb"
+}
+
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    install) lock; cmd_install "$@" ;;
+    start) lock; cmd_start "$@" ;;
+    stop) lock; cmd_stop "$@" ;;
+    status) cmd_status "$@" ;;
+    env) cmd_env ;;
+    -h|--help|help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
