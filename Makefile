@@ -38,10 +38,12 @@ run: stack
 	  echo "make run: $(SERVICES) does not exist yet; the stack is up, services were not started"
 	fi
 
+# Tests use the debug profile end to end (one compile of everything, no release build): the
+# binaries they spawn and the stack's registry come from target/debug.
+test: export VTAG_BIN_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug
 test: install
-	cargo build --release -p vtag-schema-registry
+	cargo build --workspace --bins --tests
 	$(STACK) start
-	cargo build --release --bins
 	eval "$$($(STACK) env)"
 	if cargo nextest --version >/dev/null 2>&1; then
 	  cargo nextest run --workspace --no-fail-fast

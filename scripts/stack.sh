@@ -10,7 +10,8 @@
 #
 # COMPONENT: postgres (pg), kafka (tansu), registry (schema-registry).
 # Environment: VTAG_HOME (default <repo>/.vtag), VTAG_PG_PORT (55432), VTAG_KAFKA_PORT (19092),
-# VTAG_REGISTRY_PORT (18081), VTAG_TANSU_BIN, VTAG_BIN_DIR (default <repo>/target/release).
+# VTAG_REGISTRY_PORT (18081), VTAG_TANSU_BIN, VTAG_BIN_DIR (default <repo>/target/release),
+# VTAG_TANSU_LOG (RUST_LOG for the broker, default warn; tansu is very chatty at info).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +42,7 @@ apt_install() {
   is_root || die "'$*' is missing and installing it needs root: apt-get install -y $*"
   log "installing $* with apt-get"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
 }
 
 COMPS=()
@@ -72,7 +73,7 @@ live_pid() {
   [[ -f "$f" ]] || return 1
   pid="$(head -n1 "$f" 2>/dev/null | tr -dc '0-9')"
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$match"; then
+     && grep -qa -- "$match" "/proc/$pid/cmdline" 2>/dev/null; then
     echo "$pid"
     return 0
   fi
@@ -316,7 +317,8 @@ start_kafka() {
   mkdir -p "$TANSU_DIR" "$LOG_DIR" "$PID_DIR"
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
   local t0=$SECONDS i brokers=""
-  RUST_LOG="${RUST_LOG:-info}" spawn kafka "$logf" "$TANSU_DIR" "$bin" broker \
+  # SCHEMA_REGISTRY in the environment would turn on tansu's own record validation: keep it out
+  RUST_LOG="${VTAG_TANSU_LOG:-warn}" spawn kafka "$logf" "$TANSU_DIR" env -u SCHEMA_REGISTRY "$bin" broker \
     --listener-url "tcp://127.0.0.1:$VTAG_KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$VTAG_KAFKA_PORT" \
     --storage-engine "sqlite://tansu.db"
@@ -446,7 +448,7 @@ cmd_env() {
   printf 'export VTAG_TANSU_BIN=%q\n' "$tb"
 }
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"

@@ -1,1 +1,18 @@
+//! The event log: everything about how vtag's facts are written to and read from Kafka.
+//!
+//! - [`topics`]: topic names, partition count, Kafka-compatible key placement, topic creation.
+//! - [`schemas`]: the Avro contract in `schemas/avro/` and its registration (TopicRecordNameStrategy).
+//! - [`codec`]: domain events ⇄ Confluent wire format through `schema_registry_converter`.
+//! - [`position`]: log positions, the read-your-writes token handed to clients.
+//! - [`kafka`]: producer and consumer settings shared by every binary.
 
+mod avro_value;
+pub mod codec;
+pub mod kafka;
+pub mod position;
+pub mod schemas;
+pub mod topics;
+
+pub use codec::{DecodeError, EventCodec};
+pub use position::LogPosition;
+pub use topics::{partition_for, EventTopics};

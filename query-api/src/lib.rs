@@ -1,1 +1,63 @@
+//! The query API: the read side of vtag. It serves the Postgres read model that the postgres
+//! projector maintains, and nothing else — it never writes and never migrates, and native cloud
+//! tags, which are not in the read model, can never come out of it.
+//!
+//! Map:
+//! - [`settings`]: configuration from `VTAG_*` environment variables.
+//! - [`state`]: the shared [`AppState`] and the read-only Postgres pool.
+//! - [`consistency`]: read-your-writes — wait (bounded) until the projector has passed the
+//!   client's `X-Consistency-Token`.
+//! - [`resources`]: SQL for one resource and its virtual tags (by vtag UUID or cloud id).
+//! - [`audit`]: SQL, input rules and keyset cursor for the audit trail.
+//! - [`rest`]: the REST handlers; [`graphql`]: the GraphQL schema and its HTTP glue.
+//! - [`rfc3339`]: the single timestamp format clients see.
+//!
+//! Invariants: the tenant comes only from the verified token and every tenant-data statement is
+//! filtered by it (another tenant's resource is a 404, like a missing one); every error is
+//! problem+json; every endpoint but `/health` (and the static GraphiQL page) needs a viewer token.
 
+pub mod audit;
+pub mod consistency;
+pub mod graphql;
+pub mod resources;
+pub mod rest;
+pub mod rfc3339;
+pub mod settings;
+pub mod state;
+
+use std::future::Future;
+
+use axum::routing::get;
+use axum::Router;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(rest::health))
+        .route("/api/v1/resources/{id}/virtual-tags", get(rest::resource_virtual_tags))
+        .route("/api/v1/audit-trail", get(rest::audit_trail))
+        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .fallback(rest::no_route)
+        .method_not_allowed_fallback(rest::wrong_method)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests. The listener is a parameter
+/// so tests can bind port 0.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::from_settings(&settings).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        topic = state.consistency.topic(),
+        consistency_wait_ms = settings.consistency_wait.as_millis() as u64,
+        "query API listening"
+    );
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

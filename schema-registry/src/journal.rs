@@ -224,7 +224,7 @@ mod tests {
         let text = format!("{}{}{{\"op\":\"regi", line(&entry(1)), line(&entry(2)));
         let (entries, good) = parse(text.as_bytes(), Path::new("j")).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(good as usize, text.find("{\"op\":\"regi").unwrap());
+        assert_eq!(good as usize, text.rfind("{\"op\":\"regi").unwrap());
     }
 
     #[test]

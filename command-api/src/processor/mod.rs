@@ -1,0 +1,207 @@
+//! The command processor: the single writer of every partition of the event topic.
+//!
+//! Kafka has no conditional append, so optimistic concurrency lives here (DESIGN-NOTES rule 3): each
+//! partition's state sits behind one lock; a command is decided against it, its events are appended
+//! with an idempotent producer, and only the broker's acknowledgement makes the answer final. A write
+//! whose fate is unknown marks the partition untrusted and it is rebuilt from the log before deciding
+//! anything else. Event ids derive from command ids, and recent outcomes are remembered by command
+//! id, so a client that re-sends a command gets the original answer and the log gets no duplicate.
+//!
+//! One process owns all partitions today. Running several command APIs needs partition ownership
+//! handed out by a consumer group (see ARCHITECTURE.md); until then, run exactly one.
+
+mod partition;
+mod rebuild;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::Mutex;
+use vtag_domain::{decide, CommandContext, ResourceCommand, ResourceError, ResourceId};
+use vtag_eventlog::kafka::producer_config;
+use vtag_eventlog::{partition_for, EventCodec, EventTopics};
+
+pub use partition::Outcome;
+use partition::PartitionState;
+
+use crate::settings::Settings;
+
+/// One command addressed to one aggregate.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub aggregate: ResourceId,
+    pub command: ResourceCommand,
+    pub context: CommandContext,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Refused(#[from] ResourceError),
+    /// The write could not be confirmed. Re-sending the same command (same id) is safe.
+    #[error("the event log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub struct CommandProcessor {
+    brokers: String,
+    codec: EventCodec,
+    producer: FutureProducer,
+    partitions: Vec<Mutex<PartitionState>>,
+}
+
+impl CommandProcessor {
+    /// Ensures topics and schemas exist, then rebuilds every partition's state from the log.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
+        topics.ensure_created(&settings.brokers).await?;
+        let codec = EventCodec::new(&settings.registry_url, topics.resource_events())?;
+        let registered = codec.register_schemas().await?;
+        tracing::info!(?registered, "event schemas registered");
+        let producer: FutureProducer = producer_config(&settings.brokers).create()?;
+        let count = actual_partitions(&settings.brokers, codec.topic())?;
+        let mut partitions = Vec::with_capacity(count as usize);
+        for p in 0..count {
+            partitions.push(Mutex::new(rebuild::rebuild_partition(&settings.brokers, &codec, p).await?));
+        }
+        Ok(Self { brokers: settings.brokers.clone(), codec, producer, partitions })
+    }
+
+    pub fn partition_of(&self, aggregate: &ResourceId) -> i32 {
+        partition_for(aggregate.to_string().as_bytes(), self.partitions.len() as i32)
+    }
+
+    /// Decides and records a batch of commands. Commands for the same partition are handled in
+    /// order; partitions proceed in parallel. One result per submission, in the same order.
+    pub async fn submit(&self, submissions: Vec<Submission>) -> Vec<Result<Outcome, SubmitError>> {
+        let mut by_partition: Vec<Vec<(usize, Submission)>> = vec![Vec::new(); self.partitions.len()];
+        let total = submissions.len();
+        for (i, s) in submissions.into_iter().enumerate() {
+            let p = self.partition_of(&s.aggregate) as usize;
+            by_partition[p].push((i, s));
+        }
+        let groups = by_partition
+            .into_iter()
+            .enumerate()
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(p, group)| self.submit_to_partition(p as i32, group));
+        let mut results: Vec<Option<Result<Outcome, SubmitError>>> = (0..total).map(|_| None).collect();
+        for group in join_all(groups).await {
+            for (i, r) in group {
+                results[i] = Some(r);
+            }
+        }
+        results.into_iter().map(|r| r.expect("every submission answered")).collect()
+    }
+
+    async fn submit_to_partition(
+        &self,
+        partition: i32,
+        group: Vec<(usize, Submission)>,
+    ) -> Vec<(usize, Result<Outcome, SubmitError>)> {
+        let mut state = self.partitions[partition as usize].lock().await;
+        if !state.trusted {
+            match rebuild::rebuild_partition(&self.brokers, &self.codec, partition).await {
+                Ok(fresh) => *state = fresh,
+                Err(e) => {
+                    let reason = format!("partition {partition} is recovering: {e}");
+                    return group.into_iter().map(|(i, _)| (i, Err(SubmitError::Unavailable(reason.clone())))).collect();
+                }
+            }
+        }
+
+        // Decide everything first (state moves on optimistically), send everything, then await the
+        // acknowledgements together: the producer pipelines, the lock keeps the order.
+        let mut answers: Vec<(usize, Result<Outcome, SubmitError>)> = Vec::with_capacity(group.len());
+        let mut pending = Vec::new();
+        for (i, s) in group {
+            if let Some(done) = state.outcome_of(&s.context.command_id) {
+                answers.push((i, Ok(done.clone())));
+                continue;
+            }
+            let current = state.state_of(&s.aggregate);
+            let events = match decide(&current, s.aggregate, &s.command, &s.context) {
+                Ok(events) => events,
+                Err(refused) => {
+                    answers.push((i, Err(refused.into())));
+                    continue;
+                }
+            };
+            if events.is_empty() {
+                let outcome = Outcome { resource_id: s.aggregate, version: current.version, events: 0, position: None };
+                answers.push((i, Ok(outcome)));
+                continue;
+            }
+            let mut deliveries = Vec::with_capacity(events.len());
+            for recorded in &events {
+                let sent = match self.codec.encode(recorded).await {
+                    Ok(payload) => self.send(partition, &recorded.envelope.aggregate_id, payload),
+                    Err(e) => Err(e.to_string()),
+                };
+                deliveries.push(sent);
+                state.apply(recorded);
+            }
+            let version = events.last().map_or(current.version, |e| e.envelope.aggregate_version);
+            pending.push((i, s.context.command_id, s.aggregate, version, events.len(), deliveries));
+        }
+
+        let mut unconfirmed = false;
+        for (i, command_id, aggregate, version, count, deliveries) in pending {
+            let mut position = None;
+            let mut failure = None;
+            for d in deliveries {
+                match d {
+                    Ok(future) => match future.await {
+                        Ok(Ok(delivered)) => position = Some((delivered.partition, delivered.offset)),
+                        Ok(Err((e, _))) => failure = Some(e.to_string()),
+                        Err(_) => failure = Some("delivery cancelled".to_owned()),
+                    },
+                    Err(e) => failure = Some(e),
+                }
+            }
+            match failure {
+                None => {
+                    let outcome = Outcome { resource_id: aggregate, version, events: count, position };
+                    state.remember(command_id, outcome.clone());
+                    answers.push((i, Ok(outcome)));
+                }
+                Some(reason) => {
+                    unconfirmed = true;
+                    tracing::error!(partition, %reason, "event append not confirmed");
+                    answers.push((i, Err(SubmitError::Unavailable(reason))));
+                }
+            }
+        }
+        if unconfirmed {
+            state.trusted = false;
+        }
+        answers
+    }
+
+    fn send(
+        &self,
+        partition: i32,
+        aggregate: &ResourceId,
+        payload: Vec<u8>,
+    ) -> Result<rdkafka::producer::DeliveryFuture, String> {
+        let key = aggregate.to_string();
+        let record = FutureRecord::to(self.codec.topic()).partition(partition).key(&key).payload(&payload);
+        self.producer.send_result(record).map_err(|(e, _)| e.to_string())
+    }
+
+    /// Waits for every queued event to reach the broker (used on shutdown).
+    pub fn flush(&self) {
+        use rdkafka::producer::Producer;
+        let _ = self.producer.flush(Duration::from_secs(10));
+    }
+}
+
+fn actual_partitions(brokers: &str, topic: &str) -> anyhow::Result<i32> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = vtag_eventlog::kafka::assigned_consumer_config(brokers, "vtag-command-metadata").create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let count = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32);
+    anyhow::ensure!(count > 0, "topic {topic} has no partitions");
+    Ok(count)
+}

@@ -1,0 +1,65 @@
+//! What the single writer of one partition remembers: the state of each aggregate in it, and the
+//! outcome of recent commands so a re-sent command is answered, not re-applied.
+
+use std::collections::{HashMap, VecDeque};
+
+use uuid::Uuid;
+use vtag_domain::{evolve, Recorded, ResourceEvent, ResourceId, ResourceState};
+
+/// The answer to a command that was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub resource_id: ResourceId,
+    /// The aggregate version after the command.
+    pub version: u64,
+    /// How many events the command recorded (0: nothing had changed).
+    pub events: usize,
+    /// (partition, offset) of the last event recorded, for the read-your-writes token.
+    pub position: Option<(i32, i64)>,
+}
+
+#[derive(Default)]
+pub struct PartitionState {
+    pub aggregates: HashMap<ResourceId, ResourceState>,
+    recent: HashMap<Uuid, Outcome>,
+    recent_order: VecDeque<Uuid>,
+    /// False after a write whose fate is unknown: the in-memory state may be ahead of the log, so
+    /// the partition is rebuilt from the log before it decides anything else.
+    pub trusted: bool,
+}
+
+/// How many command outcomes each partition remembers for de-duplication. Clients retry within
+/// seconds; this covers far more than that at any realistic rate.
+const RECENT_COMMANDS: usize = 100_000;
+
+impl PartitionState {
+    /// An empty partition whose state matches the log (used before replaying it).
+    pub fn trusted() -> Self {
+        Self { trusted: true, ..Default::default() }
+    }
+
+    pub fn state_of(&self, id: &ResourceId) -> ResourceState {
+        self.aggregates.get(id).cloned().unwrap_or_default()
+    }
+
+    pub fn apply(&mut self, recorded: &Recorded<ResourceEvent>) {
+        let id = recorded.envelope.aggregate_id;
+        let state = self.aggregates.remove(&id).unwrap_or_default();
+        self.aggregates.insert(id, evolve(state, recorded));
+    }
+
+    pub fn outcome_of(&self, command_id: &Uuid) -> Option<&Outcome> {
+        self.recent.get(command_id)
+    }
+
+    pub fn remember(&mut self, command_id: Uuid, outcome: Outcome) {
+        if self.recent.insert(command_id, outcome).is_none() {
+            self.recent_order.push_back(command_id);
+            if self.recent_order.len() > RECENT_COMMANDS {
+                if let Some(old) = self.recent_order.pop_front() {
+                    self.recent.remove(&old);
+                }
+            }
+        }
+    }
+}

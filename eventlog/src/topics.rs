@@ -1,0 +1,125 @@
+//! Topic layout. Event topics keep everything forever (`retention.ms=-1`, delete policy, never
+//! compacted: the log is the record) and have a partition count fixed up front, because the
+//! partition of an aggregate must never move.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// The topics of one vtag installation. A prefix lets tests (and several installations sharing a
+/// cluster) keep their logs apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTopics {
+    pub prefix: String,
+    pub partitions: i32,
+}
+
+impl EventTopics {
+    pub fn new(prefix: impl Into<String>, partitions: i32) -> Self {
+        Self { prefix: prefix.into(), partitions }
+    }
+
+    /// Every event of the `Resource` aggregate, keyed by aggregate id.
+    pub fn resource_events(&self) -> String {
+        format!("{}resource-events", self.prefix)
+    }
+
+    /// Events a projector could not apply, with the original position and error in headers.
+    pub fn dead_letters(&self) -> String {
+        format!("{}resource-events.dlq", self.prefix)
+    }
+
+    /// Creates the topics if they are missing. Idempotent.
+    pub async fn ensure_created(&self, brokers: &str) -> Result<(), rdkafka::error::KafkaError> {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+        let events = self.resource_events();
+        let dlq = self.dead_letters();
+        let topics = [
+            NewTopic::new(&events, self.partitions, TopicReplication::Fixed(1))
+                .set("retention.ms", "-1")
+                .set("cleanup.policy", "delete"),
+            NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)).set("retention.ms", "-1"),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&topics, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(rdkafka::error::KafkaError::AdminOp(code)).inspect_err(|_| {
+                        tracing::error!(%topic, ?code, "could not create topic");
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's default partitioner (murmur2 of the key, as the Java client computes it), so every
+/// client — librdkafka with `partitioner=murmur2_random`, Java, and our explicit routing — agrees on
+/// which partition owns an aggregate.
+pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
+    ((murmur2(key) & 0x7fff_ffff) % partitions as u32) as i32
+}
+
+fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, b) in tail.iter().enumerate().rev() {
+            h ^= u32::from(*b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        // Vectors from Apache Kafka's UtilsTest.testMurmur2.
+        let cases: [(&str, i32); 6] = [
+            ("21", -973932308),
+            ("foobar", -790332482),
+            ("a-little-bit-long-string", -985981536),
+            ("a-little-bit-longer-string", -1486304829),
+            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            ("abc", 479470107),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(murmur2(input.as_bytes()) as i32, expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn partitions_are_in_range_and_stable() {
+        for i in 0..1000 {
+            let key = format!("key-{i}");
+            let p = partition_for(key.as_bytes(), 6);
+            assert!((0..6).contains(&p));
+            assert_eq!(p, partition_for(key.as_bytes(), 6));
+        }
+    }
+}

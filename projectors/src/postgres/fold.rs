@@ -1,0 +1,287 @@
+//! Folding a batch of events into the row changes of the Postgres read model. Pure: given the
+//! versions the read model already holds, it decides what to write, so the tricky part (duplicates,
+//! replays, remove-then-re-add within one batch) is unit-tested without a database.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use vtag_domain::{Recorded, ResourceEvent};
+
+/// (tenant, resource id)
+pub type AggregateKey = (String, Uuid);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    pub provider: String,
+    pub cloud_resource_id: String,
+    pub resource_type: String,
+    pub name: String,
+    pub account_id: String,
+    pub region: String,
+    pub metadata: serde_json::Value,
+}
+
+/// The state of one `resources` row after the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceChange {
+    /// Set when the batch holds a `ResourceObserved`: the row is (re)written in full.
+    pub description: Option<Description>,
+    pub version: u64,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRow {
+    pub value: String,
+    pub source: String,
+    pub confidence: f64,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub version: u64,
+    pub event_id: Uuid,
+}
+
+/// What happens to one `virtual_tags` row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TagChange {
+    /// The row existed before and was removed in this batch (at this version): delete it first.
+    pub removed_at_version: Option<u64>,
+    /// The value the key carries after the batch, if any.
+    pub set: Option<TagRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub event_id: Uuid,
+    pub tenant: String,
+    pub resource_id: Uuid,
+    pub version: u64,
+    pub action: &'static str,
+    pub tag_key: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub source: Option<String>,
+    pub confidence: Option<f64>,
+    pub actor: String,
+    pub causation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct RowChanges {
+    pub resources: HashMap<AggregateKey, ResourceChange>,
+    pub tags: BTreeMap<(String, Uuid, String), TagChange>,
+    pub audit: Vec<AuditRow>,
+    /// Events at or below the version already folded: replays and duplicates, skipped.
+    pub skipped: usize,
+    /// Events that arrived after a missing version (should never happen; logged).
+    pub gaps: usize,
+}
+
+/// One decoded event and where it sits in the log.
+pub struct Positioned {
+    pub partition: i32,
+    pub offset: i64,
+    pub recorded: Recorded<ResourceEvent>,
+}
+
+/// Folds events (in log order) on top of `known_versions` (what the read model holds now).
+pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) -> RowChanges {
+    let mut out = RowChanges::default();
+    let mut versions: HashMap<AggregateKey, u64> = HashMap::new();
+    for Positioned { partition, offset, recorded } in events {
+        let env = &recorded.envelope;
+        let key: AggregateKey = (env.tenant.as_str().to_owned(), env.aggregate_id.as_uuid());
+        let current = versions.get(&key).or_else(|| known_versions.get(&key)).copied().unwrap_or(0);
+        if env.aggregate_version <= current {
+            out.skipped += 1;
+            continue;
+        }
+        if env.aggregate_version != current + 1 {
+            out.gaps += 1;
+            tracing::error!(tenant = %key.0, aggregate = %key.1, current, got = env.aggregate_version, "version gap in the log");
+        }
+        versions.insert(key.clone(), env.aggregate_version);
+
+        let change = out.resources.entry(key.clone()).or_insert_with(|| ResourceChange {
+            description: None,
+            version: 0,
+            first_seen_at: env.occurred_at,
+            last_changed_at: env.recorded_at,
+        });
+        change.version = env.aggregate_version;
+        change.last_changed_at = env.recorded_at;
+
+        let mut audit = AuditRow {
+            event_id: env.event_id,
+            tenant: key.0.clone(),
+            resource_id: key.1,
+            version: env.aggregate_version,
+            action: recorded.event.event_type(),
+            tag_key: None,
+            old_value: None,
+            new_value: None,
+            source: None,
+            confidence: None,
+            actor: env.actor.as_str().to_owned(),
+            causation_id: env.causation_id,
+            correlation_id: env.correlation_id,
+            occurred_at: env.occurred_at,
+            recorded_at: env.recorded_at,
+            partition: *partition,
+            offset: *offset,
+        };
+
+        match &recorded.event {
+            ResourceEvent::ResourceObserved(e) => {
+                if env.aggregate_version == 1 {
+                    change.first_seen_at = env.occurred_at;
+                }
+                change.description = Some(Description {
+                    provider: e.provider.as_str().to_owned(),
+                    cloud_resource_id: e.cloud_id.as_str().to_owned(),
+                    resource_type: e.description.resource_type.clone(),
+                    name: e.description.name.clone(),
+                    account_id: e.description.account.clone(),
+                    region: e.description.region.clone(),
+                    metadata: serde_json::to_value(&e.description.metadata).unwrap_or_default(),
+                });
+            }
+            // Native tags never reach the query side; the event only moves the version.
+            ResourceEvent::NativeTagsChanged(_) => {}
+            ResourceEvent::VirtualTagApplied(e) => {
+                audit.tag_key = Some(e.key.as_str().to_owned());
+                audit.old_value = e.previous.as_ref().map(|p| p.value.as_str().to_owned());
+                audit.new_value = Some(e.value.as_str().to_owned());
+                audit.source = Some(e.source.as_str().to_owned());
+                audit.confidence = Some(e.confidence.value());
+                let tag = out.tags.entry((key.0.clone(), key.1, e.key.as_str().to_owned())).or_default();
+                tag.set = Some(TagRow {
+                    value: e.value.as_str().to_owned(),
+                    source: e.source.as_str().to_owned(),
+                    confidence: e.confidence.value(),
+                    actor: env.actor.as_str().to_owned(),
+                    at: env.recorded_at,
+                    version: env.aggregate_version,
+                    event_id: env.event_id,
+                });
+            }
+            ResourceEvent::VirtualTagRemoved(e) => {
+                audit.tag_key = Some(e.key.as_str().to_owned());
+                audit.old_value = Some(e.previous.value.as_str().to_owned());
+                audit.source = Some(e.previous.source.as_str().to_owned());
+                let tag = out.tags.entry((key.0.clone(), key.1, e.key.as_str().to_owned())).or_default();
+                tag.removed_at_version = Some(env.aggregate_version);
+                tag.set = None;
+            }
+        }
+        out.audit.push(audit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use vtag_domain::resource::*;
+    use vtag_domain::*;
+
+    fn ctx(n: u128) -> CommandContext {
+        CommandContext {
+            command_id: Uuid::from_u128(n),
+            tenant: TenantId::parse("acme").unwrap(),
+            actor: Actor::parse("alice").unwrap(),
+            correlation_id: Uuid::from_u128(0),
+            occurred_at: Utc::now(),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    fn history() -> (ResourceId, Vec<Positioned>) {
+        let cloud = CloudResourceId::parse("i-1").unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let id = ResourceId::derive(&tenant, Provider::Aws, &cloud);
+        let commands = vec![
+            ResourceCommand::Observe(ObserveResource {
+                provider: Provider::Aws,
+                cloud_id: cloud,
+                description: ResourceDescription::parse("1".into(), "r".into(), "t".into(), "web".into(), BTreeMap::new()).unwrap(),
+                native_tags: NativeTags::default(),
+                observed_at: Utc::now(),
+            }),
+            apply("team", "a"),
+            ResourceCommand::RemoveVirtualTag(RemoveVirtualTag { key: TagKey::parse("team").unwrap(), expected_version: None }),
+            apply("team", "b"),
+        ];
+        let mut state = ResourceState::default();
+        let mut log = Vec::new();
+        for (i, c) in commands.iter().enumerate() {
+            for r in decide(&state, id, c, &ctx(i as u128 + 1)).unwrap() {
+                state = evolve(state, &r);
+                log.push(Positioned { partition: 0, offset: log.len() as i64, recorded: r });
+            }
+        }
+        (id, log)
+    }
+
+    fn apply(k: &str, v: &str) -> ResourceCommand {
+        ResourceCommand::ApplyVirtualTag(ApplyVirtualTag {
+            key: TagKey::parse(k).unwrap(),
+            value: TagValue::parse(v).unwrap(),
+            source: TagSource::Manual,
+            confidence: Confidence::CERTAIN,
+            expected_version: None,
+        })
+    }
+
+    #[test]
+    fn a_whole_history_in_one_batch_ends_in_the_final_state() {
+        let (id, log) = history();
+        let changes = fold(&log, &HashMap::new());
+        let key = ("acme".to_owned(), id.as_uuid());
+        assert_eq!(changes.resources[&key].version, 4);
+        assert!(changes.resources[&key].description.is_some());
+        let tag = &changes.tags[&("acme".to_owned(), id.as_uuid(), "team".to_owned())];
+        assert_eq!(tag.removed_at_version, Some(3), "the old row must go, so created_at restarts");
+        assert_eq!(tag.set.as_ref().unwrap().value, "b");
+        assert_eq!(changes.audit.len(), 4);
+        assert_eq!(changes.skipped, 0);
+    }
+
+    #[test]
+    fn replayed_events_change_nothing() {
+        let (id, log) = history();
+        let known = HashMap::from([(("acme".to_owned(), id.as_uuid()), 4)]);
+        let changes = fold(&log, &known);
+        assert_eq!(changes.skipped, 4);
+        assert!(changes.resources.is_empty() && changes.tags.is_empty() && changes.audit.is_empty());
+    }
+
+    #[test]
+    fn a_partial_replay_applies_only_the_new_tail() {
+        let (id, log) = history();
+        let known = HashMap::from([(("acme".to_owned(), id.as_uuid()), 2)]);
+        let changes = fold(&log, &known);
+        assert_eq!(changes.skipped, 2);
+        assert_eq!(changes.audit.iter().map(|a| a.version).collect::<Vec<_>>(), [3, 4]);
+        assert!(changes.resources.values().all(|r| r.description.is_none()));
+    }
+
+    #[test]
+    fn duplicates_inside_a_batch_are_skipped() {
+        let (_, mut log) = history();
+        let dup = Positioned { partition: 0, offset: 99, recorded: log[1].recorded.clone() };
+        log.insert(2, dup);
+        let changes = fold(&log, &HashMap::new());
+        assert_eq!(changes.skipped, 1);
+        assert_eq!(changes.audit.len(), 4);
+        assert_eq!(changes.gaps, 0);
+    }
+}

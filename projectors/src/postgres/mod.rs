@@ -1,0 +1,126 @@
+//! The Postgres projector: `resources`, `virtual_tags`, `tag_audit`, and its checkpoints.
+
+pub mod fold;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use vtag_eventlog::{DecodeError, EventCodec, EventTopics};
+
+use crate::dead_letter::DeadLetters;
+use crate::settings::Settings;
+use crate::source::{BatchSource, LogRecord};
+use fold::{fold, AggregateKey, Positioned};
+use store::Store;
+
+pub const PROJECTOR: &str = "postgres";
+
+/// Runs the projector until `shutdown` resolves. A batch in flight when shutdown arrives is either
+/// committed whole or not at all.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
+    let topic = topics.resource_events();
+    topics.ensure_created(&settings.brokers).await.context("creating topics")?;
+    let store = Store::connect(&settings.database_url, PROJECTOR, &topic).await.context("connecting to Postgres")?;
+    let _lock = store.lock_single_writer(&settings.database_url).await?;
+    let codec = EventCodec::new(&settings.registry_url, topic.clone()).context("schema registry settings")?;
+    let dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
+
+    let mut checkpoints = store.checkpoints().await?;
+    let probe = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, 0, &checkpoints)?;
+    let partitions = probe.partition_count(&topic)?;
+    drop(probe);
+    let source = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
+    tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
+
+    tokio::pin!(shutdown);
+    loop {
+        let batch = tokio::select! {
+            _ = &mut shutdown => break,
+            batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
+        };
+        project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
+    }
+    tracing::info!("postgres projector stopped");
+    Ok(())
+}
+
+/// Decodes, folds and writes one batch; moves `checkpoints` past it.
+pub async fn project_batch(
+    store: &Store,
+    codec: &EventCodec,
+    dead_letters: &DeadLetters,
+    checkpoints: &mut HashMap<i32, i64>,
+    batch: Vec<LogRecord>,
+) -> anyhow::Result<()> {
+    let mut events = Vec::with_capacity(batch.len());
+    let mut next_offsets: HashMap<i32, i64> = HashMap::new();
+    for record in &batch {
+        // Already folded (the source may hand out a record twice around a reconnect).
+        if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
+            continue;
+        }
+        next_offsets.insert(record.partition, record.offset + 1);
+        match decode_with_retry(codec, &record.payload).await {
+            Ok(recorded) => events.push(Positioned { partition: record.partition, offset: record.offset, recorded }),
+            Err(reason) => {
+                tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering an event");
+                dead_letters.park(record, &reason).await.context("writing to the dead-letter topic")?;
+            }
+        }
+    }
+    if next_offsets.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<AggregateKey> = events
+        .iter()
+        .map(|e| (e.recorded.envelope.tenant.as_str().to_owned(), e.recorded.envelope.aggregate_id.as_uuid()))
+        .collect();
+    let known = store.versions(&keys).await?;
+    let changes = fold(&events, &known);
+    write_with_retry(store, &changes, &next_offsets).await?;
+    checkpoints.extend(next_offsets);
+    if changes.skipped > 0 {
+        tracing::debug!(skipped = changes.skipped, "skipped events already in the read model");
+    }
+    Ok(())
+}
+
+/// Registry outages are transient: wait them out. Anything else about the bytes is permanent.
+async fn decode_with_retry(codec: &EventCodec, payload: &[u8]) -> Result<vtag_domain::Recorded<vtag_domain::ResourceEvent>, String> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match codec.decode(payload).await {
+            Ok(e) => return Ok(e),
+            Err(DecodeError::Poison(reason)) => return Err(reason),
+            Err(DecodeError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "schema registry unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn write_with_retry(store: &Store, changes: &fold::RowChanges, next: &HashMap<i32, i64>) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match store.write(changes, next).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 20 && is_transient(&e) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "read-model write failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(e).context("writing the read model"),
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_))
+        || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("40") || c.starts_with("08") || c.starts_with("57")))
+}

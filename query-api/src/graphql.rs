@@ -1,0 +1,388 @@
+//! GraphQL: the seed's `resource(id)` query and the audit trail, over the same SQL as REST
+//! (`resources::find`, `audit::fetch`). POST needs a token; the GraphiQL page (GET) is static
+//! and public because it holds no data.
+
+use async_graphql::{
+    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputValueError, InputValueResult, Object, Scalar,
+    ScalarType, Schema, SimpleObject, Value, ID,
+};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::response::Html;
+use sqlx::PgPool;
+use vtag_domain::Provider;
+use vtag_service::{Caller, Problem, Role};
+
+use crate::audit::{self, AuditEntry, AuditInput, GRAPHQL_NAMES};
+use crate::consistency::{self, ConsistencyToken};
+use crate::resources::{self, VirtualTag as TagRow};
+use crate::rfc3339;
+use crate::state::AppState;
+
+pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+
+/// Depth and complexity limits keep one request from fanning out into an expensive query.
+pub fn schema(pool: PgPool) -> QuerySchema {
+    Schema::build(QueryRoot, EmptyMutation, EmptySubscription).data(pool).limit_depth(10).limit_complexity(500).finish()
+}
+
+/// `POST /graphql`. The caller's writes are waited for once, before any resolver runs, so every
+/// field of the response sees them.
+#[tracing::instrument(skip_all, fields(tenant = %caller.tenant))]
+pub async fn execute(
+    State(state): State<AppState>,
+    caller: Caller,
+    token: ConsistencyToken,
+    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
+) -> Result<GraphQLResponse, Problem> {
+    caller.require(Role::Viewer)?;
+    let request = request.map_err(|e| Problem::malformed(format!("not a GraphQL request: {}", e.0)))?;
+    consistency::wait_until_visible(&state.pool, &state.consistency, &token).await?;
+    Ok(state.schema.execute(request.into_inner().data(caller)).await.into())
+}
+
+/// `GET /graphql`: GraphiQL, loaded from a CDN; paste a token into its Headers tab.
+pub async fn graphiql() -> Html<&'static str> {
+    Html(GRAPHIQL)
+}
+
+const GRAPHIQL: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>vtag GraphQL</title>
+  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+</head>
+<body style="margin:0">
+  <div id="graphiql" style="height:100vh"></div>
+  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+  <script>
+    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    ReactDOM.createRoot(document.getElementById('graphiql')).render(
+      React.createElement(GraphiQL, {
+        fetcher,
+        defaultHeaders: '{"Authorization": "Bearer <token>"}',
+        defaultQuery: 'query {\n  resource(id: "<uuid or cloud id>") {\n    id name provider type\n    virtualTags { key value source confidence updatedAt }\n  }\n}\n',
+      }),
+    );
+  </script>
+</body>
+</html>
+"#;
+
+/// A problem as a GraphQL error: the same type, status and field errors, under `extensions`.
+fn gql_error(p: Problem) -> async_graphql::Error {
+    let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
+    async_graphql::Error::new(message).extend_with(|_, e| {
+        e.set("type", p.kind.clone());
+        e.set("status", p.status);
+        if !p.errors.is_empty() {
+            if let Ok(errors) = Value::from_json(serde_json::to_value(&p.errors).unwrap_or_default()) {
+                e.set("errors", errors);
+            }
+        }
+    })
+}
+
+/// The tenant comes from the verified token only; `execute` puts the caller into every request.
+fn caller<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
+    let caller = ctx.data::<Caller>().map_err(|_| gql_error(Problem::unauthorized("send Authorization: Bearer <token>")))?;
+    caller.require(Role::Viewer).map_err(gql_error)?;
+    Ok(caller)
+}
+
+/// RFC 3339 in UTC with `Z`, the same text as the REST API (async-graphql's own chrono scalar
+/// prints `+00:00`).
+#[derive(Debug, Clone, Copy)]
+pub struct DateTime(pub chrono::DateTime<chrono::Utc>);
+
+#[Scalar(name = "DateTime")]
+impl ScalarType for DateTime {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => rfc3339::parse(s)
+                .map(DateTime)
+                .ok_or_else(|| InputValueError::custom("must be an RFC 3339 time, e.g. 2025-11-17T10:00:00Z")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(rfc3339::format(&self.0))
+    }
+}
+
+/// The seed's enum.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagSource {
+    Inferred,
+    RuleBased,
+    AiSuggested,
+    UserConfirmed,
+    Manual,
+}
+
+impl TagSource {
+    fn from_stored(raw: &str) -> async_graphql::Result<Self> {
+        use vtag_domain::TagSource as S;
+        match S::parse(raw).map_err(|e| async_graphql::Error::new(format!("stored tag source '{raw}': {e}")))? {
+            S::Inferred => Ok(Self::Inferred),
+            S::RuleBased => Ok(Self::RuleBased),
+            S::AiSuggested => Ok(Self::AiSuggested),
+            S::UserConfirmed => Ok(Self::UserConfirmed),
+            S::Manual => Ok(Self::Manual),
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudProvider {
+    Aws,
+    Azure,
+    Gcp,
+}
+
+impl From<CloudProvider> for Provider {
+    fn from(p: CloudProvider) -> Self {
+        match p {
+            CloudProvider::Aws => Provider::Aws,
+            CloudProvider::Azure => Provider::Azure,
+            CloudProvider::Gcp => Provider::Gcp,
+        }
+    }
+}
+
+impl CloudProvider {
+    fn from_stored(raw: &str) -> async_graphql::Result<Self> {
+        match Provider::parse(raw).map_err(|e| async_graphql::Error::new(format!("stored provider '{raw}': {e}")))? {
+            Provider::Aws => Ok(Self::Aws),
+            Provider::Azure => Ok(Self::Azure),
+            Provider::Gcp => Ok(Self::Gcp),
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditOrder {
+    Asc,
+    #[default]
+    Desc,
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// A resource by vtag UUID or by the cloud's id (ARN, Azure resource id, GCP name); null when
+    /// there is none for your tenant. `provider` settles a cloud id that several providers share.
+    async fn resource(&self, ctx: &Context<'_>, id: ID, provider: Option<CloudProvider>) -> async_graphql::Result<Option<Resource>> {
+        let caller = caller(ctx)?;
+        let pool = ctx.data::<PgPool>()?;
+        let found = resources::find(pool, &caller.tenant, id.as_str(), provider.map(Provider::from)).await.map_err(gql_error)?;
+        Ok(found.map(Resource))
+    }
+
+    /// Tag history, newest first unless `order: ASC`; `from` inclusive, `to` exclusive (recorded
+    /// time). Page with `first` (1–1000, default 100) and `after: <nextCursor>`.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        resource_id: Option<ID>,
+        key: Option<String>,
+        actor: Option<String>,
+        action: Option<String>,
+        from: Option<DateTime>,
+        to: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default)] order: AuditOrder,
+    ) -> async_graphql::Result<AuditTrail> {
+        let caller = caller(ctx)?;
+        let pool = ctx.data::<PgPool>()?;
+        let query = AuditInput {
+            resource_id: resource_id.map(|id| id.0),
+            key,
+            actor,
+            action,
+            from: from.map(|t| t.0),
+            to: to.map(|t| t.0),
+            limit: first.map(i64::from),
+            cursor: after,
+            order: match order {
+                AuditOrder::Asc => audit::Order::Asc,
+                AuditOrder::Desc => audit::Order::Desc,
+            },
+        }
+        .check(GRAPHQL_NAMES, Vec::new())
+        .map_err(gql_error)?;
+        let page = audit::fetch(pool, &caller.tenant, &query).await.map_err(gql_error)?;
+        Ok(AuditTrail { items: page.items.into_iter().map(AuditItem).collect(), next_cursor: page.next_cursor })
+    }
+}
+
+pub struct Resource(resources::Resource);
+
+#[Object]
+impl Resource {
+    /// The vtag id (UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The cloud's own id.
+    async fn resource_id(&self) -> &str {
+        &self.0.cloud_resource_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn provider(&self) -> async_graphql::Result<CloudProvider> {
+        CloudProvider::from_stored(&self.0.provider)
+    }
+    #[graphql(name = "type")]
+    async fn resource_type(&self) -> &str {
+        &self.0.resource_type
+    }
+    async fn account_id(&self) -> &str {
+        &self.0.account_id
+    }
+    async fn region(&self) -> &str {
+        &self.0.region
+    }
+    /// Aggregate version: send it as expected_version with the next write.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    /// Sorted by key. Only virtual tags: native cloud tags are never served.
+    async fn virtual_tags(&self) -> Vec<VirtualTag<'_>> {
+        self.0.virtual_tags.iter().map(|tag| VirtualTag { resource: self.0.id, tag }).collect()
+    }
+}
+
+pub struct VirtualTag<'a> {
+    resource: uuid::Uuid,
+    tag: &'a TagRow,
+}
+
+#[Object]
+impl VirtualTag<'_> {
+    /// `<resource uuid>:<key>`.
+    async fn id(&self) -> ID {
+        ID(self.tag.id(self.resource))
+    }
+    async fn key(&self) -> &str {
+        &self.tag.key
+    }
+    async fn value(&self) -> &str {
+        &self.tag.value
+    }
+    async fn source(&self) -> async_graphql::Result<TagSource> {
+        TagSource::from_stored(&self.tag.source)
+    }
+    async fn confidence(&self) -> f64 {
+        self.tag.confidence
+    }
+    async fn created_by(&self) -> &str {
+        &self.tag.created_by
+    }
+    async fn updated_by(&self) -> &str {
+        &self.tag.updated_by
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.tag.created_at)
+    }
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.tag.updated_at)
+    }
+    async fn version(&self) -> i64 {
+        self.tag.version
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuditTrail {
+    items: Vec<AuditItem>,
+    /// Null on the last page.
+    next_cursor: Option<String>,
+}
+
+pub struct AuditItem(AuditEntry);
+
+#[Object]
+impl AuditItem {
+    async fn event_id(&self) -> ID {
+        ID(self.0.event_id.to_string())
+    }
+    async fn resource_id(&self) -> ID {
+        ID(self.0.resource_id.to_string())
+    }
+    async fn aggregate_version(&self) -> i64 {
+        self.0.aggregate_version
+    }
+    /// The event type, e.g. `VirtualTagApplied`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    async fn tag_key(&self) -> Option<&str> {
+        self.0.tag_key.as_deref()
+    }
+    async fn old_value(&self) -> Option<&str> {
+        self.0.old_value.as_deref()
+    }
+    async fn new_value(&self) -> Option<&str> {
+        self.0.new_value.as_deref()
+    }
+    async fn source(&self) -> async_graphql::Result<Option<TagSource>> {
+        self.0.source.as_deref().map(TagSource::from_stored).transpose()
+    }
+    async fn confidence(&self) -> Option<f64> {
+        self.0.confidence
+    }
+    async fn performed_by(&self) -> &str {
+        &self.0.performed_by
+    }
+    async fn causation_id(&self) -> ID {
+        ID(self.0.causation_id.to_string())
+    }
+    async fn correlation_id(&self) -> ID {
+        ID(self.0.correlation_id.to_string())
+    }
+    async fn occurred_at(&self) -> DateTime {
+        DateTime(self.0.occurred_at)
+    }
+    async fn recorded_at(&self) -> DateTime {
+        DateTime(self.0.recorded_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdl_has_the_seed_enums_and_our_timestamp() {
+        let sdl = Schema::build(QueryRoot, EmptyMutation, EmptySubscription).finish().sdl();
+        assert!(sdl.contains("enum TagSource {\n\tINFERRED\n\tRULE_BASED\n\tAI_SUGGESTED\n\tUSER_CONFIRMED\n\tMANUAL\n}"), "{sdl}");
+        assert!(sdl.contains("scalar DateTime"), "{sdl}");
+        assert!(sdl.contains("resource(id: ID!, provider: CloudProvider): Resource"), "{sdl}");
+        assert!(sdl.contains("auditTrail("), "{sdl}");
+        assert!(!sdl.contains("nativeTags"), "native tags must never be queryable");
+    }
+
+    #[test]
+    fn timestamps_print_with_z() {
+        let t = rfc3339::parse("2025-11-17T10:00:00Z").unwrap();
+        assert_eq!(DateTime(t).to_value(), Value::String("2025-11-17T10:00:00Z".into()));
+        assert!(<DateTime as ScalarType>::parse(Value::String("nope".into())).is_err());
+    }
+
+    #[test]
+    fn problems_keep_their_type_and_fields_as_extensions() {
+        let e = gql_error(Problem::invalid_field("first", "range", "must be between 1 and 1000"));
+        let ext = e.extensions.unwrap();
+        assert_eq!(ext.get("status"), Some(&Value::from(422)));
+        assert!(format!("{:?}", ext.get("errors")).contains("first"));
+    }
+}
