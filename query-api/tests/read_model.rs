@@ -88,6 +88,12 @@ async fn scenario(url: String) {
     assert_eq!(health.0, StatusCode::OK);
     assert_eq!(health.1, json!({"status": "ok"}));
 
+    // The service's own sessions cannot write, whatever a future handler tries.
+    let service_pool = vtag_query_api::state::connect(&url).await.unwrap();
+    let write = sqlx::query("DELETE FROM resources").execute(&service_pool).await;
+    assert!(write.is_err_and(|e| e.to_string().contains("read-only")), "the query API's sessions must be read-only");
+    service_pool.close().await;
+
     resources(&api, &seed).await;
     audit_trail(&api, &seed).await;
     read_your_writes(&api, &pool, &seed).await;
@@ -200,7 +206,7 @@ async fn audit_trail(api: &Api, seed: &Seed) {
         assert_eq!(ids.len(), 25, "no duplicates ({order})");
         assert_eq!(ids, seed.environment_events.iter().copied().collect::<HashSet<_>>(), "no gaps ({order})");
         let mut sorted = seen.clone();
-        sorted.sort_by(|a, b| (rfc(&a.0), a.1).cmp(&(rfc(&b.0), b.1)));
+        sorted.sort_by_key(|(at, id)| (rfc(at), *id));
         if newest_first {
             sorted.reverse();
         }

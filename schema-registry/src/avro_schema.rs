@@ -65,7 +65,9 @@ mod tests {
             Err(RegistryError::InvalidSchema(_))
         ));
         assert!(matches!(
-            AvroSchema::parse(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"Nope"}]}"#),
+            AvroSchema::parse(
+                r#"{"type":"record","name":"R","fields":[{"name":"a","type":"Nope"}]}"#
+            ),
             Err(RegistryError::InvalidSchema(_))
         ));
     }

@@ -1,5 +1,6 @@
 //! `vtag-schema-registry` binary: flags/env → [`vtag_schema_registry::serve`].
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,9 +56,7 @@ fn parse_config(
         };
         let value = match inline {
             Some(v) => v,
-            None => args
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value"))?,
+            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
         };
         *slot = Some(value);
     }
@@ -102,8 +101,11 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Logs go to stderr, coloured only on a terminal (stack.sh redirects them to a file).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let config = match parse_config(std::env::args().skip(1), |k| std::env::var(k).ok()) {

@@ -111,7 +111,11 @@ impl Registry {
         let entry = {
             let state = self.read();
             let known_id = state.ids_by_identity.get(&candidate.identity).copied();
-            let versions = state.subjects.get(subject).map(Vec::as_slice).unwrap_or(&[]);
+            let versions = state
+                .subjects
+                .get(subject)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             if let Some(id) = known_id.filter(|id| versions.contains(id)) {
                 return Ok(id);
             }
@@ -121,8 +125,7 @@ impl Registry {
                 .zip(1..)
                 .map(|(id, version)| (version, &state.schemas[id].parsed))
                 .collect();
-            let messages =
-                compatibility::check_against_history(level, &candidate.parsed, &history);
+            let messages = compatibility::check_against_history(level, &candidate.parsed, &history);
             if !messages.is_empty() {
                 tracing::warn!(subject, %level, ?messages, "incompatible schema refused");
                 return Err(RegistryError::Incompatible {
@@ -193,19 +196,24 @@ impl Registry {
         Ok((1..=state.versions(subject)?.len() as u32).collect())
     }
 
-    pub fn version(&self, subject: &str, spec: VersionSpec) -> Result<SubjectVersion, RegistryError> {
+    pub fn version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+    ) -> Result<SubjectVersion, RegistryError> {
         let state = self.read();
         let versions = state.versions(subject)?;
         let version = match spec {
             VersionSpec::Latest => versions.len() as u32,
             VersionSpec::Number(n) => n,
         };
-        let id = versions
-            .get(version as usize - 1)
-            .ok_or_else(|| RegistryError::VersionNotFound {
-                subject: subject.to_owned(),
-                version,
-            })?;
+        let id =
+            versions
+                .get(version as usize - 1)
+                .ok_or_else(|| RegistryError::VersionNotFound {
+                    subject: subject.to_owned(),
+                    version,
+                })?;
         Ok(state.subject_version(subject, version, *id))
     }
 
@@ -243,12 +251,13 @@ impl Registry {
                 ))
             }
             VersionSpec::Number(n) => {
-                let id = versions.get(n as usize - 1).ok_or_else(|| {
-                    RegistryError::VersionNotFound {
-                        subject: subject.to_owned(),
-                        version: n,
-                    }
-                })?;
+                let id =
+                    versions
+                        .get(n as usize - 1)
+                        .ok_or_else(|| RegistryError::VersionNotFound {
+                            subject: subject.to_owned(),
+                            version: n,
+                        })?;
                 Ok(compatibility::check_pair(
                     level,
                     &candidate.parsed,
@@ -372,7 +381,9 @@ impl State {
         }
         match self.ids_by_identity.get(&schema.identity) {
             Some(known) if *known != id => {
-                return Err(format!("schema recorded as id {id}, already has id {known}"))
+                return Err(format!(
+                    "schema recorded as id {id}, already has id {known}"
+                ))
             }
             None if self.schemas.contains_key(&id) => {
                 return Err(format!("schema id {id} reused for a different schema"))
@@ -381,7 +392,10 @@ impl State {
         }
         self.ids_by_identity.insert(schema.identity.clone(), id);
         self.schemas.insert(id, schema);
-        self.subjects.entry(subject.to_owned()).or_default().push(id);
+        self.subjects
+            .entry(subject.to_owned())
+            .or_default()
+            .push(id);
         self.next_id = self.next_id.max(id + 1);
         Ok(())
     }

@@ -119,7 +119,12 @@ fn version_body(v: &SubjectVersion) -> Value {
 
 /// The raw schema text is itself JSON; return it as such.
 fn raw_schema(text: &str) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], text.to_owned()).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        text.to_owned(),
+    )
+        .into_response()
 }
 
 async fn root() -> ApiResult {

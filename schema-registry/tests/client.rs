@@ -50,14 +50,23 @@ async fn converter_registers_encodes_and_decodes() {
     let sr = SrSettings::new(server.base.clone());
 
     // Register, then register the same schema again: same id, no new version.
-    let first = post_schema(&sr, SUBJECT.to_owned(), supplied(V1)).await.unwrap();
-    let again = post_schema(&sr, SUBJECT.to_owned(), supplied(V1)).await.unwrap();
+    let first = post_schema(&sr, SUBJECT.to_owned(), supplied(V1))
+        .await
+        .unwrap();
+    let again = post_schema(&sr, SUBJECT.to_owned(), supplied(V1))
+        .await
+        .unwrap();
     assert_eq!(first.id, again.id);
     // The client's own serialisation of the parsed schema is the same schema, too.
     let reserialised = get_supplied_schema(&Schema::parse_str(V1).unwrap());
-    let third = post_schema(&sr, SUBJECT.to_owned(), reserialised).await.unwrap();
+    let third = post_schema(&sr, SUBJECT.to_owned(), reserialised)
+        .await
+        .unwrap();
     assert_eq!(first.id, third.id);
-    assert_eq!(server.get(&format!("/subjects/{SUBJECT}/versions")).await, (200, json!([1])));
+    assert_eq!(
+        server.get(&format!("/subjects/{SUBJECT}/versions")).await,
+        (200, json!([1]))
+    );
 
     // What the encoder does first: resolve subject → id via the strategy.
     let by_subject = get_schema_by_subject(&sr, &strategy(V1)).await.unwrap();
@@ -75,7 +84,10 @@ async fn converter_registers_encodes_and_decodes() {
     ];
     let bytes = encoder.encode(fields.clone(), strategy(V1)).await.unwrap();
     assert_eq!(bytes[0], 0, "Confluent magic byte");
-    assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), first.id);
+    assert_eq!(
+        u32::from_be_bytes(bytes[1..5].try_into().unwrap()),
+        first.id
+    );
     let decoded = decoder.decode(Some(&bytes)).await.unwrap();
     assert_eq!(decoded.name.unwrap().fullname(None), RECORD);
     assert_eq!(
@@ -85,7 +97,9 @@ async fn converter_registers_encodes_and_decodes() {
 
     // The subject came through the URL intact, dots and dashes included.
     assert_eq!(server.get("/subjects").await, (200, json!([SUBJECT])));
-    let (status, latest) = server.get(&format!("/subjects/{SUBJECT}/versions/latest")).await;
+    let (status, latest) = server
+        .get(&format!("/subjects/{SUBJECT}/versions/latest"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         latest,
@@ -98,7 +112,9 @@ async fn converter_registers_encodes_and_decodes() {
         r#"{"name": "tag", "type": "string"},
            {"name": "actor", "type": ["null", "string"], "default": null},"#,
     );
-    let second = post_schema(&sr, SUBJECT.to_owned(), supplied(&v2)).await.unwrap();
+    let second = post_schema(&sr, SUBJECT.to_owned(), supplied(&v2))
+        .await
+        .unwrap();
     assert_ne!(second.id, first.id);
     // The encoder caches schema+id per subject, so a new schema version needs a new encoder
     // (as a producer restarted with the new schema would have).
@@ -108,14 +124,20 @@ async fn converter_registers_encodes_and_decodes() {
             vec![
                 ("resource_id", Avro::String("vm-42".to_owned())),
                 ("tag", Avro::String("env=dev".to_owned())),
-                ("actor", Avro::Union(1, Box::new(Avro::String("alice".to_owned())))),
+                (
+                    "actor",
+                    Avro::Union(1, Box::new(Avro::String("alice".to_owned()))),
+                ),
                 ("applied_at", Avro::TimestampMicros(1)),
             ],
             strategy(&v2),
         )
         .await
         .unwrap();
-    assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), second.id);
+    assert_eq!(
+        u32::from_be_bytes(bytes[1..5].try_into().unwrap()),
+        second.id
+    );
     assert!(decoder.decode(Some(&bytes)).await.is_ok());
 
     // An incompatible one is refused, and the client surfaces the error.
@@ -123,10 +145,15 @@ async fn converter_registers_encodes_and_decodes() {
         r#"{"name": "tag", "type": "string"},"#,
         r#"{"name": "tag", "type": "string"}, {"name": "required", "type": "int"},"#,
     );
-    let err = post_schema(&sr, SUBJECT.to_owned(), supplied(&v3)).await.unwrap_err();
+    let err = post_schema(&sr, SUBJECT.to_owned(), supplied(&v3))
+        .await
+        .unwrap_err();
     assert!(!err.retriable, "{err:?}");
     assert!(format!("{err:?}").contains("409"), "{err:?}");
-    assert_eq!(server.get(&format!("/subjects/{SUBJECT}/versions")).await, (200, json!([1, 2])));
+    assert_eq!(
+        server.get(&format!("/subjects/{SUBJECT}/versions")).await,
+        (200, json!([1, 2]))
+    );
 
     server.stop().await;
 }

@@ -32,19 +32,29 @@ async fn restart_keeps_subjects_ids_versions_and_config() {
     let a = "topic.a-vtag.test.A";
     let b = "topic.b-vtag.test.A";
     let v1 = record("A", json!([{"name": "x", "type": "int"}]));
-    let v2 = record("A", json!([{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 1}]));
+    let v2 = record(
+        "A",
+        json!([{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 1}]),
+    );
     server.register(a, &v1).await;
     server.register(a, &v2).await;
     server.register(b, &v2).await;
-    server.put(&format!("/config/{b}"), &json!({"compatibility": "FULL"})).await;
-    server.put("/config", &json!({"compatibility": "FORWARD"})).await;
+    server
+        .put(&format!("/config/{b}"), &json!({"compatibility": "FULL"}))
+        .await;
+    server
+        .put("/config", &json!({"compatibility": "FORWARD"}))
+        .await;
     let before = snapshot(&server).await;
     server.stop().await;
 
     // The journaled global level wins over the command-line default on restart.
     let server = Server::start_with(&dir, CompatibilityLevel::None).await;
     assert_eq!(snapshot(&server).await, before);
-    assert_eq!(server.get(&format!("/config/{b}")).await.1, json!({"compatibilityLevel": "FULL"}));
+    assert_eq!(
+        server.get(&format!("/config/{b}")).await.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
     assert_eq!(before["config"], json!({"compatibilityLevel": "FORWARD"}));
     // Ids keep counting from where they were; nothing is reused.
     let (_, r) = server.register(b, &record("A", json!([{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 1}, {"name": "z", "type": "int", "default": 2}]))).await;
@@ -76,15 +86,25 @@ async fn torn_last_journal_line_is_ignored_and_cut_off() {
 
     let server = Server::start(&dir).await;
     assert_eq!(snapshot(&server).await, before);
-    assert_eq!(std::fs::metadata(&journal).unwrap().len(), good_len, "torn tail cut off");
+    assert_eq!(
+        std::fs::metadata(&journal).unwrap().len(),
+        good_len,
+        "torn tail cut off"
+    );
     // New writes land on a clean line, so a further restart replays them fine.
-    let v2 = record("T", json!([{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 0}]));
+    let v2 = record(
+        "T",
+        json!([{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 0}]),
+    );
     assert_eq!(server.register(s, &v2).await.1, json!({"id": 2}));
     let after = snapshot(&server).await;
     server.stop().await;
 
     let server = Server::start(&dir).await;
     assert_eq!(snapshot(&server).await, after);
-    assert_eq!(server.get(&format!("/subjects/{s}/versions")).await.1, json!([1, 2]));
+    assert_eq!(
+        server.get(&format!("/subjects/{s}/versions")).await.1,
+        json!([1, 2])
+    );
     server.stop().await;
 }

@@ -14,10 +14,13 @@ fn id_of(resp: &(u16, Value)) -> u64 {
 async fn evolution_follows_backward_semantics() {
     let server = Server::start(&fresh_data_dir("evolution")).await;
     let s = "vtag.tags-vtag.test.Tag";
-    let v1 = record("Tag", json!([
-        {"name": "id", "type": "string"},
-        {"name": "label", "type": "string"},
-    ]));
+    let v1 = record(
+        "Tag",
+        json!([
+            {"name": "id", "type": "string"},
+            {"name": "label", "type": "string"},
+        ]),
+    );
     let id1 = id_of(&server.register(s, &v1).await);
 
     // Whitespace/key order do not make a new schema.
@@ -29,21 +32,27 @@ async fn evolution_follows_backward_semantics() {
     assert_eq!(id_of(&server.register(s, &reordered).await), id1);
 
     // Adding an optional field with a default: new readers fill it in for old data.
-    let v2 = record("Tag", json!([
-        {"name": "id", "type": "string"},
-        {"name": "label", "type": "string"},
-        {"name": "color", "type": ["null", "string"], "default": null},
-    ]));
+    let v2 = record(
+        "Tag",
+        json!([
+            {"name": "id", "type": "string"},
+            {"name": "label", "type": "string"},
+            {"name": "color", "type": ["null", "string"], "default": null},
+        ]),
+    );
     let id2 = id_of(&server.register(s, &v2).await);
     assert_ne!(id1, id2);
 
     // Adding a required field without default: new readers cannot read old data.
-    let bad = record("Tag", json!([
-        {"name": "id", "type": "string"},
-        {"name": "label", "type": "string"},
-        {"name": "color", "type": ["null", "string"], "default": null},
-        {"name": "owner", "type": "string"},
-    ]));
+    let bad = record(
+        "Tag",
+        json!([
+            {"name": "id", "type": "string"},
+            {"name": "label", "type": "string"},
+            {"name": "color", "type": ["null", "string"], "default": null},
+            {"name": "owner", "type": "string"},
+        ]),
+    );
     let compat = server
         .post(
             &format!("/compatibility/subjects/{s}/versions/latest"),
@@ -56,14 +65,23 @@ async fn evolution_follows_backward_semantics() {
     let (status, body) = server.register(s, &bad).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error_code"], json!(409));
-    assert!(body["message"].as_str().unwrap().contains("owner"), "{body}");
-    assert_eq!(server.get(&format!("/subjects/{s}/versions")).await, (200, json!([1, 2])));
+    assert!(
+        body["message"].as_str().unwrap().contains("owner"),
+        "{body}"
+    );
+    assert_eq!(
+        server.get(&format!("/subjects/{s}/versions")).await,
+        (200, json!([1, 2]))
+    );
 
     // Removing a field is BACKWARD-compatible: the new reader just ignores it in old data.
-    let v3 = record("Tag", json!([
-        {"name": "id", "type": "string"},
-        {"name": "color", "type": ["null", "string"], "default": null},
-    ]));
+    let v3 = record(
+        "Tag",
+        json!([
+            {"name": "id", "type": "string"},
+            {"name": "color", "type": ["null", "string"], "default": null},
+        ]),
+    );
     let ok = server
         .post(
             &format!("/compatibility/subjects/{s}/versions/latest"),
@@ -72,28 +90,41 @@ async fn evolution_follows_backward_semantics() {
         .await;
     assert_eq!(ok, (200, json!({"is_compatible": true})));
     id_of(&server.register(s, &v3).await);
-    assert_eq!(server.get(&format!("/subjects/{s}/versions")).await, (200, json!([1, 2, 3])));
+    assert_eq!(
+        server.get(&format!("/subjects/{s}/versions")).await,
+        (200, json!([1, 2, 3]))
+    );
 
     // ...but not FORWARD-compatible when the field had no default: old readers need it.
     let f = "vtag.tags-vtag.test.Forward";
     assert_eq!(
-        server.put(&format!("/config/{f}"), &json!({"compatibility": "FORWARD"})).await,
+        server
+            .put(
+                &format!("/config/{f}"),
+                &json!({"compatibility": "FORWARD"})
+            )
+            .await,
         (200, json!({"compatibility": "FORWARD"}))
     );
     id_of(&server.register(f, &v1).await);
     let without_label = record("Tag", json!([{"name": "id", "type": "string"}]));
     assert_eq!(server.register(f, &without_label).await.0, 409);
     // FORWARD does allow adding a required field (old readers ignore it).
-    let with_owner = record("Tag", json!([
-        {"name": "id", "type": "string"},
-        {"name": "label", "type": "string"},
-        {"name": "owner", "type": "string"},
-    ]));
+    let with_owner = record(
+        "Tag",
+        json!([
+            {"name": "id", "type": "string"},
+            {"name": "label", "type": "string"},
+            {"name": "owner", "type": "string"},
+        ]),
+    );
     id_of(&server.register(f, &with_owner).await);
 
     // NONE accepts anything that parses.
     let n = "vtag.tags-vtag.test.None";
-    server.put(&format!("/config/{n}"), &json!({"compatibility": "none"})).await;
+    server
+        .put(&format!("/config/{n}"), &json!({"compatibility": "none"}))
+        .await;
     id_of(&server.register(n, &v1).await);
     id_of(&server.register(n, &json!("string")).await);
 
@@ -105,12 +136,18 @@ async fn backward_transitive_checks_every_version_not_just_latest() {
     let server = Server::start(&fresh_data_dir("transitive")).await;
     // v1 has `x: string`; v2 drops it; v3 brings `x` back as an int with a default.
     // v3 reads v2 data (x missing → default) but not v1 data (string is not an int).
-    let v1 = record("T", json!([{"name": "id", "type": "string"}, {"name": "x", "type": "string"}]));
+    let v1 = record(
+        "T",
+        json!([{"name": "id", "type": "string"}, {"name": "x", "type": "string"}]),
+    );
     let v2 = record("T", json!([{"name": "id", "type": "string"}]));
-    let v3 = record("T", json!([
-        {"name": "id", "type": "string"},
-        {"name": "x", "type": "int", "default": 0},
-    ]));
+    let v3 = record(
+        "T",
+        json!([
+            {"name": "id", "type": "string"},
+            {"name": "x", "type": "int", "default": 0},
+        ]),
+    );
 
     // Default global level is BACKWARD_TRANSITIVE.
     assert_eq!(
@@ -122,27 +159,47 @@ async fn backward_transitive_checks_every_version_not_just_latest() {
     id_of(&server.register(t, &v2).await);
     // Against version 2 alone v3 is fine; against the subject's history it is not.
     let vs2 = server
-        .post(&format!("/compatibility/subjects/{t}/versions/2"), &json!({"schema": v3.to_string()}))
+        .post(
+            &format!("/compatibility/subjects/{t}/versions/2"),
+            &json!({"schema": v3.to_string()}),
+        )
         .await;
     assert_eq!(vs2, (200, json!({"is_compatible": true})));
     let vs1 = server
-        .post(&format!("/compatibility/subjects/{t}/versions/1"), &json!({"schema": v3.to_string()}))
+        .post(
+            &format!("/compatibility/subjects/{t}/versions/1"),
+            &json!({"schema": v3.to_string()}),
+        )
         .await;
     assert_eq!(vs1.1["is_compatible"], json!(false));
     let (status, body) = server.register(t, &v3).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("version 1"), "{body}");
-    assert_eq!(server.get(&format!("/subjects/{t}/versions")).await, (200, json!([1, 2])));
+    assert!(
+        body["message"].as_str().unwrap().contains("version 1"),
+        "{body}"
+    );
+    assert_eq!(
+        server.get(&format!("/subjects/{t}/versions")).await,
+        (200, json!([1, 2]))
+    );
 
     // Under plain BACKWARD only the latest counts, so the same v3 is accepted.
     let b = "plain-vtag.test.T";
-    server.put(&format!("/config/{b}"), &json!({"compatibility": "BACKWARD"})).await;
+    server
+        .put(
+            &format!("/config/{b}"),
+            &json!({"compatibility": "BACKWARD"}),
+        )
+        .await;
     let ids = [
         id_of(&server.register(b, &v1).await),
         id_of(&server.register(b, &v2).await),
         id_of(&server.register(b, &v3).await),
     ];
-    assert_eq!(server.get(&format!("/subjects/{b}/versions")).await, (200, json!([1, 2, 3])));
+    assert_eq!(
+        server.get(&format!("/subjects/{b}/versions")).await,
+        (200, json!([1, 2, 3]))
+    );
 
     // Ids are global: the same schemas under two subjects share ids.
     let (_, t_v1) = server.get(&format!("/subjects/{t}/versions/1")).await;
@@ -163,17 +220,36 @@ async fn lookup_config_and_confluent_error_bodies() {
 
     // POST /subjects/{subject}: found, schema not found, subject not found.
     let found = server
-        .post(&format!("/subjects/{s}?deleted=false"), &json!({"schema": v1.to_string()}))
+        .post(
+            &format!("/subjects/{s}?deleted=false"),
+            &json!({"schema": v1.to_string()}),
+        )
         .await;
     assert_eq!(
         found,
-        (200, json!({"subject": s, "version": 1, "id": id, "schema": v1.to_string()}))
+        (
+            200,
+            json!({"subject": s, "version": 1, "id": id, "schema": v1.to_string()})
+        )
     );
     let other = record("L", json!([{"name": "b", "type": "long"}]));
-    let missing = server.post(&format!("/subjects/{s}"), &json!({"schema": other.to_string()})).await;
-    assert_eq!((missing.0, missing.1["error_code"].clone()), (404, json!(40403)));
-    let no_subject = server.post("/subjects/nope", &json!({"schema": v1.to_string()})).await;
-    assert_eq!((no_subject.0, no_subject.1["error_code"].clone()), (404, json!(40401)));
+    let missing = server
+        .post(
+            &format!("/subjects/{s}"),
+            &json!({"schema": other.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        (missing.0, missing.1["error_code"].clone()),
+        (404, json!(40403))
+    );
+    let no_subject = server
+        .post("/subjects/nope", &json!({"schema": v1.to_string()}))
+        .await;
+    assert_eq!(
+        (no_subject.0, no_subject.1["error_code"].clone()),
+        (404, json!(40401))
+    );
 
     // GET by id / subject / version.
     assert_eq!(
@@ -182,15 +258,35 @@ async fn lookup_config_and_confluent_error_bodies() {
     );
     let code = |r: (u16, Value)| (r.0, r.1["error_code"].as_u64().unwrap());
     assert_eq!(code(server.get("/schemas/ids/999").await), (404, 40403));
-    assert_eq!(code(server.get("/subjects/nope/versions").await), (404, 40401));
-    assert_eq!(code(server.get("/subjects/nope/versions/latest").await), (404, 40401));
-    assert_eq!(code(server.get(&format!("/subjects/{s}/versions/7")).await), (404, 40402));
-    assert_eq!(code(server.get(&format!("/subjects/{s}/versions/abc")).await), (422, 42202));
-    assert_eq!(server.get(&format!("/subjects/{s}/versions/-1")).await.1["version"], json!(1));
+    assert_eq!(
+        code(server.get("/subjects/nope/versions").await),
+        (404, 40401)
+    );
+    assert_eq!(
+        code(server.get("/subjects/nope/versions/latest").await),
+        (404, 40401)
+    );
+    assert_eq!(
+        code(server.get(&format!("/subjects/{s}/versions/7")).await),
+        (404, 40402)
+    );
+    assert_eq!(
+        code(server.get(&format!("/subjects/{s}/versions/abc")).await),
+        (422, 42202)
+    );
+    assert_eq!(
+        server.get(&format!("/subjects/{s}/versions/-1")).await.1["version"],
+        json!(1)
+    );
 
     // Unparsable schemas: not JSON, and JSON that is not Avro.
-    for bad in ["{\"type\": \"record\", ", r#"{"type":"record","name":"X","fields":[{"name":"a","type":"Nope"}]}"#] {
-        let r = server.post(&format!("/subjects/{s}/versions"), &json!({"schema": bad})).await;
+    for bad in [
+        "{\"type\": \"record\", ",
+        r#"{"type":"record","name":"X","fields":[{"name":"a","type":"Nope"}]}"#,
+    ] {
+        let r = server
+            .post(&format!("/subjects/{s}/versions"), &json!({"schema": bad}))
+            .await;
         assert_eq!(code(r), (422, 42201));
     }
     // Not a JSON body at all.
@@ -211,26 +307,56 @@ async fn lookup_config_and_confluent_error_bodies() {
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"id": id}));
 
     // Config: subject level unset → 40408 unless defaultToGlobal; set; clear; bad level.
-    assert_eq!(code(server.get(&format!("/config/{s}")).await), (404, 40408));
     assert_eq!(
-        server.get(&format!("/config/{s}?defaultToGlobal=true")).await,
+        code(server.get(&format!("/config/{s}")).await),
+        (404, 40408)
+    );
+    assert_eq!(
+        server
+            .get(&format!("/config/{s}?defaultToGlobal=true"))
+            .await,
         (200, json!({"compatibilityLevel": "BACKWARD_TRANSITIVE"}))
     );
     assert_eq!(
-        server.put("/config", &json!({"compatibility": "FULL"})).await,
+        server
+            .put("/config", &json!({"compatibility": "FULL"}))
+            .await,
         (200, json!({"compatibility": "FULL"}))
     );
-    assert_eq!(server.get("/config").await, (200, json!({"compatibilityLevel": "FULL"})));
-    server.put(&format!("/config/{s}"), &json!({"compatibility": "NONE"})).await;
-    assert_eq!(server.get(&format!("/config/{s}")).await, (200, json!({"compatibilityLevel": "NONE"})));
-    assert_eq!(code(server.put("/config", &json!({"compatibility": "SIDEWAYS"})).await), (422, 42203));
-    let deleted = server.send(reqwest::Method::DELETE, &format!("/config/{s}"), &json!({})).await;
+    assert_eq!(
+        server.get("/config").await,
+        (200, json!({"compatibilityLevel": "FULL"}))
+    );
+    server
+        .put(&format!("/config/{s}"), &json!({"compatibility": "NONE"}))
+        .await;
+    assert_eq!(
+        server.get(&format!("/config/{s}")).await,
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
+    assert_eq!(
+        code(
+            server
+                .put("/config", &json!({"compatibility": "SIDEWAYS"}))
+                .await
+        ),
+        (422, 42203)
+    );
+    let deleted = server
+        .send(reqwest::Method::DELETE, &format!("/config/{s}"), &json!({}))
+        .await;
     assert_eq!(deleted, (200, json!({"compatibilityLevel": "NONE"})));
-    assert_eq!(code(server.get(&format!("/config/{s}")).await), (404, 40408));
+    assert_eq!(
+        code(server.get(&format!("/config/{s}")).await),
+        (404, 40408)
+    );
 
     // Only self-contained AVRO.
     let proto = server
-        .post(&format!("/subjects/{s}/versions"), &json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"}))
+        .post(
+            &format!("/subjects/{s}/versions"),
+            &json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"}),
+        )
         .await;
     assert_eq!(code(proto), (422, 42201));
 

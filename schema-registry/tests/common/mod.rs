@@ -50,7 +50,10 @@ impl Server {
         };
         // serve() replays the journal before accepting; wait until it answers.
         for _ in 0..100 {
-            if reqwest::get(server.url("/health")).await.is_ok_and(|r| r.status() == 200) {
+            if reqwest::get(server.url("/health"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
                 return server;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

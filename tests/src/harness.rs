@@ -1,0 +1,263 @@
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use vtag_service::auth::{Claims, Role};
+use vtag_service::Authenticator;
+
+/// The stack `make test` started (see `scripts/stack.sh env`).
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub brokers: String,
+    pub registry_url: String,
+    pub pg_admin_url: String,
+    pub bin_dir: String,
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests with `make test`, which starts the local stack")
+    })
+}
+
+impl Stack {
+    pub fn from_env() -> Self {
+        Self {
+            brokers: required("VTAG_KAFKA_BROKERS"),
+            registry_url: required("VTAG_SCHEMA_REGISTRY_URL"),
+            pg_admin_url: required("VTAG_PG_ADMIN_URL"),
+            bin_dir: required("VTAG_BIN_DIR"),
+        }
+    }
+}
+
+/// One test's private world.
+pub struct TestEnv {
+    pub stack: Stack,
+    pub prefix: String,
+    pub partitions: i32,
+    pub database_url: String,
+    pub secret: String,
+    pub auth: Arc<Authenticator>,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_stack(Stack::from_env()).await
+    }
+
+    pub async fn with_stack(stack: Stack) -> Self {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let database_url = create_database(&stack.pg_admin_url, &format!("t_{id}")).await;
+        let secret = format!("test-secret-{}", Uuid::new_v4().simple());
+        let auth = Arc::new(Authenticator::new(secret.clone()).expect("secret long enough"));
+        Self { stack, prefix: format!("t{id}."), partitions: 4, database_url, secret, auth }
+    }
+
+    pub fn topic(&self) -> String {
+        vtag_eventlog::EventTopics::new(self.prefix.clone(), self.partitions).resource_events()
+    }
+
+    pub fn token(&self, tenant: &str, sub: &str, role: Role) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.auth.issue(&Claims { sub: sub.into(), tenant: tenant.into(), role, exp: now + 3600, iat: now })
+    }
+
+    pub fn editor(&self) -> String {
+        self.token("acme", "alice@acme.test", Role::Editor)
+    }
+
+    pub fn command_settings(&self) -> vtag_command_api::Settings {
+        vtag_command_api::Settings {
+            listen: "127.0.0.1:0".into(),
+            brokers: self.stack.brokers.clone(),
+            registry_url: self.stack.registry_url.clone(),
+            topic_prefix: self.prefix.clone(),
+            partitions: self.partitions,
+        }
+    }
+
+    pub fn projector_settings(&self) -> vtag_projectors::Settings {
+        vtag_projectors::Settings {
+            database_url: self.database_url.clone(),
+            brokers: self.stack.brokers.clone(),
+            registry_url: self.stack.registry_url.clone(),
+            topic_prefix: self.prefix.clone(),
+            partitions: self.partitions,
+            batch_size: 2000,
+            batch_linger: Duration::from_millis(10),
+        }
+    }
+
+    /// The environment the service binaries read, for child processes.
+    pub fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("VTAG_DATABASE_URL".into(), self.database_url.clone()),
+            ("VTAG_KAFKA_BROKERS".into(), self.stack.brokers.clone()),
+            ("VTAG_SCHEMA_REGISTRY_URL".into(), self.stack.registry_url.clone()),
+            ("VTAG_TOPIC_PREFIX".into(), self.prefix.clone()),
+            ("VTAG_PARTITIONS".into(), self.partitions.to_string()),
+            ("VTAG_JWT_SECRET".into(), self.secret.clone()),
+            ("VTAG_PROJECTOR_BATCH".into(), "500".into()),
+        ]
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new().max_connections(4).connect(&self.database_url).await.expect("connect test database")
+    }
+
+    pub async fn start_command_api(&self) -> Service {
+        let settings = self.command_settings();
+        let auth = Authenticator::new(self.secret.clone()).unwrap();
+        Service::spawn("command-api", |listener, shutdown| async move {
+            vtag_command_api::serve(listener, settings, auth, shutdown).await
+        })
+        .await
+    }
+
+    pub async fn start_query_api(&self) -> Service {
+        let settings = vtag_query_api::Settings {
+            database_url: self.database_url.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            topic_prefix: self.prefix.clone(),
+            consistency_wait: Duration::from_secs(15),
+            authenticator: self.auth.clone(),
+        };
+        Service::spawn("query-api", |listener, shutdown| async move {
+            vtag_query_api::serve(listener, settings, shutdown).await
+        })
+        .await
+    }
+
+    pub fn start_projector(&self) -> Worker {
+        let settings = self.projector_settings();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            vtag_projectors::postgres::run(settings, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Worker { shutdown: Some(tx), handle: Some(handle) }
+    }
+
+    /// The projector as a separate OS process, so a test can kill -9 it.
+    pub fn spawn_projector_process(&self) -> tokio::process::Child {
+        let bin = format!("{}/vtag-projector", self.stack.bin_dir);
+        tokio::process::Command::new(&bin)
+            .envs(self.service_env())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {bin}: {e} (make test builds it)"))
+    }
+}
+
+async fn create_database(admin_url: &str, name: &str) -> String {
+    let admin = PgPoolOptions::new().max_connections(1).connect(admin_url).await.expect("connect Postgres (admin)");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create test database");
+    admin.close().await;
+    match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("VTAG_PG_ADMIN_URL must end in /<database>"),
+    }
+}
+
+/// A service running in this process on an ephemeral port.
+pub struct Service {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Service {
+    async fn spawn<F, Fut>(name: &'static str, start: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+            let _ = rx.await;
+        });
+        let handle = tokio::spawn(start(listener, shutdown));
+        let service = Self { name, addr, shutdown: Some(tx), handle: Some(handle) };
+        service.wait_healthy().await;
+        service
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn wait_healthy(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = client.get(self.url("/health")).timeout(Duration::from_secs(5)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if self.handle.as_ref().is_some_and(|h| h.is_finished()) {
+                panic!("{} exited during start-up", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{} did not become healthy", self.name);
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("service task").expect("service stopped cleanly");
+        }
+    }
+}
+
+/// A background worker (the projector) running in this process.
+pub struct Worker {
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Worker {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("worker task").expect("worker stopped cleanly");
+        }
+    }
+}
+
+/// Polls `check` until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
