@@ -1,5 +1,5 @@
-//! Topic layout. Event topics keep everything forever (`retention.ms=-1`, delete policy, never
-//! compacted: the log is the record) and have a partition count fixed up front, because the
+//! Topic layout. Event topics keep everything forever (delete policy with unbounded retention,
+//! never compacted: the log is the record) and have a partition count fixed up front, because the
 //! partition of an aggregate must never move.
 
 use std::time::Duration;
@@ -8,6 +8,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
+
+/// Unbounded retention, spelled as Long.MAX_VALUE rather than Kafka's `-1`: tansu 0.6 reads `-1`
+/// literally in its retention sweep (`now - timestamp > -1`) and deletes every record of the topic
+/// when it starts. Long.MAX_VALUE means "forever" on Kafka and tansu alike (docs/adr/0002).
+pub const RETAIN_FOREVER: &str = "9223372036854775807";
 
 /// The topics of one vtag installation. A prefix lets tests (and several installations sharing a
 /// cluster) keep their logs apart.
@@ -40,9 +45,11 @@ impl EventTopics {
         let dlq = self.dead_letters();
         let topics = [
             NewTopic::new(&events, self.partitions, TopicReplication::Fixed(1))
-                .set("retention.ms", "-1")
+                .set("retention.ms", RETAIN_FOREVER)
                 .set("cleanup.policy", "delete"),
-            NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)).set("retention.ms", "-1"),
+            NewTopic::new(&dlq, 1, TopicReplication::Fixed(1))
+                .set("retention.ms", RETAIN_FOREVER)
+                .set("cleanup.policy", "delete"),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&topics, &options).await? {

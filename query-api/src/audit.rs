@@ -78,7 +78,8 @@ impl Cursor {
             Order::Asc => "a",
             Order::Desc => "d",
         };
-        let raw = format!("{}|{order}|{}|{}", Self::VERSION, self.recorded_at.timestamp_micros(), self.event_id.simple());
+        let raw =
+            format!("{}|{order}|{}|{}", Self::VERSION, self.recorded_at.timestamp_micros(), self.event_id.simple());
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -134,8 +135,10 @@ pub struct FieldNames {
     pub cursor: &'static str,
 }
 
-pub const REST_NAMES: FieldNames = FieldNames { resource_id: "resource_id", key: "key", to: "to", limit: "limit", cursor: "cursor" };
-pub const GRAPHQL_NAMES: FieldNames = FieldNames { resource_id: "resourceId", key: "key", to: "to", limit: "first", cursor: "after" };
+pub const REST_NAMES: FieldNames =
+    FieldNames { resource_id: "resource_id", key: "key", to: "to", limit: "limit", cursor: "cursor" };
+pub const GRAPHQL_NAMES: FieldNames =
+    FieldNames { resource_id: "resourceId", key: "key", to: "to", limit: "first", cursor: "after" };
 
 /// Typed but unchecked input from either front end. Blank strings count as absent (an empty form
 /// field means "no filter").
@@ -176,7 +179,11 @@ impl AuditInput {
         });
         if let (Some(from), Some(to)) = (self.from, self.to) {
             if to <= from {
-                errors.push(FieldError::new(names.to, "after_from", "must be later than from (from is inclusive, to exclusive)"));
+                errors.push(FieldError::new(
+                    names.to,
+                    "after_from",
+                    "must be later than from (from is inclusive, to exclusive)",
+                ));
             }
         }
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
@@ -190,7 +197,11 @@ impl AuditInput {
                 None
             }
             None => {
-                errors.push(FieldError::new(names.cursor, "cursor", "not a cursor this API issued; pass next_cursor unchanged"));
+                errors.push(FieldError::new(
+                    names.cursor,
+                    "cursor",
+                    "not a cursor this API issued; pass next_cursor unchanged",
+                ));
                 None
             }
         });
@@ -235,7 +246,11 @@ impl AuditParams {
             present(raw).and_then(|raw| {
                 let t = rfc3339::parse(raw.trim());
                 if t.is_none() {
-                    errors.push(FieldError::new(field, "rfc3339", "must be an RFC 3339 time, e.g. 2025-11-17T10:00:00Z"));
+                    errors.push(FieldError::new(
+                        field,
+                        "rfc3339",
+                        "must be an RFC 3339 time, e.g. 2025-11-17T10:00:00Z",
+                    ));
                 }
                 t
             })
@@ -245,7 +260,11 @@ impl AuditParams {
         let limit = present(self.limit).and_then(|raw| match raw.trim().parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                errors.push(FieldError::new("limit", "integer", format!("must be a whole number between 1 and {MAX_LIMIT}")));
+                errors.push(FieldError::new(
+                    "limit",
+                    "integer",
+                    format!("must be a whole number between 1 and {MAX_LIMIT}"),
+                ));
                 None
             }
         });
@@ -319,7 +338,13 @@ fn select<'a>(tenant: &'a TenantId, query: &'a AuditQuery) -> QueryBuilder<'a, P
     };
     if let Some(c) = query.after {
         // A row comparison, so ties on recorded_at are broken by event_id and none is lost.
-        q.push(" AND (recorded_at, event_id)").push(after).push("(").push_bind(c.recorded_at).push(", ").push_bind(c.event_id).push(")");
+        q.push(" AND (recorded_at, event_id)")
+            .push(after)
+            .push("(")
+            .push_bind(c.recorded_at)
+            .push(", ")
+            .push_bind(c.event_id)
+            .push(")");
     }
     q.push(" ORDER BY recorded_at").push(direction).push(", event_id").push(direction);
     q.push(" LIMIT ").push_bind(query.limit + 1);
@@ -407,34 +432,60 @@ mod tests {
         got.sort();
         assert_eq!(
             got,
-            [("cursor", "cursor"), ("from", "rfc3339"), ("key", "charset"), ("limit", "integer"), ("order", "one_of"), ("resource_id", "uuid"), ("to", "rfc3339")]
+            [
+                ("cursor", "cursor"),
+                ("from", "rfc3339"),
+                ("key", "charset"),
+                ("limit", "integer"),
+                ("order", "one_of"),
+                ("resource_id", "uuid"),
+                ("to", "rfc3339")
+            ]
         );
     }
 
     #[test]
     fn limits_ranges_and_cursor_order_are_checked() {
-        let check = |params: AuditParams| fields(&params.check().unwrap_err()).iter().map(|(f, r)| format!("{f}:{r}")).collect::<Vec<_>>();
+        let check = |params: AuditParams| {
+            fields(&params.check().unwrap_err()).iter().map(|(f, r)| format!("{f}:{r}")).collect::<Vec<_>>()
+        };
         assert_eq!(check(AuditParams { limit: Some("0".into()), ..Default::default() }), ["limit:range"]);
         assert_eq!(check(AuditParams { limit: Some("1001".into()), ..Default::default() }), ["limit:range"]);
         assert_eq!(
-            check(AuditParams { from: Some("2025-11-02T00:00:00Z".into()), to: Some("2025-11-01T00:00:00Z".into()), ..Default::default() }),
+            check(AuditParams {
+                from: Some("2025-11-02T00:00:00Z".into()),
+                to: Some("2025-11-01T00:00:00Z".into()),
+                ..Default::default()
+            }),
             ["to:after_from"]
         );
-        let desc = Cursor { order: Order::Desc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: Uuid::nil() }.encode();
-        assert_eq!(check(AuditParams { cursor: Some(desc), order: Some("asc".into()), ..Default::default() }), ["cursor:order"]);
+        let desc =
+            Cursor { order: Order::Desc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: Uuid::nil() }.encode();
+        assert_eq!(
+            check(AuditParams { cursor: Some(desc), order: Some("asc".into()), ..Default::default() }),
+            ["cursor:order"]
+        );
     }
 
     #[test]
     fn graphql_errors_use_graphql_argument_names() {
-        let p = AuditInput { resource_id: Some("x".into()), limit: Some(5000), cursor: Some("x".into()), ..Default::default() }
-            .check(GRAPHQL_NAMES, Vec::new())
-            .unwrap_err();
+        let p = AuditInput {
+            resource_id: Some("x".into()),
+            limit: Some(5000),
+            cursor: Some("x".into()),
+            ..Default::default()
+        }
+        .check(GRAPHQL_NAMES, Vec::new())
+        .unwrap_err();
         assert_eq!(fields(&p), [("resourceId", "uuid"), ("first", "range"), ("after", "cursor")]);
     }
 
     #[test]
     fn blank_parameters_mean_no_filter() {
-        let q = AuditParams { key: Some("".into()), actor: Some(" ".into()), limit: Some("".into()), ..Default::default() }.check().unwrap();
+        let q =
+            AuditParams { key: Some("".into()), actor: Some(" ".into()), limit: Some("".into()), ..Default::default() }
+                .check()
+                .unwrap();
         assert_eq!(q.filter, AuditFilter::default());
         assert_eq!(q.limit, DEFAULT_LIMIT);
     }
@@ -444,11 +495,17 @@ mod tests {
         let tenant = TenantId::parse("acme").unwrap();
         let q = AuditParams { key: Some("team".into()), ..Default::default() }.check().unwrap();
         let sql = select(&tenant, &q).into_sql();
-        assert!(sql.contains("WHERE tenant = $1 AND tag_key = $2 ORDER BY recorded_at DESC, event_id DESC LIMIT $3"), "{sql}");
+        assert!(
+            sql.contains("WHERE tenant = $1 AND tag_key = $2 ORDER BY recorded_at DESC, event_id DESC LIMIT $3"),
+            "{sql}"
+        );
         let mut q = q;
         q.order = Order::Asc;
         q.after = Some(Cursor { order: Order::Asc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: Uuid::nil() });
         let sql = select(&tenant, &q).into_sql();
-        assert!(sql.contains("AND (recorded_at, event_id) > ($3, $4) ORDER BY recorded_at ASC, event_id ASC LIMIT $5"), "{sql}");
+        assert!(
+            sql.contains("AND (recorded_at, event_id) > ($3, $4) ORDER BY recorded_at ASC, event_id ASC LIMIT $5"),
+            "{sql}"
+        );
     }
 }

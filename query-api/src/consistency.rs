@@ -56,7 +56,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ConsistencyToken {
 /// Header and query parameter are merged (highest offset per partition wins), so a client sending
 /// both is never answered before either is satisfied.
 fn parse(headers: &HeaderMap, uri: &Uri) -> Result<Option<LogPosition>, Problem> {
-    let bad = |field: &str| Problem::invalid_field(field, "format", "must look like '3:1204,5:77' (partition:offset pairs)");
+    let bad =
+        |field: &str| Problem::invalid_field(field, "format", "must look like '3:1204,5:77' (partition:offset pairs)");
     let mut position = LogPosition::default();
     for value in headers.get_all(HEADER) {
         let raw = value.to_str().map_err(|_| bad("X-Consistency-Token"))?;
@@ -74,7 +75,11 @@ fn parse(headers: &HeaderMap, uri: &Uri) -> Result<Option<LogPosition>, Problem>
 
 /// Waits until the read model has folded every event named by `token`, polling the projector's
 /// checkpoints; gives up after the configured bound with a 503 the client may retry.
-pub async fn wait_until_visible(pool: &PgPool, consistency: &Consistency, token: &ConsistencyToken) -> Result<(), Problem> {
+pub async fn wait_until_visible(
+    pool: &PgPool,
+    consistency: &Consistency,
+    token: &ConsistencyToken,
+) -> Result<(), Problem> {
     let Some(position) = &token.0 else { return Ok(()) };
     let started = Instant::now();
     let deadline = started + consistency.max_wait;
@@ -85,7 +90,10 @@ pub async fn wait_until_visible(pool: &PgPool, consistency: &Consistency, token:
         pending = unreached(&pending, &reached);
         if pending.is_empty() {
             if started.elapsed() > POLL_EVERY {
-                tracing::debug!(waited_ms = started.elapsed().as_millis() as u64, "read model caught up with the token");
+                tracing::debug!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "read model caught up with the token"
+                );
             }
             return Ok(());
         }
@@ -106,10 +114,12 @@ fn unreached(wanted: &[(i32, i64)], reached: &HashMap<i32, i64>) -> Vec<(i32, i6
         .collect()
 }
 
+const UNDEFINED_TABLE: &str = "42P01";
+
 /// Checkpoints are per log partition, not per tenant: they carry no tenant data, so this is the one
 /// read that is not tenant-filtered.
 async fn checkpoints(pool: &PgPool, topic: &str, partitions: &[i32]) -> Result<HashMap<i32, i64>, Problem> {
-    let rows: Vec<(i32, i64)> = sqlx::query_as(
+    let rows: Result<Vec<(i32, i64)>, sqlx::Error> = sqlx::query_as(
         "SELECT partition, next_offset FROM projector_checkpoints
           WHERE projector = $1 AND topic = $2 AND partition = ANY($3)",
     )
@@ -117,9 +127,13 @@ async fn checkpoints(pool: &PgPool, topic: &str, partitions: &[i32]) -> Result<H
     .bind(topic)
     .bind(partitions)
     .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
-    Ok(rows.into_iter().collect())
+    .await;
+    match rows {
+        Ok(rows) => Ok(rows.into_iter().collect()),
+        // The projector creates the read model on its first start; until then nothing is visible yet.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNDEFINED_TABLE) => Ok(HashMap::new()),
+        Err(e) => Err(db_error(e)),
+    }
 }
 
 fn not_yet_consistent(pending: &[(i32, i64)], waited: Duration) -> Problem {
@@ -127,12 +141,16 @@ fn not_yet_consistent(pending: &[(i32, i64)], waited: Duration) -> Problem {
     for (p, o) in pending {
         still.record(*p, *o);
     }
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-yet-consistent", "The read model has not caught up with your writes yet")
-        .detail(format!(
-            "waited {} ms for the read model to reach {still}; retry the request with the same token",
-            waited.as_millis()
-        ))
-        .with("pending", still.to_string())
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-yet-consistent",
+        "The read model has not caught up with your writes yet",
+    )
+    .detail(format!(
+        "waited {} ms for the read model to reach {still}; retry the request with the same token",
+        waited.as_millis()
+    ))
+    .with("pending", still.to_string())
 }
 
 #[cfg(test)]

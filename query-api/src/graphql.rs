@@ -3,8 +3,8 @@
 //! and public because it holds no data.
 
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputValueError, InputValueResult, Object, Scalar,
-    ScalarType, Schema, SimpleObject, Value, ID,
+    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputValueError, InputValueResult, Object,
+    Scalar, ScalarType, Schema, SimpleObject, Value, ID,
 };
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -88,7 +88,8 @@ fn gql_error(p: Problem) -> async_graphql::Error {
 
 /// The tenant comes from the verified token only; `execute` puts the caller into every request.
 fn caller<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
-    let caller = ctx.data::<Caller>().map_err(|_| gql_error(Problem::unauthorized("send Authorization: Bearer <token>")))?;
+    let caller =
+        ctx.data::<Caller>().map_err(|_| gql_error(Problem::unauthorized("send Authorization: Bearer <token>")))?;
     caller.require(Role::Viewer).map_err(gql_error)?;
     Ok(caller)
 }
@@ -177,10 +178,17 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// A resource by vtag UUID or by the cloud's id (ARN, Azure resource id, GCP name); null when
     /// there is none for your tenant. `provider` settles a cloud id that several providers share.
-    async fn resource(&self, ctx: &Context<'_>, id: ID, provider: Option<CloudProvider>) -> async_graphql::Result<Option<Resource>> {
+    async fn resource(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        provider: Option<CloudProvider>,
+    ) -> async_graphql::Result<Option<Resource>> {
         let caller = caller(ctx)?;
         let pool = ctx.data::<PgPool>()?;
-        let found = resources::find(pool, &caller.tenant, id.as_str(), provider.map(Provider::from)).await.map_err(gql_error)?;
+        let found = resources::find(pool, &caller.tenant, id.as_str(), provider.map(Provider::from))
+            .await
+            .map_err(gql_error)?;
         Ok(found.map(Resource))
     }
 
@@ -364,7 +372,10 @@ mod tests {
     #[test]
     fn the_sdl_has_the_seed_enums_and_our_timestamp() {
         let sdl = Schema::build(QueryRoot, EmptyMutation, EmptySubscription).finish().sdl();
-        assert!(sdl.contains("enum TagSource {\n\tINFERRED\n\tRULE_BASED\n\tAI_SUGGESTED\n\tUSER_CONFIRMED\n\tMANUAL\n}"), "{sdl}");
+        assert!(
+            sdl.contains("enum TagSource {\n\tINFERRED\n\tRULE_BASED\n\tAI_SUGGESTED\n\tUSER_CONFIRMED\n\tMANUAL\n}"),
+            "{sdl}"
+        );
         assert!(sdl.contains("scalar DateTime"), "{sdl}");
         assert!(sdl.contains("resource(id: ID!, provider: CloudProvider): Resource"), "{sdl}");
         assert!(sdl.contains("auditTrail("), "{sdl}");

@@ -71,7 +71,12 @@ struct Row {
 /// Finds a resource of `tenant` by vtag id (a UUID) or by the cloud's own id (ARN, Azure resource
 /// id, GCP name). `Ok(None)` both when it does not exist and when it belongs to another tenant:
 /// the two must be indistinguishable.
-pub async fn find(pool: &PgPool, tenant: &TenantId, raw_id: &str, provider: Option<Provider>) -> Result<Option<Resource>, Problem> {
+pub async fn find(
+    pool: &PgPool,
+    tenant: &TenantId,
+    raw_id: &str,
+    provider: Option<Provider>,
+) -> Result<Option<Resource>, Problem> {
     if let Ok(id) = Uuid::parse_str(raw_id) {
         if let Some(found) = load(pool, tenant, id).await? {
             if provider.is_none_or(|p| p.as_str() == found.provider) {
@@ -139,7 +144,17 @@ fn assemble(rows: Vec<Row>) -> Option<Resource> {
     };
     for row in rows {
         // The tag columns are all NOT NULL in the table, so one present means all are.
-        if let (Some(key), Some(value), Some(source), Some(confidence), Some(created_by), Some(updated_by), Some(created_at), Some(updated_at), Some(version)) = (
+        if let (
+            Some(key),
+            Some(value),
+            Some(source),
+            Some(confidence),
+            Some(created_by),
+            Some(updated_by),
+            Some(created_at),
+            Some(updated_at),
+            Some(version),
+        ) = (
             row.tag_key,
             row.tag_value,
             row.source,
@@ -150,7 +165,17 @@ fn assemble(rows: Vec<Row>) -> Option<Resource> {
             row.updated_at,
             row.tag_version,
         ) {
-            resource.virtual_tags.push(VirtualTag { key, value, source, confidence, created_by, updated_by, created_at, updated_at, version });
+            resource.virtual_tags.push(VirtualTag {
+                key,
+                value,
+                source,
+                confidence,
+                created_by,
+                updated_by,
+                created_at,
+                updated_at,
+                version,
+            });
         }
     }
     // Byte order, not the database's collation: the same answer whatever locale the cluster has.

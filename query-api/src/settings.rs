@@ -41,7 +41,9 @@ impl Settings {
             .context("VTAG_QUERY_API_LISTEN must be host:port, e.g. 127.0.0.1:18082")?;
         let topic_prefix = var("VTAG_TOPIC_PREFIX").unwrap_or_else(|| Self::DEFAULT_TOPIC_PREFIX.to_owned());
         let wait_ms = match var("VTAG_CONSISTENCY_WAIT_MS") {
-            Some(raw) => raw.trim().parse::<u64>().context("VTAG_CONSISTENCY_WAIT_MS must be a number of milliseconds")?,
+            Some(raw) => {
+                raw.trim().parse::<u64>().context("VTAG_CONSISTENCY_WAIT_MS must be a number of milliseconds")?
+            }
             None => Self::DEFAULT_CONSISTENCY_WAIT_MS,
         };
         Ok(Self {

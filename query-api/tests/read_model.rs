@@ -49,7 +49,10 @@ async fn the_read_side_against_postgres() {
 
     // Run in a task so a failed assertion still lets us drop the database before re-raising it.
     let outcome = tokio::spawn(scenario(database_url(&admin, &name))).await;
-    admin_conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.expect("drop the test database");
+    admin_conn
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop the test database");
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -194,7 +197,10 @@ async fn audit_trail(api: &Api, seed: &Seed) {
             let items = page["items"].as_array().unwrap();
             pages.push(items.len());
             for item in items {
-                seen.push((item["recorded_at"].as_str().unwrap().to_owned(), item["event_id"].as_str().unwrap().parse::<Uuid>().unwrap()));
+                seen.push((
+                    item["recorded_at"].as_str().unwrap().to_owned(),
+                    item["event_id"].as_str().unwrap().parse::<Uuid>().unwrap(),
+                ));
             }
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
@@ -221,8 +227,20 @@ async fn audit_trail(api: &Api, seed: &Seed) {
     assert_eq!(
         fields,
         [
-            "action", "aggregate_version", "causation_id", "confidence", "correlation_id", "event_id", "new_value", "occurred_at",
-            "old_value", "performed_by", "recorded_at", "resource_id", "source", "tag_key"
+            "action",
+            "aggregate_version",
+            "causation_id",
+            "confidence",
+            "correlation_id",
+            "event_id",
+            "new_value",
+            "occurred_at",
+            "old_value",
+            "performed_by",
+            "recorded_at",
+            "resource_id",
+            "source",
+            "tag_key"
         ]
     );
     assert!(item["recorded_at"].as_str().unwrap().ends_with('Z'));
@@ -253,7 +271,8 @@ async fn audit_trail(api: &Api, seed: &Seed) {
         ("resource_id=i-123", "resource_id", "uuid"),
         ("order=sideways", "order", "one_of"),
     ] {
-        let res = api.http.get(format!("{}/api/v1/audit-trail?{query}", api.base)).bearer_auth(&acme).send().await.unwrap();
+        let res =
+            api.http.get(format!("{}/api/v1/audit-trail?{query}", api.base)).bearer_auth(&acme).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let problem: Value = res.json().await.unwrap();
@@ -341,9 +360,13 @@ async fn graphql(api: &Api, seed: &Seed) {
     let r = &body["data"]["byArn"];
     assert_eq!(r["id"], seed.acme_r1.to_string());
     assert_eq!(body["data"]["byId"]["id"], seed.acme_r1.to_string());
-    assert_eq!((r["resourceId"].as_str(), r["provider"].as_str(), r["type"].as_str()), (Some(ARN), Some("AWS"), Some("ec2:instance")));
+    assert_eq!(
+        (r["resourceId"].as_str(), r["provider"].as_str(), r["type"].as_str()),
+        (Some(ARN), Some("AWS"), Some("ec2:instance"))
+    );
     assert_eq!(r["version"], 7);
-    let sources: Vec<&str> = r["virtualTags"].as_array().unwrap().iter().map(|t| t["source"].as_str().unwrap()).collect();
+    let sources: Vec<&str> =
+        r["virtualTags"].as_array().unwrap().iter().map(|t| t["source"].as_str().unwrap()).collect();
     assert_eq!(sources, ["USER_CONFIRMED", "INFERRED", "RULE_BASED"]);
     assert_eq!(r["virtualTags"][1]["updatedAt"], "2025-11-17T10:00:00.250Z");
     assert_eq!(body["data"]["auditTrail"]["items"].as_array().unwrap().len(), 10);
@@ -386,7 +409,13 @@ struct Api {
 impl Api {
     fn token(&self, tenant: &str) -> String {
         let now = Utc::now().timestamp();
-        self.auth.issue(&Claims { sub: "viewer@example.com".into(), tenant: tenant.into(), role: Role::Viewer, exp: now + 600, iat: now })
+        self.auth.issue(&Claims {
+            sub: "viewer@example.com".into(),
+            tenant: tenant.into(),
+            role: Role::Viewer,
+            exp: now + 600,
+            iat: now,
+        })
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -466,19 +495,31 @@ async fn seed(pool: &PgPool) -> Seed {
     }
     for i in 0..5 {
         insert_audit(pool, "acme", acme_r1, 100 + i, "VirtualTagApplied", "team", "carol@example.com", base).await;
-        insert_audit(pool, "globex", globex_r1, i + 1, "VirtualTagApplied", "environment", "alice@example.com", base).await;
+        insert_audit(pool, "globex", globex_r1, i + 1, "VirtualTagApplied", "environment", "alice@example.com", base)
+            .await;
     }
 
-    sqlx::query("INSERT INTO projector_checkpoints (projector, topic, partition, next_offset) VALUES ('postgres', $1, 3, 1000)")
-        .bind(format!("{PREFIX}resource-events"))
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset) VALUES ('postgres', $1, 3, 1000)",
+    )
+    .bind(format!("{PREFIX}resource-events"))
+    .execute(pool)
+    .await
+    .unwrap();
     Seed { acme_r1, acme_tagless, globex_r1, environment_events, base }
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_resource(pool: &PgPool, tenant: &str, id: Uuid, provider: &str, cloud_id: &str, name: &str, version: i64, at: DateTime<Utc>) {
+async fn insert_resource(
+    pool: &PgPool,
+    tenant: &str,
+    id: Uuid,
+    provider: &str,
+    cloud_id: &str,
+    name: &str,
+    version: i64,
+    at: DateTime<Utc>,
+) {
     sqlx::query(
         "INSERT INTO resources (tenant, id, provider, cloud_resource_id, resource_type, name, account_id, region, version,
                                 first_seen_at, last_changed_at)

@@ -53,6 +53,8 @@ impl TestEnv {
     }
 
     pub async fn with_stack(stack: Stack) -> Self {
+        // Service logs go to the test's output, which nextest shows when a test fails.
+        vtag_service::telemetry::init("vtag-tests");
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database_url = create_database(&stack.pg_admin_url, &format!("t_{id}")).await;
         let secret = format!("test-secret-{}", Uuid::new_v4().simple());

@@ -5,3 +5,5 @@
 pub mod harness;
 pub mod http;
 pub mod log;
+pub mod readmodel;
+pub mod bench;
