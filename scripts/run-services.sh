@@ -181,7 +181,7 @@ start_service() {
   fi
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
   t0=$SECONDS
-  spawn "$name" "$logf" "$bin"
+  spawn "$name" "$logf" env NO_COLOR="${NO_COLOR:-1}" "$bin"  # plain-text logs
   if [[ -z "$listen" ]]; then # the projector has no port: it must survive its start-up
     sleep 2
     pid="$(live_pid "$name" 2>/dev/null)" || { tail_log "$logf"; die "$name: exited during start"; }
@@ -305,11 +305,11 @@ cmd_start() {
   local t0=$SECONDS
   mkdir -p "$PID_DIR" "$LOG_DIR"
   load_env
-  load_secret
   bash "$STACK" status >/dev/null 2>&1 || {
     bash "$STACK" status >&2 || true
     die "the stack is not (fully) up: start it with scripts/stack.sh start (or make run)"
   }
+  load_secret
   start_service command-api 120  # rebuilds its state from the log before it listens
   start_service projector 0
   start_service query-api 60
@@ -344,7 +344,7 @@ cmd_info() {
   print_info
 }
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"

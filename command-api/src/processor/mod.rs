@@ -61,10 +61,9 @@ impl CommandProcessor {
         tracing::info!(?registered, "event schemas registered");
         let producer: FutureProducer = producer_config(&settings.brokers).create()?;
         let count = actual_partitions(&settings.brokers, codec.topic())?;
-        let mut partitions = Vec::with_capacity(count as usize);
-        for p in 0..count {
-            partitions.push(Mutex::new(rebuild::rebuild_partition(&settings.brokers, &codec, p).await?));
-        }
+        // Partitions are independent: rebuild them side by side (start-up is mostly fetch latency).
+        let rebuilt = join_all((0..count).map(|p| rebuild::rebuild_partition(&settings.brokers, &codec, p))).await;
+        let partitions = rebuilt.into_iter().map(|r| r.map(Mutex::new)).collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self { brokers: settings.brokers.clone(), codec, producer, partitions })
     }
 

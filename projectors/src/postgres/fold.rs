@@ -37,6 +37,9 @@ pub struct TagRow {
     pub value: String,
     pub source: String,
     pub confidence: f64,
+    /// Who set the key and when, if this batch creates the row (an existing row keeps its own).
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
     pub actor: String,
     pub at: DateTime<Utc>,
     pub version: u64,
@@ -162,7 +165,15 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
                 audit.source = Some(e.source.as_str().to_owned());
                 audit.confidence = Some(e.confidence.value());
                 let tag = out.tags.entry((key.0.clone(), key.1, e.key.as_str().to_owned())).or_default();
+                // Creation is the first set since the batch began or since the key was last removed,
+                // so the row reads the same however the log was cut into batches.
+                let (created_by, created_at) = match &tag.set {
+                    Some(earlier) => (earlier.created_by.clone(), earlier.created_at),
+                    None => (env.actor.as_str().to_owned(), env.recorded_at),
+                };
                 tag.set = Some(TagRow {
+                    created_by,
+                    created_at,
                     value: e.value.as_str().to_owned(),
                     source: e.source.as_str().to_owned(),
                     confidence: e.confidence.value(),
@@ -251,6 +262,7 @@ mod tests {
         let tag = &changes.tags[&("acme".to_owned(), id.as_uuid(), "team".to_owned())];
         assert_eq!(tag.removed_at_version, Some(3), "the old row must go, so created_at restarts");
         assert_eq!(tag.set.as_ref().unwrap().value, "b");
+        assert_eq!(tag.set.as_ref().unwrap().created_at, log[3].recorded.envelope.recorded_at);
         assert_eq!(changes.audit.len(), 4);
         assert_eq!(changes.skipped, 0);
     }
@@ -272,6 +284,25 @@ mod tests {
         assert_eq!(changes.skipped, 2);
         assert_eq!(changes.audit.iter().map(|a| a.version).collect::<Vec<_>>(), [3, 4]);
         assert!(changes.resources.values().all(|r| r.description.is_none()));
+    }
+
+    #[test]
+    fn a_tag_created_then_changed_in_one_batch_keeps_its_creation() {
+        let (id, log) = history();
+        // observe (v1), team=a by alice (v2), then — in the same batch — team=c by bob (v3)
+        let mut log: Vec<Positioned> = log.into_iter().take(2).collect();
+        let state = log.iter().fold(ResourceState::default(), |s, p| evolve(s, &p.recorded));
+        let mut ctx3 = ctx(42);
+        ctx3.actor = Actor::parse("bob").unwrap();
+        ctx3.recorded_at = log[1].recorded.envelope.recorded_at + chrono::Duration::seconds(5);
+        let change = decide(&state, id, &apply("team", "c"), &ctx3).unwrap().remove(0);
+        log.push(Positioned { partition: 0, offset: 2, recorded: change });
+        let changes = fold(&log, &HashMap::new());
+        let row = changes.tags.values().next().unwrap().set.clone().unwrap();
+        assert_eq!(row.value, "c");
+        assert_eq!(row.actor, "bob");
+        assert_eq!(row.created_by, "alice");
+        assert_eq!(row.created_at, log[1].recorded.envelope.recorded_at);
     }
 
     #[test]

@@ -231,6 +231,8 @@ async fn upsert_tags(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::
             c.value.push(row.value.clone());
             c.source.push(row.source.clone());
             c.confidence.push(row.confidence);
+            c.created_by.push(row.created_by.clone());
+            c.created_at.push(row.created_at);
             c.actor.push(row.actor.clone());
             c.at.push(row.at);
             c.version.push(row.version as i64);
@@ -243,10 +245,10 @@ async fn upsert_tags(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::
     sqlx::query(
         "INSERT INTO virtual_tags (tenant, resource_id, tag_key, tag_value, source, confidence, created_by, updated_by,
                                    created_at, updated_at, version, event_id)
-         SELECT tenant, id, key, value, source, confidence, actor, actor, at, at, version, event_id
+         SELECT tenant, id, key, value, source, confidence, created_by, actor, created_at, at, version, event_id
          FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
-                     $8::timestamptz[], $9::int8[], $10::uuid[])
-              AS u(tenant, id, key, value, source, confidence, actor, at, version, event_id)
+                     $8::timestamptz[], $9::text[], $10::timestamptz[], $11::int8[], $12::uuid[])
+              AS u(tenant, id, key, value, source, confidence, created_by, created_at, actor, at, version, event_id)
          ON CONFLICT (tenant, resource_id, tag_key) DO UPDATE SET
            tag_value = EXCLUDED.tag_value, source = EXCLUDED.source, confidence = EXCLUDED.confidence,
            updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
@@ -259,6 +261,8 @@ async fn upsert_tags(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::
     .bind(&c.value)
     .bind(&c.source)
     .bind(&c.confidence)
+    .bind(&c.created_by)
+    .bind(&c.created_at)
     .bind(&c.actor)
     .bind(&c.at)
     .bind(&c.version)
@@ -276,6 +280,8 @@ struct TagColumns {
     value: Vec<String>,
     source: Vec<String>,
     confidence: Vec<f64>,
+    created_by: Vec<String>,
+    created_at: Vec<DateTime<Utc>>,
     actor: Vec<String>,
     at: Vec<DateTime<Utc>>,
     version: Vec<i64>,

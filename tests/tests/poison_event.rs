@@ -1,0 +1,63 @@
+//! A record the projector can never apply is dead-lettered with its origin, and the pipeline goes on.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use vtag_tests::harness::{eventually, TestEnv};
+use vtag_tests::http::{observe_batch, Api};
+use vtag_tests::log::records_in;
+use vtag_tests::readmodel::folded;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_goes_to_the_dead_letter_topic_and_the_projector_goes_on() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let projector = env.start_projector();
+    let pool = env.pool().await;
+    let api = Api::new(commands.url(""), Some(env.editor()));
+
+    // Garbage, and a record with a valid wire header but an unknown schema id, then real events.
+    let producer: FutureProducer = vtag_eventlog::kafka::producer_config(&env.stack.brokers).create().unwrap();
+    for payload in [b"definitely not avro".to_vec(), vec![0u8, 0, 0, 0x7f, 0x7f, 1, 2, 3]] {
+        producer
+            .send(FutureRecord::to(&env.topic()).partition(0).key("poison").payload(&payload), Duration::from_secs(10))
+            .await
+            .expect("poison produced");
+    }
+    let r = api.post("/api/v1/resources/observe", &observe_batch(0, 50)).await;
+    assert_eq!(r.status, 200);
+
+    let total = records_in(&env.stack.brokers, &env.topic(), env.partitions);
+    assert_eq!(total, 52);
+    eventually(Duration::from_secs(60), "the projector to pass the poison", || async {
+        (folded(&pool).await == total).then_some(())
+    })
+    .await;
+    let resources: i64 = sqlx::query_scalar("SELECT count(*) FROM resources").fetch_one(&pool).await.unwrap();
+    assert_eq!(resources, 50);
+
+    let dlq = vtag_eventlog::EventTopics::new(env.prefix.clone(), env.partitions).dead_letters();
+    let consumer: StreamConsumer = vtag_eventlog::kafka::assigned_consumer_config(&env.stack.brokers, "poison-test").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&dlq, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut parked = Vec::new();
+    while parked.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("dead letters arrive").unwrap();
+        let headers = m.headers().expect("headers");
+        let header = |name: &str| {
+            headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("vtag.source.topic").as_deref(), Some(env.topic().as_str()));
+        assert_eq!(header("vtag.source.partition").as_deref(), Some("0"));
+        assert!(header("vtag.error").is_some_and(|e| !e.is_empty()));
+        parked.push((header("vtag.source.offset").unwrap(), m.payload().unwrap().to_vec()));
+    }
+    assert_eq!(parked[0].1, b"definitely not avro");
+
+    projector.stop().await;
+    commands.stop().await;
+}
