@@ -36,9 +36,10 @@ pub async fn serve(
     auth: Authenticator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let processor = processor::CommandProcessor::start(&settings).await?;
-    let state = AppState { processor: Arc::new(processor), auth: Arc::new(auth) };
+    let processor = Arc::new(processor::CommandProcessor::start(&settings).await?);
+    let state = AppState { processor: processor.clone(), auth: Arc::new(auth) };
     tracing::info!(addr = %listener.local_addr()?, "command API listening");
     axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown).await?;
+    processor.shutdown().await;
     Ok(())
 }

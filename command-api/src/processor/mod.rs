@@ -7,12 +7,15 @@
 //! anything else. Event ids derive from command ids, and recent outcomes are remembered by command
 //! id, so a client that re-sends a command gets the original answer and the log gets no duplicate.
 //!
-//! One process owns all partitions today. Running several command APIs needs partition ownership
-//! handed out by a consumer group (see ARCHITECTURE.md); until then, run exactly one.
+//! Which instance owns which partition is decided by a Kafka consumer group (see `ownership`); a
+//! command for a partition this instance does not own is refused with 503 so a load balancer can
+//! retry it on another instance.
 
+mod ownership;
 mod partition;
 mod rebuild;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -42,13 +45,17 @@ pub enum SubmitError {
     /// The write could not be confirmed. Re-sending the same command (same id) is safe.
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+    /// Another command-API instance holds this partition's lease.
+    #[error("partition {0} is owned by another command API instance")]
+    NotOwner(i32),
 }
 
 pub struct CommandProcessor {
     brokers: String,
     codec: EventCodec,
     producer: FutureProducer,
-    partitions: Vec<Mutex<PartitionState>>,
+    partitions: ownership::Partitions,
+    ownership: std::sync::Mutex<Option<ownership::Ownership>>,
 }
 
 impl CommandProcessor {
@@ -61,10 +68,45 @@ impl CommandProcessor {
         tracing::info!(?registered, "event schemas registered");
         let producer: FutureProducer = producer_config(&settings.brokers).create()?;
         let count = actual_partitions(&settings.brokers, codec.topic())?;
-        // Partitions are independent: rebuild them side by side (start-up is mostly fetch latency).
-        let rebuilt = join_all((0..count).map(|p| rebuild::rebuild_partition(&settings.brokers, &codec, p))).await;
-        let partitions = rebuilt.into_iter().map(|r| r.map(Mutex::new)).collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { brokers: settings.brokers.clone(), codec, producer, partitions })
+        let partitions: ownership::Partitions =
+            Arc::new((0..count).map(|_| Mutex::new(PartitionState::default())).collect());
+        let group = format!("{}command-processor", settings.topic_prefix);
+        let (brokers, topic, leased) = (settings.brokers.clone(), codec.topic().to_owned(), partitions.clone());
+        let ownership = tokio::task::spawn_blocking(move || {
+            ownership::Ownership::join(&brokers, &group, &topic, leased, Duration::from_secs(60))
+        })
+        .await??;
+        let processor = Self {
+            brokers: settings.brokers.clone(),
+            codec,
+            producer,
+            partitions,
+            ownership: std::sync::Mutex::new(Some(ownership)),
+        };
+        // Rebuild what we own now, side by side (start-up is mostly fetch latency), rather than on
+        // the first command.
+        join_all((0..count).map(|p| processor.recover(p))).await;
+        Ok(processor)
+    }
+
+    /// Rebuilds a partition from the log if it is ours and its state is not trusted.
+    async fn recover(&self, partition: i32) {
+        let mut state = self.partitions[partition as usize].lock().await;
+        if state.owned && !state.trusted {
+            match rebuild::rebuild_partition(&self.brokers, &self.codec, partition, true).await {
+                Ok(fresh) => *state = fresh,
+                Err(e) => tracing::error!(partition, error = %e, "could not rebuild partition; will retry on the next command"),
+            }
+        }
+    }
+
+    /// Leaves the ownership group (so other instances take the partitions over) and flushes.
+    pub async fn shutdown(&self) {
+        let ownership = self.ownership.lock().expect("ownership lock").take();
+        if let Some(mut o) = ownership {
+            let _ = tokio::task::spawn_blocking(move || o.leave()).await;
+        }
+        self.flush();
     }
 
     pub fn partition_of(&self, aggregate: &ResourceId) -> i32 {
@@ -100,8 +142,13 @@ impl CommandProcessor {
         group: Vec<(usize, Submission)>,
     ) -> Vec<(usize, Result<Outcome, SubmitError>)> {
         let mut state = self.partitions[partition as usize].lock().await;
+        // Checked under the lock: a revocation takes the same lock, so ownership cannot change
+        // between this check and the end of the writes below.
+        if !state.owned {
+            return group.into_iter().map(|(i, _)| (i, Err(SubmitError::NotOwner(partition)))).collect();
+        }
         if !state.trusted {
-            match rebuild::rebuild_partition(&self.brokers, &self.codec, partition).await {
+            match rebuild::rebuild_partition(&self.brokers, &self.codec, partition, true).await {
                 Ok(fresh) => *state = fresh,
                 Err(e) => {
                     let reason = format!("partition {partition} is recovering: {e}");

@@ -23,9 +23,11 @@ pub struct PartitionState {
     pub aggregates: HashMap<ResourceId, ResourceState>,
     recent: HashMap<Uuid, Outcome>,
     recent_order: VecDeque<Uuid>,
-    /// False after a write whose fate is unknown: the in-memory state may be ahead of the log, so
-    /// the partition is rebuilt from the log before it decides anything else.
+    /// False after a write whose fate is unknown, or when ownership moved: the in-memory state may
+    /// differ from the log, so the partition is rebuilt from the log before it decides anything else.
     pub trusted: bool,
+    /// Whether this instance holds the partition's lease (see `ownership`).
+    pub owned: bool,
 }
 
 /// How many command outcomes each partition remembers for de-duplication. Clients retry within
@@ -33,9 +35,9 @@ pub struct PartitionState {
 const RECENT_COMMANDS: usize = 100_000;
 
 impl PartitionState {
-    /// An empty partition whose state matches the log (used before replaying it).
-    pub fn trusted() -> Self {
-        Self { trusted: true, ..Default::default() }
+    /// An empty state, to be filled by replaying the partition; it keeps the ownership it replaces.
+    pub fn replaying(owned: bool) -> Self {
+        Self { trusted: true, owned, ..Default::default() }
     }
 
     pub fn state_of(&self, id: &ResourceId) -> ResourceState {

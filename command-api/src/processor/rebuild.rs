@@ -11,9 +11,9 @@ use vtag_eventlog::EventCodec;
 
 use super::partition::{Outcome, PartitionState};
 
-pub async fn rebuild_partition(brokers: &str, codec: &EventCodec, partition: i32) -> anyhow::Result<PartitionState> {
+pub async fn rebuild_partition(brokers: &str, codec: &EventCodec, partition: i32, owned: bool) -> anyhow::Result<PartitionState> {
     let topic = codec.topic();
-    let mut state = PartitionState::trusted();
+    let mut state = PartitionState::replaying(owned);
     let high = high_watermark(brokers, topic, partition)?;
     if high == 0 {
         return Ok(state);

@@ -102,6 +102,9 @@ fn problem_for(error: &SubmitError) -> Problem {
         SubmitError::Refused(ResourceError::UnknownResource) => Problem::not_found(error.to_string()),
         SubmitError::Refused(ResourceError::TagNotPresent { .. }) => Problem::not_found(error.to_string()),
         SubmitError::Unavailable(_) => Problem::unavailable(format!("{error}; retrying the request is safe")),
+        SubmitError::NotOwner(p) => {
+            Problem::unavailable(format!("{error}; send it to that instance (retrying is safe)")).with("partition", *p)
+        }
     }
 }
 
