@@ -1,11 +1,9 @@
 //! `vtag-schema-registry` binary: flags/env → [`vtag_schema_registry::serve`].
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
 use vtag_schema_registry::{serve, CompatibilityLevel, DEFAULT_COMPATIBILITY};
 
 const USAGE: &str = "\
@@ -76,37 +74,9 @@ fn parse_config(
     }))
 }
 
-/// Resolves on ctrl-c or SIGTERM (what `docker stop` and process supervisors send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown signal received, draining requests");
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Logs go to stderr, coloured only on a terminal (stack.sh redirects them to a file).
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    vtag_service::telemetry::init("vtag-schema-registry");
 
     let config = match parse_config(std::env::args().skip(1), |k| std::env::var(k).ok()) {
         Ok(Some(config)) => config,
@@ -131,7 +101,7 @@ async fn main() -> ExitCode {
         listener,
         config.data_dir,
         config.compatibility,
-        shutdown_signal(),
+        vtag_service::shutdown::signal(),
     )
     .await
     {
