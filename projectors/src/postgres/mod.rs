@@ -78,6 +78,8 @@ pub async fn project_batch(
     let keys: Vec<AggregateKey> = events
         .iter()
         .map(|e| (e.recorded.envelope.tenant.as_str().to_owned(), e.recorded.envelope.aggregate_id.as_uuid()))
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
         .collect();
     let known = store.versions(&keys).await?;
     let changes = fold(&events, &known);

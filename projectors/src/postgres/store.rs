@@ -67,11 +67,18 @@ impl Store {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
-        let rows: Vec<(String, Uuid, i64)> = sqlx::query_as("SELECT tenant, id, version FROM resources WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
+        let (tenants, ids): (Vec<String>, Vec<Uuid>) = keys.iter().cloned().unzip();
+        // Joined on the whole primary key (tenant, id) so each key is an index probe; filtering on
+        // `id` alone cannot use the index and scans the table once per batch.
+        let rows: Vec<(String, Uuid, i64)> = sqlx::query_as(
+            "SELECT r.tenant, r.id, r.version
+               FROM UNNEST($1::text[], $2::uuid[]) AS k(tenant, id)
+               JOIN resources r ON r.tenant = k.tenant AND r.id = k.id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(|(t, id, v)| ((t, id), v as u64)).collect())
     }
 
