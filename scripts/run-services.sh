@@ -284,7 +284,8 @@ curl -s \$QRY/graphql -H "Authorization: Bearer \$VIEWER" -H 'content-type: appl
 
 # 4. apply a tag, then read your own write (X-Consistency-Token)
 TOKEN=\$(curl -s \$CMD/api/v1/virtual-tags/apply -H "Authorization: Bearer \$EDITOR" -H 'content-type: application/json' \\
-  -d '{"resource_id": "$pay_id", "key": "data-classification", "value": "pci", "source": "manual"}' | jq -r .consistency_token)
+  -d '{"resource_id": "$pay_id", "key": "data-classification", "value": "pci", "source": "manual"}' \\
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["consistency_token"])')
 curl -s \$QRY/api/v1/resources/$pay_id/virtual-tags -H "Authorization: Bearer \$VIEWER" -H "X-Consistency-Token: \$TOKEN"
 
 # 5. GraphiQL in a browser (paste {"Authorization": "Bearer <VIEWER>"} into its Headers tab)
