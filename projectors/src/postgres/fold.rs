@@ -219,7 +219,7 @@ mod tests {
         let cloud = CloudResourceId::parse("i-1").unwrap();
         let tenant = TenantId::parse("acme").unwrap();
         let id = ResourceId::derive(&tenant, Provider::Aws, &cloud);
-        let commands = vec![
+        let commands = [
             ResourceCommand::Observe(ObserveResource {
                 provider: Provider::Aws,
                 cloud_id: cloud,

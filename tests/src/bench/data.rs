@@ -33,7 +33,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -41,13 +41,13 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len())]
     }
     pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.next_u64() % 100 < percent
     }
 }
 
@@ -69,9 +69,9 @@ const GCP_TYPES: &[&str] = &["e2-standard-2", "e2-standard-4", "n2-standard-8", 
 /// `n` unique resources.
 pub fn generate(n: usize, seed: u64) -> Vec<Resource> {
     let mut rng = Rng::new(seed);
-    let accounts: Vec<String> = (0..40).map(|_| format!("{:012}", rng.next() % 1_000_000_000_000)).collect();
-    let subscriptions: Vec<Uuid> = (0..12).map(|_| Uuid::from_u64_pair(rng.next(), rng.next())).collect();
-    let projects: Vec<String> = (0..15).map(|i| format!("{}-{}-{:04x}", rng.pick(APPS), ["prj", "proj", "p"][i % 3], rng.next() & 0xffff)).collect();
+    let accounts: Vec<String> = (0..40).map(|_| format!("{:012}", rng.next_u64() % 1_000_000_000_000)).collect();
+    let subscriptions: Vec<Uuid> = (0..12).map(|_| Uuid::from_u64_pair(rng.next_u64(), rng.next_u64())).collect();
+    let projects: Vec<String> = (0..15).map(|i| format!("{}-{}-{:04x}", rng.pick(APPS), ["prj", "proj", "p"][i % 3], rng.next_u64() & 0xffff)).collect();
     (0..n)
         .map(|i| {
             let app = rng.pick(APPS);
@@ -103,13 +103,13 @@ pub fn generate(n: usize, seed: u64) -> Vec<Resource> {
                     0..=2 => {
                         metadata.insert("instance_type".into(), rng.pick(EC2_TYPES).into());
                         metadata.insert("platform".into(), ["linux", "windows"][rng.below(2)].into());
-                        ("ec2:instance", format!("arn:aws:ec2:{region}:{account}:instance/i-{:017x}", rng.next() >> 4 ^ i as u64))
+                        ("ec2:instance", format!("arn:aws:ec2:{region}:{account}:instance/i-{:017x}", rng.next_u64() >> 4 ^ i as u64))
                     }
                     3 => {
                         metadata.insert("engine".into(), ["postgres", "mysql", "aurora-postgresql"][rng.below(3)].into());
                         ("rds:db", format!("arn:aws:rds:{region}:{account}:db:{name}"))
                     }
-                    4 => ("s3:bucket", format!("arn:aws:s3:::{name}-{:08x}", rng.next() as u32)),
+                    4 => ("s3:bucket", format!("arn:aws:s3:::{name}-{:08x}", rng.next_u64() as u32)),
                     _ => {
                         metadata.insert("runtime".into(), ["python3.12", "nodejs20.x", "provided.al2023"][rng.below(3)].into());
                         ("lambda:function", format!("arn:aws:lambda:{region}:{account}:function:{name}"))

@@ -5,7 +5,7 @@
 //!  2. raw consume   — those N back from offset 0 (the projector's consumer settings)
 //!  3. raw COPY      — the same N rows into a `resources`-shaped table (and + `tag_audit`-shaped rows)
 //!  4. end to end    — POST /api/v1/resources/observe (B per request, C in flight) until the Postgres
-//!                     read model's checkpoints cover every event; plus the HTTP ingest rate alone
+//!     read model's checkpoints cover every event; plus the HTTP ingest rate alone
 //!  5. replay        — a fresh projector on a new, empty database, from offset 0 to the high watermarks
 //!  6. RSS           — VmHWM / VmRSS of each service
 //!
@@ -536,7 +536,7 @@ async fn end_to_end(args: &Args, env: &TestEnv, bodies: &[Vec<u8>], n: usize, vt
     let start = Instant::now();
     progress!("ingesting {n} resources: {} requests, {} in flight", bodies.len(), args.concurrency);
     let deadline = tokio::time::Instant::now() + args.timeout;
-    let results: Vec<anyhow::Result<usize>> = futures::stream::iter(bodies.into_iter())
+    let results: Vec<anyhow::Result<usize>> = futures::stream::iter(bodies)
         .map(|body| {
             let req = client
                 .post(format!("{base}/api/v1/resources/observe"))
