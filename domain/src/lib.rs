@@ -13,6 +13,7 @@
 pub mod envelope;
 pub mod fingerprint;
 pub mod resource;
+pub mod tagging;
 pub mod values;
 
 pub use envelope::{CommandContext, EventEnvelope, Recorded};
