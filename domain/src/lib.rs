@@ -9,6 +9,8 @@
 //! - [`values`]: validated value types (tag keys and values, providers, confidence, …).
 //! - [`resource`]: the `Resource` aggregate — commands, events, state, `decide` and `evolve`.
 //! - [`envelope`]: the metadata every recorded event carries.
+//! - [`tagging`]: the tag schema, normalization of native tags and ordered business rules (pure
+//!   building blocks of the tagging engine; not wired to the services yet).
 
 pub mod envelope;
 pub mod fingerprint;
