@@ -40,6 +40,11 @@ SERVICES=(command-api projector query-api)  # start order; stop is the reverse
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# pid files, spawn, stop by pid (TERM, 10 s, KILL), port/http probes, tail_log, lock
+LOG_TAIL_LINES=40
+# shellcheck source=lib/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/processes.sh"
+
 # ---------------------------------------------------------------- configuration ----
 load_env() {
   # the stack's addresses, unless the caller already chose others
@@ -90,72 +95,9 @@ service_listen() { # NAME -> host:port ("" for the projector)
   esac
 }
 
-# ---------------------------------------------------------------- pid files ----
-pid_file() { echo "$PID_DIR/$1.pid"; }
+service_pid() { live_pid "$1" "$(service_bin "$1")"; }  # NAME: pid of the service's own binary
 
-# Prints the pid of NAME if its pid file names a live process running its binary; removes a stale
-# pid file (dead process, or pid recycled by an unrelated program).
-live_pid() {
-  local name="$1" match f pid
-  match="$(service_bin "$name")"
-  f="$(pid_file "$name")"
-  [[ -f "$f" ]] || return 1
-  pid="$(head -n1 "$f" 2>/dev/null | tr -dc '0-9')"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-     && grep -qa -- "$match" "/proc/$pid/cmdline" 2>/dev/null; then
-    echo "$pid"
-    return 0
-  fi
-  log "removing stale pid file $f${pid:+ (pid $pid)}"
-  rm -f "$f"
-  return 1
-}
-
-stop_service() { # NAME: TERM, wait up to 10 s, then KILL
-  local name="$1" pid i
-  if ! pid="$(live_pid "$name")"; then
-    log "$name: not running"
-    return 0
-  fi
-  log "$name: stopping pid $pid"
-  kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$name: still alive after 10 s, sending KILL"
-    kill -9 "$pid" 2>/dev/null || true
-    sleep 0.2
-  fi
-  rm -f "$(pid_file "$name")"
-  log "$name: stopped"
-}
-
-# Runs "$@" in a new session, detached, logging to LOG; the pid written is the program's own pid
-# (bash writes $$ then execs). fd 9 (the lock) is not inherited.
-spawn() { # NAME LOG CMD...
-  local name="$1" logf="$2"
-  shift 2
-  rm -f "$(pid_file "$name")"
-  (
-    cd "$VTAG_HOME"
-    exec 9>&-
-    exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$name")" "$@" </dev/null >>"$logf" 2>&1
-  ) &
-  local i
-  for ((i = 0; i < 50; i++)); do [[ -s "$(pid_file "$name")" ]] && break; sleep 0.1; done
-}
-
-port_open() { # host:port
-  local host="${1%:*}" port="${1##*:}"
-  [[ "$host" == 0.0.0.0 || -z "$host" ]] && host=127.0.0.1
-  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
-}
-
-http_ok() { curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null; }
-
-tail_log() { log "last lines of $1:"; tail -n "${2:-40}" "$1" >&2 2>/dev/null || true; }
+stop_service() { kill_pid_file "$1" "$(service_bin "$1")"; }  # NAME: TERM, 10 s, KILL
 
 health_url() { # NAME
   local listen
@@ -171,7 +113,7 @@ start_service() {
   bin="$VTAG_BIN_DIR/$(service_bin "$name")"
   logf="$LOG_DIR/$name.log"
   listen="$(service_listen "$name")"
-  if pid="$(live_pid "$name")"; then
+  if pid="$(service_pid "$name")"; then
     log "$name: already running (pid $pid)${listen:+ on $listen}"
     return 0
   fi
@@ -181,16 +123,16 @@ start_service() {
   fi
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
   t0=$SECONDS
-  spawn "$name" "$logf" env NO_COLOR="${NO_COLOR:-1}" "$bin"  # plain-text logs
+  spawn "$name" "$logf" "$VTAG_HOME" env NO_COLOR="${NO_COLOR:-1}" "$bin"  # plain-text logs
   if [[ -z "$listen" ]]; then # the projector has no port: it must survive its start-up
     sleep 2
-    pid="$(live_pid "$name" 2>/dev/null)" || { tail_log "$logf"; die "$name: exited during start"; }
+    pid="$(service_pid "$name" 2>/dev/null)" || { tail_log "$logf"; die "$name: exited during start"; }
     log "$name: running (pid $pid)"
     return 0
   fi
   url="$(health_url "$name")"
   for ((i = 0; i < max * 2; i++)); do
-    pid="$(live_pid "$name" 2>/dev/null)" || { tail_log "$logf"; die "$name: exited during start"; }
+    pid="$(service_pid "$name" 2>/dev/null)" || { tail_log "$logf"; die "$name: exited during start"; }
     if http_ok "$url"; then
       log "$name: up on $listen (pid $pid) in $((SECONDS - t0)) s"
       return 0
@@ -297,11 +239,6 @@ EOF
 }
 
 # ---------------------------------------------------------------- commands ----
-lock() { # serialize concurrent start/stop runs on the same VTAG_HOME
-  exec 9>"$VTAG_HOME/.services.lock"
-  flock 9
-}
-
 cmd_start() {
   local t0=$SECONDS
   mkdir -p "$PID_DIR" "$LOG_DIR"
@@ -329,7 +266,7 @@ cmd_status() {
   load_env
   for name in "${SERVICES[@]}"; do
     listen="$(service_listen "$name")"
-    if pid="$(live_pid "$name" 2>/dev/null)" && { [[ -z "$listen" ]] || http_ok "$(health_url "$name")"; }; then
+    if pid="$(service_pid "$name" 2>/dev/null)" && { [[ -z "$listen" ]] || http_ok "$(health_url "$name")"; }; then
       printf '%-12s up    %-16s pid %s  log %s\n' "$name" "${listen:--}" "$pid" "$LOG_DIR/$name.log"
     else
       printf '%-12s down  %s\n' "$name" "${listen:--}"
@@ -351,8 +288,8 @@ main() {
   local cmd="${1:-}"
   [[ $# -gt 0 ]] && shift
   case "$cmd" in
-    start) lock; cmd_start ;;
-    stop) lock; cmd_stop ;;
+    start) lock services; cmd_start ;;
+    stop) lock services; cmd_stop ;;
     status) cmd_status ;;
     info) cmd_info ;;
     -h|--help|help) usage ;;

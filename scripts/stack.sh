@@ -38,6 +38,10 @@ log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 is_root() { [[ "$(id -u)" == 0 ]]; }
 
+# pid files, spawn, stop by pid (TERM, 10 s, KILL), port/http probes, tail_log, lock
+# shellcheck source=lib/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/processes.sh"
+
 apt_install() {
   is_root || die "'$*' is missing and installing it needs root: apt-get install -y $*"
   log "installing $* with apt-get"
@@ -61,65 +65,6 @@ set_comps() { # DEFAULT... -- ARGS...: canonical component names into COMPS (ali
     esac
   done
 }
-
-# ---------------------------------------------------------------- pid files ----
-pid_file() { echo "$PID_DIR/$1.pid"; }
-
-# Prints the pid of NAME if its pid file names a live process whose command line contains MATCH;
-# removes a stale pid file (dead process, or pid recycled by an unrelated program).
-live_pid() {
-  local name="$1" match="$2" f pid
-  f="$(pid_file "$name")"
-  [[ -f "$f" ]] || return 1
-  pid="$(head -n1 "$f" 2>/dev/null | tr -dc '0-9')"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-     && grep -qa -- "$match" "/proc/$pid/cmdline" 2>/dev/null; then
-    echo "$pid"
-    return 0
-  fi
-  log "removing stale pid file $f${pid:+ (pid $pid)}"
-  rm -f "$f"
-  return 1
-}
-
-kill_pid_file() { # NAME MATCH: TERM, wait up to 10 s, then KILL
-  local name="$1" match="$2" pid i
-  if ! pid="$(live_pid "$name" "$match")"; then
-    log "$name: not running"
-    return 0
-  fi
-  log "$name: stopping pid $pid"
-  kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$name: still alive after 10 s, sending KILL"
-    kill -9 "$pid" 2>/dev/null || true
-    sleep 0.2
-  fi
-  rm -f "$(pid_file "$name")"
-  log "$name: stopped"
-}
-
-# Runs "$@" in a new session, detached, logging to LOG; the pid written is the program's own pid
-# (bash writes $$ then execs). fd 9 (the stack lock) is not inherited.
-spawn() { # NAME LOG WORKDIR CMD...
-  local name="$1" logf="$2" wd="$3"
-  shift 3
-  (
-    cd "$wd"
-    exec 9>&-
-    exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$name")" "$@" </dev/null >>"$logf" 2>&1
-  ) &
-  local i
-  for ((i = 0; i < 50; i++)); do [[ -s "$(pid_file "$name")" ]] && break; sleep 0.1; done
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-tail_log() { log "last lines of $1:"; tail -n "${2:-30}" "$1" >&2 2>/dev/null || true; }
 
 # ---------------------------------------------------------------- postgres ----
 pg_bin_dir() {
@@ -348,14 +293,6 @@ status_kafka() {
 }
 
 # ---------------------------------------------------------------- schema registry ----
-http_ok() { # URL -> 0 if HTTP 2xx
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null
-  else
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "$1" 2>/dev/null
-  fi
-}
-
 start_registry() {
   local bin="$VTAG_BIN_DIR/vtag-schema-registry" pid logf="$LOG_DIR/registry.log"
   local url="http://127.0.0.1:$VTAG_REGISTRY_PORT/health"
@@ -395,11 +332,6 @@ status_registry() {
 }
 
 # ---------------------------------------------------------------- commands ----
-lock() { # serialize concurrent install/start/stop runs on the same VTAG_HOME
-  exec 9>"$VTAG_HOME/.stack.lock"
-  flock 9
-}
-
 cmd_install() {
   local c
   set_comps postgres kafka -- "$@"
@@ -454,9 +386,9 @@ main() {
   local cmd="${1:-}"
   [[ $# -gt 0 ]] && shift
   case "$cmd" in
-    install) lock; cmd_install "$@" ;;
-    start) lock; cmd_start "$@" ;;
-    stop) lock; cmd_stop "$@" ;;
+    install) lock stack; cmd_install "$@" ;;
+    start) lock stack; cmd_start "$@" ;;
+    stop) lock stack; cmd_stop "$@" ;;
     status) cmd_status "$@" ;;
     env) cmd_env ;;
     -h|--help|help) usage ;;
