@@ -15,4 +15,4 @@ pub mod topics;
 
 pub use codec::{DecodeError, EventCodec};
 pub use position::LogPosition;
-pub use topics::{partition_for, EventTopics};
+pub use topics::{partition_count, partition_for, EventTopics};

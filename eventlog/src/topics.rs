@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -64,6 +65,14 @@ impl EventTopics {
         }
         Ok(())
     }
+}
+
+/// How many partitions `topic` has, as the broker reports it (0 if the topic does not exist).
+/// Read from the broker rather than configuration: an existing topic keeps the count it was created with.
+pub fn partition_count(brokers: &str, topic: &str) -> Result<i32, rdkafka::error::KafkaError> {
+    let consumer: BaseConsumer = crate::kafka::assigned_consumer_config(brokers, "vtag-metadata").create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32))
 }
 
 /// Kafka's default partitioner (murmur2 of the key, as the Java client computes it), so every

@@ -56,16 +56,6 @@ impl BatchSource {
         }
         Ok(batch)
     }
-
-    /// Number of partitions of `topic` as the broker reports it.
-    pub fn partition_count(&self, topic: &str) -> Result<i32, rdkafka::error::KafkaError> {
-        partition_count(&self.consumer, topic)
-    }
-}
-
-pub fn partition_count<C: Consumer>(consumer: &C, topic: &str) -> Result<i32, rdkafka::error::KafkaError> {
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    Ok(md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len() as i32).unwrap_or(0))
 }
 
 fn to_record<M: Message>(m: &M) -> LogRecord {

@@ -1,7 +1,5 @@
 //! observe → apply → read back through the query API (REST and GraphQL) → audit trail.
 
-use std::time::Duration;
-
 use serde_json::json;
 use vtag_service::auth::Role;
 use vtag_tests::harness::TestEnv;
@@ -114,7 +112,6 @@ async fn an_applied_tag_is_read_back_with_source_version_and_audit() {
     queries.stop().await;
     projector.stop().await;
     commands.stop().await;
-    let _ = Duration::from_secs(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

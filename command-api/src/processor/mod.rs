@@ -67,7 +67,8 @@ impl CommandProcessor {
         let registered = codec.register_schemas().await?;
         tracing::info!(?registered, "event schemas registered");
         let producer: FutureProducer = producer_config(&settings.brokers).create()?;
-        let count = actual_partitions(&settings.brokers, codec.topic())?;
+        let count = vtag_eventlog::partition_count(&settings.brokers, codec.topic())?;
+        anyhow::ensure!(count > 0, "topic {} has no partitions", codec.topic());
         let partitions: ownership::Partitions =
             Arc::new((0..count).map(|_| Mutex::new(PartitionState::default())).collect());
         let group = format!("{}command-processor", settings.topic_prefix);
@@ -241,13 +242,4 @@ impl CommandProcessor {
         use rdkafka::producer::Producer;
         let _ = self.producer.flush(Duration::from_secs(10));
     }
-}
-
-fn actual_partitions(brokers: &str, topic: &str) -> anyhow::Result<i32> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = vtag_eventlog::kafka::assigned_consumer_config(brokers, "vtag-command-metadata").create()?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let count = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32);
-    anyhow::ensure!(count > 0, "topic {topic} has no partitions");
-    Ok(count)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use vtag_eventlog::kafka::assigned_consumer_config;
@@ -14,11 +14,11 @@ use super::partition::{Outcome, PartitionState};
 pub async fn rebuild_partition(brokers: &str, codec: &EventCodec, partition: i32, owned: bool) -> anyhow::Result<PartitionState> {
     let topic = codec.topic();
     let mut state = PartitionState::replaying(owned);
-    let high = high_watermark(brokers, topic, partition)?;
+    let consumer: StreamConsumer = assigned_consumer_config(brokers, &format!("vtag-command-rebuild-{partition}")).create()?;
+    let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
     if high == 0 {
         return Ok(state);
     }
-    let consumer: StreamConsumer = assigned_consumer_config(brokers, &format!("vtag-command-rebuild-{partition}")).create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;
@@ -54,10 +54,4 @@ pub async fn rebuild_partition(brokers: &str, codec: &EventCodec, partition: i32
     }
     tracing::info!(partition, events, aggregates = state.aggregates.len(), "partition state rebuilt from the log");
     Ok(state)
-}
-
-fn high_watermark(brokers: &str, topic: &str, partition: i32) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = assigned_consumer_config(brokers, "vtag-command-watermarks").create()?;
-    let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-    Ok(high)
 }

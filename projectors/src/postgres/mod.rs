@@ -30,9 +30,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
 
     let mut checkpoints = store.checkpoints().await?;
-    let probe = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, 0, &checkpoints)?;
-    let partitions = probe.partition_count(&topic)?;
-    drop(probe);
+    let partitions = vtag_eventlog::partition_count(&settings.brokers, &topic)?;
     let source = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
     tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
 
