@@ -238,6 +238,8 @@ impl TagValue {
 /// engine's business; here it is recorded faithfully.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TagSource {
+    /// A native cloud tag, normalized through the tag schema.
+    Native,
     Inferred,
     RuleBased,
     AiSuggested,
@@ -248,6 +250,7 @@ pub enum TagSource {
 impl TagSource {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         match raw {
+            "native" => Ok(Self::Native),
             "inferred" => Ok(Self::Inferred),
             "rule_based" => Ok(Self::RuleBased),
             "ai_suggested" => Ok(Self::AiSuggested),
@@ -255,19 +258,32 @@ impl TagSource {
             "manual" => Ok(Self::Manual),
             _ => Err(ValidationError::new(
                 "one_of",
-                "source must be one of: inferred, rule_based, ai_suggested, user_confirmed, manual",
+                "source must be one of: native, inferred, rule_based, ai_suggested, user_confirmed, manual",
             )),
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Native => "native",
             Self::Inferred => "inferred",
             Self::RuleBased => "rule_based",
             Self::AiSuggested => "ai_suggested",
             Self::UserConfirmed => "user_confirmed",
             Self::Manual => "manual",
         }
+    }
+}
+
+impl TagSource {
+    /// Set by people: derivation never overrides these.
+    pub fn is_people(self) -> bool {
+        matches!(self, Self::Manual | Self::UserConfirmed)
+    }
+
+    /// Owned by derivation: it sets, changes and removes these as rules and native tags change.
+    pub fn is_derived(self) -> bool {
+        matches!(self, Self::Native | Self::RuleBased)
     }
 }
 

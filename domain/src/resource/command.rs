@@ -34,6 +34,9 @@ pub enum ResourceCommand {
     Observe(ObserveResource),
     ApplyVirtualTag(ApplyVirtualTag),
     RemoveVirtualTag(RemoveVirtualTag),
+    /// Bring derived tags up to the tenant's current tagging configuration (a re-derivation job
+    /// sends this to every resource after a rule change; unchanged resources record nothing).
+    Rederive,
 }
 
 impl ObserveResource {
@@ -48,6 +51,7 @@ impl ResourceCommand {
             Self::Observe(_) => "ObserveResource",
             Self::ApplyVirtualTag(_) => "ApplyVirtualTag",
             Self::RemoveVirtualTag(_) => "RemoveVirtualTag",
+            Self::Rederive => "Rederive",
         }
     }
 }

@@ -1,23 +1,44 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::envelope::{CommandContext, Recorded};
 use crate::fingerprint::{Fingerprint, FingerprintBuilder};
-use crate::values::{ResourceDescription, ResourceId};
+use crate::tagging::{derive, Origin, ResourceFacts, TaggingConfig};
+use crate::values::{Confidence, ResourceDescription, ResourceId, TagKey, TagSource, TagValue};
 
 use super::command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand};
 use super::error::ResourceError;
 use super::event::{
-    NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied, VirtualTagRemoved,
+    DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
+    VirtualTagRemoved, VirtualTagsDerived,
 };
 use super::state::{AppliedTag, ResourceState};
 
 type Decision = Result<Vec<Recorded<ResourceEvent>>, ResourceError>;
 
-/// Decides what a command means for a resource in `state`. Pure: same inputs, same events (ids included).
-pub fn decide(state: &ResourceState, id: ResourceId, command: &ResourceCommand, ctx: &CommandContext) -> Decision {
-    let events = match command {
+/// Decides what a command means for a resource in `state` under the tenant's tagging `config`.
+/// Pure: same inputs, same events (ids included).
+///
+/// Every decision ends with a derivation over the resulting state: an observation with new native
+/// tags, a manual value removed (the rule's value returns), or a newer configuration all re-derive
+/// the same way, and a change shows up as one `VirtualTagsDerived` event.
+pub fn decide(
+    state: &ResourceState,
+    id: ResourceId,
+    command: &ResourceCommand,
+    ctx: &CommandContext,
+    config: &TaggingConfig,
+) -> Decision {
+    let mut events = match command {
         ResourceCommand::Observe(observe) => observe_resource(state, observe),
         ResourceCommand::ApplyVirtualTag(apply) => apply_virtual_tag(state, apply)?,
         ResourceCommand::RemoveVirtualTag(remove) => remove_virtual_tag(state, remove)?,
+        ResourceCommand::Rederive => Vec::new(),
     };
+    let after = events.iter().fold(state.clone(), |s, e| apply_event(s, e));
+    if let Some(derived) = rederive(&after, config, ctx) {
+        events.push(ResourceEvent::VirtualTagsDerived(derived));
+    }
     Ok(events
         .into_iter()
         .enumerate()
@@ -26,26 +47,114 @@ pub fn decide(state: &ResourceState, id: ResourceId, command: &ResourceCommand, 
 }
 
 /// Folds one recorded event into the state.
-pub fn evolve(mut state: ResourceState, recorded: &Recorded<ResourceEvent>) -> ResourceState {
+pub fn evolve(state: ResourceState, recorded: &Recorded<ResourceEvent>) -> ResourceState {
+    let mut state = apply_event(state, &recorded.event);
     state.version = recorded.envelope.aggregate_version;
-    match &recorded.event {
+    state
+}
+
+fn apply_event(mut state: ResourceState, event: &ResourceEvent) -> ResourceState {
+    state.version += 1;
+    match event {
         ResourceEvent::ResourceObserved(e) => {
             state.provider = Some(e.provider);
             state.description = description_fingerprint(&e.description);
             state.native_tags = tags_fingerprint(&e.native_tags);
+            state.facts = Some(Arc::new(ResourceFacts {
+                provider: e.provider.as_str().to_owned(),
+                account: e.description.account.clone(),
+                region: e.description.region.clone(),
+                resource_type: e.description.resource_type.clone(),
+                name: e.description.name.clone(),
+                native_tags: e.native_tags.clone(),
+                monthly_cost: None,
+            }));
         }
-        ResourceEvent::NativeTagsChanged(e) => state.native_tags = tags_fingerprint(&e.native_tags),
+        ResourceEvent::NativeTagsChanged(e) => {
+            state.native_tags = tags_fingerprint(&e.native_tags);
+            if let Some(facts) = state.facts.as_mut() {
+                Arc::make_mut(facts).native_tags = e.native_tags.clone();
+            }
+        }
         ResourceEvent::VirtualTagApplied(e) => {
             state.virtual_tags.insert(
                 e.key.clone(),
-                AppliedTag { value: e.value.clone(), source: e.source, confidence: e.confidence },
+                AppliedTag { value: e.value.clone(), source: e.source, confidence: e.confidence, rule_id: None },
             );
         }
         ResourceEvent::VirtualTagRemoved(e) => {
             state.virtual_tags.remove(&e.key);
         }
+        ResourceEvent::VirtualTagsDerived(e) => {
+            for c in &e.changes {
+                match &c.value {
+                    Some(value) => {
+                        let rule_id = match &c.origin {
+                            Some(Origin::Rule { rule_id }) => Some(rule_id.clone()),
+                            _ => None,
+                        };
+                        let tag = AppliedTag { value: value.clone(), source: c.source, confidence: Confidence::CERTAIN, rule_id };
+                        state.virtual_tags.insert(c.key.clone(), tag);
+                    }
+                    None => {
+                        state.virtual_tags.remove(&c.key);
+                    }
+                }
+            }
+        }
     }
     state
+}
+
+/// The changes that bring a resource's derived tags in line with `config`, if any. People's tags
+/// are never touched; inferred ones give way to a derived value but stay when nothing derives one.
+fn rederive(state: &ResourceState, config: &TaggingConfig, ctx: &CommandContext) -> Option<VirtualTagsDerived> {
+    let facts = state.facts.as_deref()?;
+    let people: BTreeMap<String, String> = state
+        .virtual_tags
+        .iter()
+        .filter(|(_, t)| t.source.is_people())
+        .map(|(k, t)| (k.as_str().to_owned(), t.value.as_str().to_owned()))
+        .collect();
+    let derived = derive(config, facts, &people, ctx.recorded_at);
+    let mut changes = Vec::new();
+    let mut wanted = std::collections::BTreeSet::new();
+    for (key, tag) in derived {
+        // A value the tag model cannot hold (a capture too long, a key of odd form) derives nothing.
+        let (Ok(key), Ok(value)) = (TagKey::parse(&key), TagValue::parse(&tag.value)) else { continue };
+        wanted.insert(key.clone());
+        let current = state.virtual_tags.get(&key);
+        if current.is_some_and(|t| t.source.is_people()) {
+            continue;
+        }
+        let (source, rule_id) = match &tag.origin {
+            Origin::Native { .. } => (TagSource::Native, None),
+            Origin::Rule { rule_id } => (TagSource::RuleBased, Some(rule_id.as_str())),
+            Origin::Default => (TagSource::RuleBased, None),
+        };
+        if current.is_some_and(|t| t.value == value && t.source == source && t.rule_id.as_deref() == rule_id) {
+            continue;
+        }
+        changes.push(DerivedChange {
+            key,
+            value: Some(value),
+            source,
+            origin: Some(tag.origin),
+            previous: current.map(|t| PreviousTag { value: t.value.clone(), source: t.source }),
+        });
+    }
+    for (key, t) in &state.virtual_tags {
+        if t.source.is_derived() && !wanted.contains(key) {
+            changes.push(DerivedChange {
+                key: key.clone(),
+                value: None,
+                source: t.source,
+                origin: None,
+                previous: Some(PreviousTag { value: t.value.clone(), source: t.source }),
+            });
+        }
+    }
+    (!changes.is_empty()).then_some(VirtualTagsDerived { rule_set_version: config.version, changes })
 }
 
 fn description_fingerprint(d: &ResourceDescription) -> Fingerprint {
@@ -95,6 +204,9 @@ fn check_expected_version(state: &ResourceState, expected: Option<u64>) -> Resul
 }
 
 fn apply_virtual_tag(state: &ResourceState, cmd: &ApplyVirtualTag) -> Result<Vec<ResourceEvent>, ResourceError> {
+    if cmd.source.is_derived() {
+        return Err(ResourceError::DerivedSource(cmd.source));
+    }
     if !state.exists() {
         return Err(ResourceError::UnknownResource);
     }
@@ -123,6 +235,9 @@ fn remove_virtual_tag(state: &ResourceState, cmd: &RemoveVirtualTag) -> Result<V
         .virtual_tags
         .get(&cmd.key)
         .ok_or_else(|| ResourceError::TagNotPresent { key: cmd.key.clone() })?;
+    if current.source.is_derived() {
+        return Err(ResourceError::DerivedTag { key: cmd.key.clone(), derived_as: current.source });
+    }
     Ok(vec![ResourceEvent::VirtualTagRemoved(VirtualTagRemoved {
         key: cmd.key.clone(),
         previous: PreviousTag { value: current.value.clone(), source: current.source },

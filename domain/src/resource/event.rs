@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use crate::tagging::Origin;
 use crate::values::{CloudResourceId, Confidence, Provider, ResourceDescription, TagKey, TagSource, TagValue};
 
 /// First sight of a resource, or a change of its descriptive attributes: a full snapshot of what
@@ -41,12 +42,36 @@ pub struct VirtualTagRemoved {
     pub previous: PreviousTag,
 }
 
+/// One key's change in a derivation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedChange {
+    pub key: TagKey,
+    /// `None`: nothing derives a value for the key any more, and the derived tag is removed.
+    pub value: Option<TagValue>,
+    /// `native` or `rule_based` for a new value; for a removal, the source of the removed value.
+    pub source: TagSource,
+    /// Why the key has its new value (`None` for a removal).
+    pub origin: Option<Origin>,
+    pub previous: Option<PreviousTag>,
+}
+
+/// Derivation (normalized native tags and rules) changed some of a resource's virtual tags. One
+/// event per resource and decision, however many keys moved: a rule edit over a million resources
+/// writes one event per affected resource, not per tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualTagsDerived {
+    /// The tagging configuration version the values were derived under.
+    pub rule_set_version: u64,
+    pub changes: Vec<DerivedChange>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResourceEvent {
     ResourceObserved(ResourceObserved),
     NativeTagsChanged(NativeTagsChanged),
     VirtualTagApplied(VirtualTagApplied),
     VirtualTagRemoved(VirtualTagRemoved),
+    VirtualTagsDerived(VirtualTagsDerived),
 }
 
 impl ResourceEvent {
@@ -57,6 +82,7 @@ impl ResourceEvent {
             Self::NativeTagsChanged(_) => "NativeTagsChanged",
             Self::VirtualTagApplied(_) => "VirtualTagApplied",
             Self::VirtualTagRemoved(_) => "VirtualTagRemoved",
+            Self::VirtualTagsDerived(_) => "VirtualTagsDerived",
         }
     }
 }

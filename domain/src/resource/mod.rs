@@ -13,7 +13,8 @@ pub use command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCo
 pub use decide::{decide, evolve};
 pub use error::ResourceError;
 pub use event::{
-    NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied, VirtualTagRemoved,
+    DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
+    VirtualTagRemoved, VirtualTagsDerived,
 };
 pub use state::{AppliedTag, ResourceState};
 

@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::fingerprint::Fingerprint;
+use crate::tagging::ResourceFacts;
 use crate::values::{Confidence, Provider, TagKey, TagSource, TagValue};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -8,10 +10,13 @@ pub struct AppliedTag {
     pub value: TagValue,
     pub source: TagSource,
     pub confidence: Confidence,
+    /// For rule-based values: the rule that set it (a different rule taking over is a change).
+    pub rule_id: Option<String>,
 }
 
-/// What the command side must remember about a resource to decide the next command. Deliberately
-/// small (fingerprints instead of full descriptions): the command processor holds one per resource.
+/// What the command side must remember about a resource to decide the next command: fingerprints
+/// to recognise an unchanged observation, and the facts derivation reads (name, account, type,
+/// native tags — not the free-form metadata).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ResourceState {
     /// 0 until the first event.
@@ -20,6 +25,8 @@ pub struct ResourceState {
     pub description: Fingerprint,
     pub native_tags: Fingerprint,
     pub virtual_tags: BTreeMap<TagKey, AppliedTag>,
+    /// What derivation reads (shared: states are cloned per decision).
+    pub facts: Option<Arc<ResourceFacts>>,
 }
 
 impl ResourceState {

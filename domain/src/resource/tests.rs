@@ -7,12 +7,19 @@ use uuid::Uuid;
 
 use super::*;
 use crate::envelope::{CommandContext, Recorded};
+use crate::tagging::{RuleSet, TagSchema, TaggingConfig};
 use crate::values::*;
 
 struct Scenario {
     id: ResourceId,
     state: ResourceState,
     commands_seen: u128,
+    config: TaggingConfig,
+}
+
+/// A configuration that derives nothing: these scenarios are about the aggregate's own commands.
+fn no_derivation() -> TaggingConfig {
+    TaggingConfig { version: 0, schema: TagSchema::new(Vec::new()), rules: RuleSet::default() }
 }
 
 fn tenant() -> TenantId {
@@ -69,7 +76,7 @@ fn remove(key: &str, expected_version: Option<u64>) -> ResourceCommand {
 
 impl Scenario {
     fn given(commands: &[ResourceCommand]) -> Self {
-        let mut s = Scenario { id: ResourceId::derive(&tenant(), Provider::Aws, &cloud_id()), state: ResourceState::default(), commands_seen: 0 };
+        let mut s = Scenario { id: ResourceId::derive(&tenant(), Provider::Aws, &cloud_id()), state: ResourceState::default(), commands_seen: 0, config: no_derivation() };
         for c in commands {
             s.when(c).expect("given commands must succeed");
         }
@@ -79,7 +86,7 @@ impl Scenario {
     fn when(&mut self, command: &ResourceCommand) -> Result<Vec<Recorded<ResourceEvent>>, ResourceError> {
         let context = ctx(self.commands_seen);
         self.commands_seen += 1;
-        let events = decide(&self.state, self.id, command, &context)?;
+        let events = decide(&self.state, self.id, command, &context, &self.config)?;
         self.state = events.iter().fold(self.state.clone(), evolve);
         Ok(events)
     }
@@ -197,10 +204,10 @@ fn removing_an_absent_tag_is_refused() {
 fn deciding_twice_gives_identical_events() {
     let s = Scenario::given(&[observe("web", &[])]);
     let c = apply("team", "a", None);
-    let first = decide(&s.state, s.id, &c, &ctx(7)).unwrap();
-    let second = decide(&s.state, s.id, &c, &ctx(7)).unwrap();
+    let first = decide(&s.state, s.id, &c, &ctx(7), &s.config).unwrap();
+    let second = decide(&s.state, s.id, &c, &ctx(7), &s.config).unwrap();
     assert_eq!(first, second);
-    let other = decide(&s.state, s.id, &c, &ctx(8)).unwrap();
+    let other = decide(&s.state, s.id, &c, &ctx(8), &s.config).unwrap();
     assert_ne!(first[0].envelope.event_id, other[0].envelope.event_id);
 }
 
@@ -214,4 +221,101 @@ fn state_rebuilt_from_events_equals_state_decided_along() {
     let rebuilt = log.iter().fold(ResourceState::default(), evolve);
     assert_eq!(rebuilt, s.state);
     assert_eq!(rebuilt.version, 4);
+}
+
+mod derivation {
+    use super::*;
+    use crate::tagging::{Action, Condition, Field, Operator, Origin, Rule};
+
+    fn rule(id: &str, key: &str, priority: u32, name_contains: &str, value: &str) -> Rule {
+        Rule {
+            id: id.into(),
+            key: key.into(),
+            priority,
+            enabled: true,
+            condition: Condition::Test { field: Field::Name, operator: Operator::Contains(name_contains.into()), ignore_case: false },
+            action: Action::Set(value.into()),
+            effective_from: None,
+            effective_to: None,
+        }
+    }
+
+    fn seeded(version: u64, rules: Vec<Rule>) -> TaggingConfig {
+        TaggingConfig { version, schema: TagSchema::seed_default(), rules: RuleSet::new(version, rules, BTreeMap::new()).unwrap() }
+    }
+
+    fn derived(events: &[Recorded<ResourceEvent>]) -> &VirtualTagsDerived {
+        events
+            .iter()
+            .find_map(|e| match &e.event {
+                ResourceEvent::VirtualTagsDerived(d) => Some(d),
+                _ => None,
+            })
+            .expect("a derivation")
+    }
+
+    fn with(config: TaggingConfig) -> Scenario {
+        let mut s = Scenario::given(&[]);
+        s.config = config;
+        s
+    }
+
+    #[test]
+    fn an_observation_derives_normalized_native_tags_in_the_same_decision() {
+        let mut s = with(seeded(1, vec![]));
+        let events = s.when(&observe("batch-7", &[("Env", " PROD "), ("CostCenter", "ENG-001"), ("stack", "x")])).unwrap();
+        assert_eq!(events.iter().map(|e| e.event.event_type()).collect::<Vec<_>>(), ["ResourceObserved", "VirtualTagsDerived"]);
+        let d = derived(&events);
+        assert_eq!(d.rule_set_version, 1);
+        let env = d.changes.iter().find(|c| c.key.as_str() == "environment").unwrap();
+        assert_eq!(env.value.as_ref().unwrap().as_str(), "production");
+        assert_eq!(env.source, TagSource::Native);
+        assert!(matches!(&env.origin, Some(Origin::Native { native_key, native_value, .. }) if native_key == "Env" && native_value == " PROD "));
+        assert_eq!(d.changes.len(), 2, "stack is not in the schema");
+        assert!(s.when(&observe("batch-7", &[("Env", " PROD "), ("CostCenter", "ENG-001"), ("stack", "x")])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_rule_change_rederives_with_the_previous_value() {
+        let mut s = with(seeded(1, vec![rule("r1", "team", 1, "pay", "payments")]));
+        s.when(&observe("payments-api", &[])).unwrap();
+        assert_eq!(s.state.virtual_tags[&TagKey::parse("team").unwrap()].value.as_str(), "payments");
+        assert!(s.when(&ResourceCommand::Rederive).unwrap().is_empty(), "same config: nothing to do");
+        s.config = seeded(2, vec![rule("r1", "team", 2, "pay", "payments"), rule("r2", "team", 1, "api", "platform")]);
+        let events = s.when(&ResourceCommand::Rederive).unwrap();
+        let change = &derived(&events).changes[0];
+        assert_eq!(change.value.as_ref().unwrap().as_str(), "platform");
+        assert_eq!(change.origin, Some(Origin::Rule { rule_id: "r2".into() }));
+        assert_eq!(change.previous.as_ref().unwrap().value.as_str(), "payments");
+        // The rule goes away: so does the tag it derived.
+        s.config = seeded(3, vec![]);
+        let events = s.when(&ResourceCommand::Rederive).unwrap();
+        let change = &derived(&events).changes[0];
+        assert_eq!((change.value.as_ref(), change.previous.as_ref().unwrap().value.as_str()), (None, "platform"));
+        assert!(s.state.virtual_tags.is_empty());
+    }
+
+    #[test]
+    fn people_win_and_the_rule_returns_when_they_step_back() {
+        let mut s = with(seeded(1, vec![rule("r1", "team", 1, "pay", "payments")]));
+        s.when(&observe("payments-api", &[])).unwrap();
+        let applied = s.when(&apply("team", "billing", None)).unwrap();
+        assert_eq!(applied.len(), 1, "a manual value overrides; nothing to derive");
+        assert!(s.when(&ResourceCommand::Rederive).unwrap().is_empty(), "derivation leaves people's tags alone");
+        let events = s.when(&remove("team", None)).unwrap();
+        assert_eq!(events.iter().map(|e| e.event.event_type()).collect::<Vec<_>>(), ["VirtualTagRemoved", "VirtualTagsDerived"]);
+        assert_eq!(s.state.virtual_tags[&TagKey::parse("team").unwrap()].value.as_str(), "payments");
+    }
+
+    #[test]
+    fn derived_tags_cannot_be_removed_or_applied_by_hand() {
+        let mut s = with(seeded(1, vec![rule("r1", "team", 1, "pay", "payments")]));
+        s.when(&observe("payments-api", &[])).unwrap();
+        assert!(matches!(s.when(&remove("team", None)), Err(ResourceError::DerivedTag { .. })));
+        let mut cmd = apply("team", "x", None);
+        if let ResourceCommand::ApplyVirtualTag(a) = &mut cmd {
+            a.source = TagSource::RuleBased;
+        }
+        assert_eq!(s.when(&cmd), Err(ResourceError::DerivedSource(TagSource::RuleBased)));
+    }
 }

@@ -151,3 +151,96 @@ fn key_form_is_idempotent() {
         assert_eq!(value_form(&value_form(&raw)), value_form(&raw));
     }
 }
+
+/// Rules over generated resources: derivation depends on the inputs only — not on the order rules
+/// were listed in, nor on repetition.
+#[test]
+fn derivation_is_deterministic_for_the_same_inputs() {
+    use chrono::Utc;
+    use regex::Regex;
+    let mut gen = Messy(7);
+    let names = ["web-server-prod-001", "payments-api-stg", "etl-worker-dev-03", "analytics-db-prod", "batch"];
+    let mut rules = Vec::new();
+    for i in 0..60u32 {
+        let key = gen.pick(&["environment", "team", "owner", "application", "cost-center"]).to_owned();
+        let field = match gen.next() % 4 {
+            0 => Field::Name,
+            1 => Field::Account,
+            2 => Field::NativeTag("team".into()),
+            _ => Field::ResourceType,
+        };
+        let operator = match gen.next() % 4 {
+            0 => Operator::Contains(gen.pick(&["prod", "api", "db", "-"]).into()),
+            1 => Operator::Equals(gen.pick(&["111", "222", "platform", "ec2"]).into()),
+            2 => Operator::Matches(Regex::new(gen.pick(&["^web", "[0-9]+$", "stg"])).unwrap()),
+            _ => Operator::Exists,
+        };
+        let action = if gen.next().is_multiple_of(5) {
+            Action::NameCapture { pattern: Regex::new(r"^(?P<app>[a-z]+)-").unwrap(), group: "app".into() }
+        } else {
+            Action::Set(format!("v{}", gen.next() % 7))
+        };
+        rules.push(Rule {
+            id: format!("r{i:03}"),
+            key,
+            priority: (gen.next() % 10) as u32,
+            enabled: !gen.next().is_multiple_of(7),
+            condition: Condition::Test { field, operator, ignore_case: gen.next().is_multiple_of(2) },
+            action,
+            effective_from: None,
+            effective_to: None,
+        });
+    }
+    let defaults = BTreeMap::from([("cost-center".to_owned(), "unallocated".to_owned())]);
+    let config = TaggingConfig { version: 3, schema: TagSchema::seed_default(), rules: RuleSet::new(3, rules.clone(), defaults.clone()).unwrap() };
+    rules.reverse();
+    let reversed = TaggingConfig { version: 3, schema: TagSchema::seed_default(), rules: RuleSet::new(3, rules, defaults).unwrap() };
+    let at = Utc::now();
+    for i in 0..2_000 {
+        let facts = ResourceFacts {
+            provider: "aws".into(),
+            account: gen.pick(&["111", "222", "333"]).into(),
+            region: "us-east-1".into(),
+            resource_type: gen.pick(&["ec2", "rds", "s3"]).into(),
+            name: names[i % names.len()].into(),
+            native_tags: gen.tag_set(),
+            monthly_cost: None,
+        };
+        let once = derive(&config, &facts, &BTreeMap::new(), at);
+        assert_eq!(once, derive(&config, &facts, &BTreeMap::new(), at), "{facts:?}");
+        assert_eq!(once, derive(&reversed, &facts, &BTreeMap::new(), at), "rule listing order must not matter: {facts:?}");
+    }
+}
+
+#[test]
+fn native_tags_fill_keys_no_rule_sets_and_rules_beat_them() {
+    use chrono::Utc;
+    let rule = Rule {
+        id: "prod-by-name".into(),
+        key: "environment".into(),
+        priority: 1,
+        enabled: true,
+        condition: Condition::Test { field: Field::Name, operator: Operator::Contains("prod".into()), ignore_case: false },
+        action: Action::Set("production".into()),
+        effective_from: None,
+        effective_to: None,
+    };
+    let defaults = BTreeMap::from([("environment".to_owned(), "unallocated".to_owned()), ("owner".to_owned(), "unallocated".to_owned())]);
+    let config = TaggingConfig { version: 1, schema: TagSchema::seed_default(), rules: RuleSet::new(1, vec![rule], defaults).unwrap() };
+    let facts = |name: &str, native: &[(&str, &str)]| ResourceFacts {
+        provider: "aws".into(),
+        account: "1".into(),
+        region: "r".into(),
+        resource_type: "ec2".into(),
+        name: name.into(),
+        native_tags: tags(native),
+        monthly_cost: None,
+    };
+    let d = derive(&config, &facts("web-prod-1", &[("Env", "dev"), ("Owner", "ann"), ("stack", "x")]), &BTreeMap::new(), Utc::now());
+    assert_eq!(d["environment"].origin, Origin::Rule { rule_id: "prod-by-name".into() });
+    assert!(matches!(&d["owner"].origin, Origin::Native { native_key, .. } if native_key == "Owner"));
+    assert!(!d.contains_key("stack"), "keys outside the schema never become virtual tags");
+    let d = derive(&config, &facts("web-1", &[("Env", "DEV")]), &BTreeMap::new(), Utc::now());
+    assert_eq!(d["environment"].value, "development");
+    assert_eq!(d["owner"], DerivedTag { value: "unallocated".into(), origin: Origin::Default });
+}
