@@ -35,7 +35,7 @@ pub fn decide(
         ResourceCommand::RemoveVirtualTag(remove) => remove_virtual_tag(state, remove)?,
         ResourceCommand::Rederive => Vec::new(),
     };
-    let after = events.iter().fold(state.clone(), |s, e| apply_event(s, e));
+    let after = events.iter().fold(state.clone(), apply_event);
     if let Some(derived) = rederive(&after, config, ctx) {
         events.push(ResourceEvent::VirtualTagsDerived(derived));
     }

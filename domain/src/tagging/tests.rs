@@ -160,6 +160,7 @@ fn derivation_is_deterministic_for_the_same_inputs() {
     use regex::Regex;
     let mut gen = Messy(7);
     let names = ["web-server-prod-001", "payments-api-stg", "etl-worker-dev-03", "analytics-db-prod", "batch"];
+    let app = Regex::new(r"^(?P<app>[a-z]+)-").unwrap();
     let mut rules = Vec::new();
     for i in 0..60u32 {
         let key = gen.pick(&["environment", "team", "owner", "application", "cost-center"]).to_owned();
@@ -176,7 +177,7 @@ fn derivation_is_deterministic_for_the_same_inputs() {
             _ => Operator::Exists,
         };
         let action = if gen.next().is_multiple_of(5) {
-            Action::NameCapture { pattern: Regex::new(r"^(?P<app>[a-z]+)-").unwrap(), group: "app".into() }
+            Action::NameCapture { pattern: app.clone(), group: "app".into() }
         } else {
             Action::Set(format!("v{}", gen.next() % 7))
         };
