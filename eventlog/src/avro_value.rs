@@ -8,8 +8,10 @@ use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vtag_domain::resource::{
-    NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied, VirtualTagRemoved,
+    DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
+    VirtualTagRemoved, VirtualTagsDerived,
 };
+use vtag_domain::tagging::{KeyMapping, Origin, ValueMapping};
 use vtag_domain::{
     Actor, CloudResourceId, Confidence, EventEnvelope, Provider, Recorded, ResourceDescription, ResourceId, TagKey,
     TagSource, TagValue, TenantId,
@@ -92,27 +94,67 @@ pub fn to_value(recorded: &Recorded<ResourceEvent>) -> Value {
         ResourceEvent::VirtualTagRemoved(e) => {
             fields.extend([("key".into(), s(e.key.as_str())), ("previous".into(), previous(&e.previous))])
         }
+        ResourceEvent::VirtualTagsDerived(e) => fields.extend([
+            ("rule_set_version".into(), Value::Long(e.rule_set_version as i64)),
+            ("changes".into(), Value::Array(e.changes.iter().map(derived_change).collect())),
+        ]),
     }
     Value::Record(fields)
+}
+
+fn optional(v: Option<&str>) -> Value {
+    match v {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(v) => Value::Union(1, Box::new(s(v))),
+    }
+}
+
+fn derived_change(c: &DerivedChange) -> Value {
+    let (origin, rule_id, native) = match &c.origin {
+        None => ("none", None, None),
+        Some(Origin::Default) => ("default", None, None),
+        Some(Origin::Rule { rule_id }) => ("rule", Some(rule_id.as_str()), None),
+        Some(Origin::Native { native_key, native_value, key_mapping, value_mapping }) => {
+            ("native", None, Some((native_key.as_str(), native_value.as_str(), key_mapping.as_str(), value_mapping.as_str())))
+        }
+    };
+    Value::Record(vec![
+        ("key".into(), s(c.key.as_str())),
+        ("value".into(), optional(c.value.as_ref().map(|v| v.as_str()))),
+        ("source".into(), s(c.source.as_str())),
+        ("origin".into(), s(origin)),
+        ("rule_id".into(), optional(rule_id)),
+        ("native_key".into(), optional(native.map(|n| n.0))),
+        ("native_value".into(), optional(native.map(|n| n.1))),
+        ("key_mapping".into(), optional(native.map(|n| n.2))),
+        ("value_mapping".into(), optional(native.map(|n| n.3))),
+        (
+            "previous".into(),
+            match &c.previous {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(p) => Value::Union(1, Box::new(previous(p))),
+            },
+        ),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------
 // Avro → domain
 
-struct Fields {
+pub(crate) struct Fields {
     path: &'static str,
     fields: Vec<(String, Value)>,
 }
 
 impl Fields {
-    fn of(path: &'static str, value: Value) -> Result<Self, InvalidField> {
+    pub(crate) fn of(path: &'static str, value: Value) -> Result<Self, InvalidField> {
         match value {
             Value::Record(fields) => Ok(Self { path, fields }),
             other => Err(invalid(path, format!("expected a record, found {other:?}"))),
         }
     }
 
-    fn take(&mut self, name: &str) -> Result<Value, InvalidField> {
+    pub(crate) fn take(&mut self, name: &str) -> Result<Value, InvalidField> {
         let i = self
             .fields
             .iter()
@@ -121,14 +163,14 @@ impl Fields {
         Ok(self.fields.swap_remove(i).1)
     }
 
-    fn string(&mut self, name: &str) -> Result<String, InvalidField> {
+    pub(crate) fn string(&mut self, name: &str) -> Result<String, InvalidField> {
         match self.take(name)? {
             Value::String(v) => Ok(v),
             other => Err(invalid(name, format!("expected a string, found {other:?}"))),
         }
     }
 
-    fn long(&mut self, name: &str) -> Result<i64, InvalidField> {
+    pub(crate) fn long(&mut self, name: &str) -> Result<i64, InvalidField> {
         match self.take(name)? {
             Value::Long(v) | Value::TimestampMicros(v) => Ok(v),
             Value::Int(v) => Ok(i64::from(v)),
@@ -136,7 +178,37 @@ impl Fields {
         }
     }
 
-    fn double(&mut self, name: &str) -> Result<f64, InvalidField> {
+    pub(crate) fn boolean(&mut self, name: &str) -> Result<bool, InvalidField> {
+        match self.take(name)? {
+            Value::Boolean(v) => Ok(v),
+            other => Err(invalid(name, format!("expected a boolean, found {other:?}"))),
+        }
+    }
+
+    /// An `["null", "string"]` union.
+    fn optional_string(&mut self, name: &str) -> Result<Option<String>, InvalidField> {
+        match self.take(name)? {
+            Value::Null => Ok(None),
+            Value::String(v) => Ok(Some(v)),
+            Value::Union(_, inner) => match *inner {
+                Value::Null => Ok(None),
+                Value::String(v) => Ok(Some(v)),
+                other => Err(invalid(name, format!("expected a string or null, found {other:?}"))),
+            },
+            other => Err(invalid(name, format!("expected a string or null, found {other:?}"))),
+        }
+    }
+
+    fn optional_previous(&mut self) -> Result<Option<PreviousTag>, InvalidField> {
+        match self.take("previous")? {
+            Value::Union(_, inner) if *inner == Value::Null => Ok(None),
+            Value::Null => Ok(None),
+            Value::Union(_, inner) => Ok(Some(previous_from(*inner)?)),
+            other => Ok(Some(previous_from(other)?)),
+        }
+    }
+
+    pub(crate) fn double(&mut self, name: &str) -> Result<f64, InvalidField> {
         match self.take(name)? {
             Value::Double(v) => Ok(v),
             Value::Float(v) => Ok(f64::from(v)),
@@ -144,12 +216,12 @@ impl Fields {
         }
     }
 
-    fn timestamp(&mut self, name: &str) -> Result<DateTime<Utc>, InvalidField> {
+    pub(crate) fn timestamp(&mut self, name: &str) -> Result<DateTime<Utc>, InvalidField> {
         let us = self.long(name)?;
         DateTime::from_timestamp_micros(us).ok_or_else(|| invalid(name, "timestamp out of range"))
     }
 
-    fn uuid(&mut self, name: &str) -> Result<Uuid, InvalidField> {
+    pub(crate) fn uuid(&mut self, name: &str) -> Result<Uuid, InvalidField> {
         let raw = self.string(name)?;
         Uuid::parse_str(&raw).map_err(|e| invalid(name, e.to_string()))
     }
@@ -168,7 +240,7 @@ impl Fields {
     }
 
     /// Parses a field through one of the domain's validating constructors.
-    fn parsed<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, vtag_domain::ValidationError>) -> Result<T, InvalidField> {
+    pub(crate) fn parsed<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, vtag_domain::ValidationError>) -> Result<T, InvalidField> {
         let raw = self.string(name)?;
         parse(&raw).map_err(|e| invalid(name, e.message))
     }
@@ -225,12 +297,7 @@ pub fn from_value(record: &str, value: Value) -> Result<Recorded<ResourceEvent>,
             ResourceEvent::NativeTagsChanged(NativeTagsChanged { native_tags: f.string_map("native_tags")? })
         }
         "VirtualTagApplied" => {
-            let previous = match f.take("previous")? {
-                Value::Union(_, inner) if *inner == Value::Null => None,
-                Value::Null => None,
-                Value::Union(_, inner) => Some(previous_from(*inner)?),
-                other => Some(previous_from(other)?),
-            };
+            let previous = f.optional_previous()?;
             ResourceEvent::VirtualTagApplied(VirtualTagApplied {
                 key: f.parsed("key", TagKey::parse)?,
                 value: f.parsed("value", TagValue::parse)?,
@@ -243,7 +310,46 @@ pub fn from_value(record: &str, value: Value) -> Result<Recorded<ResourceEvent>,
             key: f.parsed("key", TagKey::parse)?,
             previous: previous_from(f.take("previous")?)?,
         }),
+        "VirtualTagsDerived" => {
+            let version = f.long("rule_set_version")?;
+            let changes = match f.take("changes")? {
+                Value::Array(items) => items.into_iter().map(derived_change_from).collect::<Result<Vec<_>, _>>()?,
+                other => return Err(invalid("changes", format!("expected an array, found {other:?}"))),
+            };
+            ResourceEvent::VirtualTagsDerived(VirtualTagsDerived { rule_set_version: version.max(0) as u64, changes })
+        }
         other => return Err(invalid("record", format!("unknown event type {other}"))),
     };
     Ok(Recorded { envelope, event })
+}
+
+fn derived_change_from(value: Value) -> Result<DerivedChange, InvalidField> {
+    let mut f = Fields::of("changes[]", value)?;
+    let value = f.optional_string("value")?.map(|v| TagValue::parse(&v)).transpose().map_err(|e| invalid("value", e.message))?;
+    let origin = match f.string("origin")?.as_str() {
+        "none" => None,
+        "default" => Some(Origin::Default),
+        "rule" => Some(Origin::Rule { rule_id: f.optional_string("rule_id")?.ok_or_else(|| invalid("rule_id", "missing for origin rule"))? }),
+        "native" => {
+            let need = |v: Option<String>, name: &str| v.ok_or_else(|| invalid(name, "missing for origin native"));
+            let native_key = need(f.optional_string("native_key")?, "native_key")?;
+            let native_value = need(f.optional_string("native_value")?, "native_value")?;
+            let key_mapping = need(f.optional_string("key_mapping")?, "key_mapping")?;
+            let value_mapping = need(f.optional_string("value_mapping")?, "value_mapping")?;
+            Some(Origin::Native {
+                native_key,
+                native_value,
+                key_mapping: KeyMapping::parse(&key_mapping).ok_or_else(|| invalid("key_mapping", "unknown mapping"))?,
+                value_mapping: ValueMapping::parse(&value_mapping).ok_or_else(|| invalid("value_mapping", "unknown mapping"))?,
+            })
+        }
+        other => return Err(invalid("origin", format!("unknown origin {other}"))),
+    };
+    Ok(DerivedChange {
+        key: f.parsed("key", TagKey::parse)?,
+        value,
+        source: f.parsed("source", TagSource::parse)?,
+        origin,
+        previous: f.optional_previous()?,
+    })
 }

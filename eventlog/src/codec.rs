@@ -9,7 +9,8 @@ use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
 use vtag_domain::{Recorded, ResourceEvent};
 
 use crate::avro_value::{from_value, to_value, InvalidField};
-use crate::schemas::{self, NAMESPACE};
+use crate::records::{self, ConfigRecord, LogRecord, ProgressMarker};
+use crate::schemas::{self, TopicKind, CONFIG_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
 
 /// Why a record could not be turned back into an event. `Poison` is deterministic (the same bytes
 /// will fail forever: dead-letter them); `Unavailable` is transient (retry in place).
@@ -28,18 +29,30 @@ pub struct EncodeError(String);
 #[derive(Clone)]
 pub struct EventCodec {
     topic: String,
+    kind: TopicKind,
     settings: SrSettings,
     encoder: EasyAvroEncoder,
     decoder: EasyAvroDecoder,
 }
 
 impl EventCodec {
+    /// A codec for the resource topic (resource events and job markers).
     pub fn new(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
+        Self::for_topic(registry_url, topic, TopicKind::Resources)
+    }
+
+    /// A codec for the tagging-configuration topic.
+    pub fn for_config(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
+        Self::for_topic(registry_url, topic, TopicKind::TaggingConfig)
+    }
+
+    fn for_topic(registry_url: &str, topic: impl Into<String>, kind: TopicKind) -> Result<Self, SRCError> {
         let settings = SrSettings::new_builder(registry_url.to_owned())
             .set_timeout(std::time::Duration::from_secs(5))
             .build()?;
         Ok(Self {
             topic: topic.into(),
+            kind,
             encoder: EasyAvroEncoder::new(settings.clone()),
             decoder: EasyAvroDecoder::new(settings.clone()),
             settings,
@@ -52,7 +65,7 @@ impl EventCodec {
 
     /// Registers the schemas of every event type for this topic (idempotent).
     pub async fn register_schemas(&self) -> Result<Vec<(String, u32)>, SRCError> {
-        schemas::register_all(&self.settings, &self.topic).await
+        schemas::register_all(&self.settings, &self.topic, self.kind).await
     }
 
     pub async fn encode(&self, recorded: &Recorded<ResourceEvent>) -> Result<Vec<u8>, EncodeError> {
@@ -63,7 +76,47 @@ impl EventCodec {
         self.encoder.encode_value(to_value(recorded), &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
-    pub async fn decode(&self, bytes: &[u8]) -> Result<Recorded<ResourceEvent>, DecodeError> {
+    pub async fn encode_progress(&self, marker: &ProgressMarker) -> Result<Vec<u8>, EncodeError> {
+        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(
+            self.topic.clone(),
+            schemas::full_name_in(JOB_NAMESPACE, schemas::PROGRESS_SCHEMA.0),
+        );
+        let value = records::progress_to_value(marker);
+        self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    pub async fn encode_config(&self, record: &ConfigRecord) -> Result<Vec<u8>, EncodeError> {
+        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(
+            self.topic.clone(),
+            schemas::full_name_in(CONFIG_NAMESPACE, schemas::CONFIG_SCHEMA.0),
+        );
+        let value = records::config_to_value(record);
+        self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Decodes a record of the resource topic: a resource event or a job marker.
+    pub async fn decode(&self, bytes: &[u8]) -> Result<LogRecord, DecodeError> {
+        let (namespace, name, value) = self.decode_raw(bytes).await?;
+        let poison = |e: InvalidField| DecodeError::Poison(e.to_string());
+        match namespace.as_deref() {
+            Some(NAMESPACE) => from_value(&name, value).map(LogRecord::Resource).map_err(poison),
+            Some(JOB_NAMESPACE) if name == schemas::PROGRESS_SCHEMA.0 => {
+                records::progress_from_value(value).map(LogRecord::Progress).map_err(poison)
+            }
+            _ => Err(DecodeError::Poison(format!("not a resource-topic record: {name}"))),
+        }
+    }
+
+    /// Decodes a record of the tagging-configuration topic.
+    pub async fn decode_config(&self, bytes: &[u8]) -> Result<ConfigRecord, DecodeError> {
+        let (namespace, name, value) = self.decode_raw(bytes).await?;
+        if namespace.as_deref() != Some(CONFIG_NAMESPACE) || name != schemas::CONFIG_SCHEMA.0 {
+            return Err(DecodeError::Poison(format!("not a tagging-configuration record: {name}")));
+        }
+        records::config_from_value(value).map_err(|e| DecodeError::Poison(e.to_string()))
+    }
+
+    async fn decode_raw(&self, bytes: &[u8]) -> Result<(Option<String>, String, apache_avro::types::Value), DecodeError> {
         let decoded = self.decoder.decode(Some(bytes)).await.map_err(|e| {
             // The converter marks registry I/O failures retriable; malformed bytes and unknown
             // schema ids are not.
@@ -74,9 +127,6 @@ impl EventCodec {
             }
         })?;
         let name = decoded.name.ok_or_else(|| DecodeError::Poison("record has no schema name".into()))?;
-        if name.namespace.as_deref() != Some(NAMESPACE) {
-            return Err(DecodeError::Poison(format!("not a resource event: {}", name.fullname(None))));
-        }
-        from_value(&name.name, decoded.value).map_err(|e: InvalidField| DecodeError::Poison(e.to_string()))
+        Ok((name.namespace, name.name, decoded.value))
     }
 }

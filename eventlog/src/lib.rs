@@ -3,6 +3,7 @@
 //! - [`topics`]: topic names, partition count, Kafka-compatible key placement, topic creation.
 //! - [`schemas`]: the Avro contract in `schemas/avro/` and its registration (TopicRecordNameStrategy).
 //! - [`codec`]: domain events ⇄ Confluent wire format through `schema_registry_converter`.
+//! - [`records`]: job markers and tagging-configuration changes (not resource events).
 //! - [`position`]: log positions, the read-your-writes token handed to clients.
 //! - [`kafka`]: producer and consumer settings shared by every binary.
 
@@ -10,9 +11,11 @@ mod avro_value;
 pub mod codec;
 pub mod kafka;
 pub mod position;
+pub mod records;
 pub mod schemas;
 pub mod topics;
 
 pub use codec::{DecodeError, EventCodec};
+pub use records::{ConfigRecord, LogRecord, ProgressMarker};
 pub use position::LogPosition;
 pub use topics::{partition_count, partition_for, EventTopics};

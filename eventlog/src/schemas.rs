@@ -7,17 +7,52 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
 pub const NAMESPACE: &str = "vtag.events.resource";
+/// Markers of background jobs, written between resource events on the resource topic.
+pub const JOB_NAMESPACE: &str = "vtag.events.job";
+pub const CONFIG_NAMESPACE: &str = "vtag.events.config";
 
 /// (record name, schema text) for every event type of the `Resource` aggregate.
-pub const RESOURCE_EVENT_SCHEMAS: [(&str, &str); 4] = [
+pub const RESOURCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
     ("ResourceObserved", include_str!("../../schemas/avro/ResourceObserved.avsc")),
     ("NativeTagsChanged", include_str!("../../schemas/avro/NativeTagsChanged.avsc")),
     ("VirtualTagApplied", include_str!("../../schemas/avro/VirtualTagApplied.avsc")),
     ("VirtualTagRemoved", include_str!("../../schemas/avro/VirtualTagRemoved.avsc")),
+    ("VirtualTagsDerived", include_str!("../../schemas/avro/VirtualTagsDerived.avsc")),
 ];
 
+pub const PROGRESS_SCHEMA: (&str, &str) =
+    ("RederivationProgressed", include_str!("../../schemas/avro/RederivationProgressed.avsc"));
+
+pub const CONFIG_SCHEMA: (&str, &str) = ("TaggingConfigChanged", include_str!("../../schemas/avro/TaggingConfigChanged.avsc"));
+
+/// Which records a topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicKind {
+    /// Resource events and job markers.
+    Resources,
+    /// Tagging configuration changes.
+    TaggingConfig,
+}
+
+impl TopicKind {
+    fn schemas(self) -> Vec<(&'static str, &'static str, &'static str)> {
+        match self {
+            Self::Resources => RESOURCE_EVENT_SCHEMAS
+                .iter()
+                .map(|(r, s)| (NAMESPACE, *r, *s))
+                .chain([(JOB_NAMESPACE, PROGRESS_SCHEMA.0, PROGRESS_SCHEMA.1)])
+                .collect(),
+            Self::TaggingConfig => vec![(CONFIG_NAMESPACE, CONFIG_SCHEMA.0, CONFIG_SCHEMA.1)],
+        }
+    }
+}
+
 pub fn full_name(record: &str) -> String {
-    format!("{NAMESPACE}.{record}")
+    full_name_in(NAMESPACE, record)
+}
+
+pub fn full_name_in(namespace: &str, record: &str) -> String {
+    format!("{namespace}.{record}")
 }
 
 pub fn subject(topic: &str, record: &str) -> String {
@@ -25,8 +60,12 @@ pub fn subject(topic: &str, record: &str) -> String {
 }
 
 pub fn supplied(record: &str, schema: &str) -> SuppliedSchema {
+    supplied_in(NAMESPACE, record, schema)
+}
+
+pub fn supplied_in(namespace: &str, record: &str, schema: &str) -> SuppliedSchema {
     SuppliedSchema {
-        name: Some(full_name(record)),
+        name: Some(full_name_in(namespace, record)),
         schema_type: SchemaType::Avro,
         schema: schema.to_owned(),
         references: Vec::new(),
@@ -38,11 +77,11 @@ pub fn supplied(record: &str, schema: &str) -> SuppliedSchema {
 /// Registers every event schema for `topic`. Registering an unchanged schema is a no-op; a schema
 /// the registry finds incompatible (BACKWARD_TRANSITIVE) fails start-up rather than writing events
 /// old readers cannot read.
-pub async fn register_all(settings: &SrSettings, topic: &str) -> Result<Vec<(String, u32)>, SRCError> {
+pub async fn register_all(settings: &SrSettings, topic: &str, kind: TopicKind) -> Result<Vec<(String, u32)>, SRCError> {
     let mut ids = Vec::new();
-    for (record, schema) in RESOURCE_EVENT_SCHEMAS {
-        let subject = subject(topic, record);
-        let registered = post_schema(settings, subject.clone(), supplied(record, schema)).await?;
+    for (namespace, record, schema) in kind.schemas() {
+        let subject = format!("{topic}-{}", full_name_in(namespace, record));
+        let registered = post_schema(settings, subject.clone(), supplied_in(namespace, record, schema)).await?;
         ids.push((subject, registered.id));
     }
     Ok(ids)

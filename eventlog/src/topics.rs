@@ -33,6 +33,12 @@ impl EventTopics {
         format!("{}resource-events", self.prefix)
     }
 
+    /// Tagging configuration changes of every tenant, keyed by tenant. One partition: configuration
+    /// changes are rare, and every command-API instance reads all of them.
+    pub fn tagging_config(&self) -> String {
+        format!("{}tagging-config", self.prefix)
+    }
+
     /// Events a projector could not apply, with the original position and error in headers.
     pub fn dead_letters(&self) -> String {
         format!("{}resource-events.dlq", self.prefix)
@@ -44,7 +50,11 @@ impl EventTopics {
             ClientConfig::new().set("bootstrap.servers", brokers).create()?;
         let events = self.resource_events();
         let dlq = self.dead_letters();
+        let config = self.tagging_config();
         let topics = [
+            NewTopic::new(&config, 1, TopicReplication::Fixed(1))
+                .set("retention.ms", RETAIN_FOREVER)
+                .set("cleanup.policy", "delete"),
             NewTopic::new(&events, self.partitions, TopicReplication::Fixed(1))
                 .set("retention.ms", RETAIN_FOREVER)
                 .set("cleanup.policy", "delete"),

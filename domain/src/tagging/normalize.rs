@@ -144,3 +144,31 @@ fn canonical_tag(canonical: &CanonicalKey, native_key: &str, native_value: &str,
         allowed,
     }
 }
+
+impl KeyMapping {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Canonical => "canonical",
+            Self::Alias => "alias",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Canonical, Self::Alias, Self::Unknown].into_iter().find(|m| m.as_str() == raw)
+    }
+}
+
+impl ValueMapping {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Kept => "kept",
+            Self::Alias => "alias",
+            Self::Case => "case",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Kept, Self::Alias, Self::Case].into_iter().find(|m| m.as_str() == raw)
+    }
+}
