@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Loads a small, realistic multi-cloud demo inventory into a running vtag.
+"""Loads a realistic multi-cloud demo inventory into a running vtag.
 
     scripts/demo-data.py [--command-url URL] [--query-url URL] [--token JWT] [--summary FILE]
-    scripts/demo-data.py --dry-run          # print the observe payload, send nothing
+    scripts/demo-data.py --dry-run          # print the observe payloads, send nothing
 
-About 60 AWS / Azure / GCP resources whose names follow conventions (web-server-prod-001,
-payments-api-stg-01, ...) and whose native tags are as messy as real ones (env / Env /
-Environment with PROD / prod / Production, CostCenter / cost_center / costcenter, stray spaces,
-missing tags), observed through POST /api/v1/resources/observe, then a handful of virtual tags
-applied by hand through POST /api/v1/virtual-tags/apply (single, by cloud id, and bulk).
+About 500 AWS / Azure / GCP resources from the synthetic inventory generator (vtag-generate, crate
+inventory/, fixed seed): names that follow conventions (web-server-prod-001, payments-api-stg-007,
+...), a dozen accounts / subscriptions / projects that each mostly belong to one team, and native
+tags as messy as real ones (env / Env / Environment with PROD / prod / Production, CostCenter /
+cost_center / costcenter, stray spaces, missing and wrong tags). They are observed through
+POST /api/v1/resources/observe, then a handful of virtual tags are applied by hand through
+POST /api/v1/virtual-tags/apply (single, by cloud id, and bulk), with the generator's ground truth
+as the values people would set.
+
+vtag-generate is looked up in $VTAG_BIN_DIR (set by scripts/run-services.sh), then in
+target/release and target/debug of this repository (cargo build --release -p vtag-inventory).
 
 The token must be an editor token of the tenant to load into (scripts/run-services.sh mints one
 for tenant "demo"). Every request carries a fixed Idempotency-Key and the inventory is generated
@@ -22,212 +28,51 @@ Environment defaults: VTAG_COMMAND_URL (http://127.0.0.1:18080), VTAG_QUERY_URL
 import argparse
 import json
 import os
-import random
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-import uuid
 
-SEED = 20251117
-KEY_PREFIX = "vtag-demo-data-v1"  # Idempotency-Key prefix: bump it if the data set changes
+# A seed whose resource 0 is the AWS instance web-server-prod-001 and whose first 500 resources
+# include every example below in its natural form (payments database on AWS, payments API on
+# Azure, ETL workers on GCP, untagged machines). The generator's output for a seed is pinned by
+# its tests, so this stays true until the generator deliberately changes.
+SEED = 725025
+COUNT = 500
+KEY_PREFIX = "vtag-demo-data-v2"  # Idempotency-Key prefix: bump it if the data set changes
 
-AWS_PROD = "123456789012"
-AWS_STG = "210987654321"
-GCP_PROJECTS = {"analytics": "acme-analytics", "web": "acme-web-prod", "sandbox": "acme-sandbox"}
-
-
-# ------------------------------------------------------------------ messy native tags ----
-class Tagger:
-    """Native tags the way a few hundred engineers write them over the years."""
-
-    ENV_KEYS = ["env", "Env", "Environment", "environment", "ENV", "Environment "]
-    ENV_VALUES = {
-        "prod": ["PROD", "prod", "Production", "production", "Prod ", " prod", "prd"],
-        "stg": ["stg", "STAGING", "Staging", "stage", "staging "],
-        "dev": ["dev", "DEV", "Development", "development", "sandbox"],
-    }
-    COST_KEYS = ["CostCenter", "cost_center", "costcenter", "Cost Center", "cost-center", "COSTCENTER"]
-    COST_VALUES = {
-        "ENG": ["ENG", "eng", "ENG-001", "eng-001 ", "Engineering", "ENG001"],
-        "FIN": ["FIN-200", "fin", "FIN", "Finance", "fin-200"],
-        "DATA": ["DATA-310", "data", "Data Eng", "DATA310"],
-    }
-    TEAM_KEYS = ["Team", "team", "owner_team", "Owner-Team"]
-    TEAM_VALUES = {
-        "platform": ["PLATFORM", "platform", "Platform", "platform-team", " Platform"],
-        "payments": ["Payments", "payments", "PAYMENTS", "payments-team", "pay"],
-        "data": ["data", "Data Engineering", "DATA", "data-eng"],
-        "web": ["web", "Web", "frontend", "WEB "],
-    }
-
-    def __init__(self, rng):
-        self.rng = rng
-
-    def pick(self, options):
-        return self.rng.choice(options)
-
-    def aws_azure(self, env, cost, team, extra=None):
-        tags = {}
-        r = self.rng.random
-        if r() > 0.12:
-            tags[self.pick(self.ENV_KEYS)] = self.pick(self.ENV_VALUES[env])
-        if r() > 0.25:
-            tags[self.pick(self.COST_KEYS)] = self.pick(self.COST_VALUES[cost])
-        if r() > 0.3:
-            tags[self.pick(self.TEAM_KEYS)] = self.pick(self.TEAM_VALUES[team])
-        if r() > 0.7:
-            tags["Owner"] = self.pick(["alice@acme.io", "bob@acme.io", "Carol.Diaz@acme.io ", "ops"])
-        if r() > 0.8:
-            tags[self.pick(["CreatedBy", "created_by", "terraform"])] = self.pick(["terraform", "Terraform", "true", "console"])
-        tags.update(extra or {})
-        return tags
-
-    def gcp(self, env, cost, team, extra=None):
-        """GCP labels are lowercase by rule, which only moves the mess into the values."""
-        tags = {}
-        r = self.rng.random
-        if r() > 0.12:
-            value = self.pick(self.ENV_VALUES[env]).strip().lower().replace(" ", "-")
-            tags[self.pick(["env", "environment", "stage"])] = value
-        if r() > 0.25:
-            value = self.pick(self.COST_VALUES[cost]).strip().lower().replace(" ", "-")
-            tags[self.pick(["cost_center", "costcenter", "cost-center"])] = value
-        if r() > 0.3:
-            value = self.pick(self.TEAM_VALUES[team]).strip().lower().replace(" ", "-")
-            tags[self.pick(["team", "owner_team"])] = value
-        if r() > 0.8:
-            tags["goog-managed-by"] = "terraform"
-        tags.update(extra or {})
-        return tags
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------------ inventory ----
-def inventory(rng):
-    tag = Tagger(rng)
-    hexid = lambda n: "".join(rng.choice("0123456789abcdef") for _ in range(n))  # noqa: E731
-    out = []
+def generator_binary():
+    dirs = [os.environ.get("VTAG_BIN_DIR"), os.path.join(REPO_ROOT, "target", "release"),
+            os.path.join(REPO_ROOT, "target", "debug")]
+    for d in filter(None, dirs):
+        path = os.path.join(d, "vtag-generate")
+        if os.access(path, os.X_OK):
+            return path
+    raise ApiError(f"vtag-generate not found in {', '.join(filter(None, dirs))}; "
+                   "build it: cargo build --release -p vtag-inventory")
 
-    def add(provider, rid, account, region, rtype, name, tags, metadata):
-        out.append({
-            "provider": provider,
-            "resource_id": rid,
-            "account_id": account,
-            "region": region,
-            "resource_type": rtype,
-            "name": name,
-            "native_tags": tags,
-            "metadata": metadata,
-        })
 
-    # ---- AWS (30): web fleet, payments, data, plus the usual buckets and functions
-    for i in range(1, 7):
-        env, acct, region = ("prod", AWS_PROD, "us-east-1") if i <= 4 else ("stg", AWS_STG, "us-east-1")
-        name = f"web-server-{env}-{i:03d}"
-        add("aws", f"arn:aws:ec2:{region}:{acct}:instance/i-0{hexid(16)}", acct, region, "ec2:instance", name,
-            tag.aws_azure(env, "ENG", "web", {"Name": name}),
-            {"instance_type": rng.choice(["m5.large", "m5.xlarge", "c6i.large"]), "state": "running"})
-    for env, n in (("prod", 3), ("stg", 1)):
-        acct = AWS_PROD if env == "prod" else AWS_STG
-        for i in range(1, n + 1):
-            name = f"payments-api-{env}-{i:02d}"
-            add("aws", f"arn:aws:ec2:eu-west-1:{acct}:instance/i-0{hexid(16)}", acct, "eu-west-1", "ec2:instance",
-                name, tag.aws_azure(env, "FIN", "payments", {"Name": name}),
-                {"instance_type": "m6i.large", "state": "running"})
-    for name, env, engine in (("payments-db-prod", "prod", "postgres"), ("payments-db-stg", "stg", "postgres"),
-                              ("orders-db-prod", "prod", "aurora-mysql"), ("auth-db-prod", "prod", "postgres")):
-        acct = AWS_PROD if env == "prod" else AWS_STG
-        add("aws", f"arn:aws:rds:us-east-1:{acct}:db:{name}", acct, "us-east-1", "rds:db", name,
-            tag.aws_azure(env, "FIN" if name.startswith("payments") else "ENG",
-                          "payments" if name.startswith("payments") else "platform"),
-            {"engine": engine, "instance_class": rng.choice(["db.r6g.large", "db.t4g.medium"]), "multi_az": "true"})
-    for bucket, env, team in (("acme-web-assets-prod", "prod", "web"), ("acme-logs-prod-us-east-1", "prod", "platform"),
-                              ("acme-payments-exports-prod", "prod", "payments"), ("acme-tf-state", "prod", "platform"),
-                              ("acme-web-assets-stg", "stg", "web"), ("acme-athena-results-dev", "dev", "data")):
-        add("aws", f"arn:aws:s3:::{bucket}", AWS_PROD if env != "stg" else AWS_STG, "us-east-1", "s3:bucket", bucket,
-            tag.aws_azure(env, "ENG", team), {"versioning": rng.choice(["Enabled", "Suspended"])})
-    for fn, env in (("invoice-generator-prod", "prod"), ("invoice-generator-stg", "stg"),
-                    ("thumbnailer-prod", "prod"), ("slack-alerts-dev", "dev")):
-        acct = AWS_STG if env == "stg" else AWS_PROD
-        add("aws", f"arn:aws:lambda:eu-west-1:{acct}:function:{fn}", acct, "eu-west-1", "lambda:function", fn,
-            tag.aws_azure(env, "FIN" if fn.startswith("invoice") else "ENG",
-                          "payments" if fn.startswith("invoice") else "platform"),
-            {"runtime": rng.choice(["python3.12", "nodejs20.x"]), "memory_mb": rng.choice(["256", "512", "1024"])})
-    for lb, env in (("web-alb-prod", "prod"), ("payments-nlb-prod", "prod")):
-        add("aws", f"arn:aws:elasticloadbalancing:us-east-1:{AWS_PROD}:loadbalancer/app/{lb}/{hexid(16)}", AWS_PROD,
-            "us-east-1", "elasticloadbalancing:loadbalancer", lb,
-            tag.aws_azure(env, "ENG", "web" if lb.startswith("web") else "payments"), {"scheme": "internet-facing"})
-    add("aws", f"arn:aws:eks:us-east-1:{AWS_PROD}:cluster/platform-eks-prod", AWS_PROD, "us-east-1", "eks:cluster",
-        "platform-eks-prod", tag.aws_azure("prod", "ENG", "platform"), {"version": "1.30"})
-    add("aws", f"arn:aws:dynamodb:us-east-1:{AWS_PROD}:table/orders-prod", AWS_PROD, "us-east-1", "dynamodb:table",
-        "orders-prod", tag.aws_azure("prod", "ENG", "platform"), {"billing_mode": "PAY_PER_REQUEST"})
-    add("aws", f"arn:aws:sqs:eu-west-1:{AWS_PROD}:payments-events-prod", AWS_PROD, "eu-west-1", "sqs:queue",
-        "payments-events-prod", tag.aws_azure("prod", "FIN", "payments"), {"fifo": "false"})
-
-    # ---- Azure (16): payments and an internal portal
-    sub_prod = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    sub_stg = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-    def az(sub, rg, kind, name):
-        return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{kind}/{name}"
-
-    for env, n in (("prod", 3), ("stg", 2)):
-        sub = sub_prod if env == "prod" else sub_stg
-        for i in range(1, n + 1):
-            name = f"payments-api-{env}-{i:02d}"
-            add("azure", az(sub, f"rg-payments-{env}", "Microsoft.Compute/virtualMachines", name), sub, "westeurope",
-                "Microsoft.Compute/virtualMachines", name, tag.aws_azure(env, "FIN", "payments"),
-                {"vm_size": rng.choice(["Standard_D4s_v5", "Standard_D2s_v5"]), "os": "Linux"})
-    for env in ("prod", "stg"):
-        sub = sub_prod if env == "prod" else sub_stg
-        add("azure", az(sub, f"rg-payments-{env}", "Microsoft.Sql/servers", f"sql-payments-{env}/databases/ledger"),
-            sub, "westeurope", "Microsoft.Sql/servers/databases", f"ledger-{env}", tag.aws_azure(env, "FIN", "payments"),
-            {"sku": "GP_Gen5_4"})
-        add("azure", az(sub, f"rg-payments-{env}", "Microsoft.Storage/storageAccounts", f"stpayments{env}01"),
-            sub, "westeurope", "Microsoft.Storage/storageAccounts", f"stpayments{env}01",
-            tag.aws_azure(env, "FIN", "payments"), {"sku": "Standard_GRS"})
-        add("azure", az(sub, f"rg-payments-{env}", "Microsoft.KeyVault/vaults", f"kv-payments-{env}"),
-            sub, "westeurope", "Microsoft.KeyVault/vaults", f"kv-payments-{env}", tag.aws_azure(env, "FIN", "payments"),
-            {"sku": "standard"})
-    for i in range(1, 4):
-        name = f"portal-web-prod-{i:02d}"
-        add("azure", az(sub_prod, "rg-portal-prod", "Microsoft.Web/sites", name), sub_prod, "northeurope",
-            "Microsoft.Web/sites", name, tag.aws_azure("prod", "ENG", "web"), {"plan": "P1v3"})
-    add("azure", az(sub_prod, "rg-platform-prod", "Microsoft.ContainerService/managedClusters", "aks-platform-prod"),
-        sub_prod, "westeurope", "Microsoft.ContainerService/managedClusters", "aks-platform-prod",
-        tag.aws_azure("prod", "ENG", "platform"), {"kubernetes_version": "1.30.3"})
-    add("azure", az(sub_stg, "rg-sandbox-dev", "Microsoft.Compute/virtualMachines", "jumpbox-dev-01"), sub_stg,
-        "westeurope", "Microsoft.Compute/virtualMachines", "jumpbox-dev-01", {}, {"vm_size": "Standard_B2s"})
-
-    # ---- GCP (15): analytics and the web frontend
-    an, web, sb = GCP_PROJECTS["analytics"], GCP_PROJECTS["web"], GCP_PROJECTS["sandbox"]
-    for env, n, zone in (("prod", 3, "europe-west1-b"), ("stg", 2, "europe-west1-b")):
-        for i in range(1, n + 1):
-            name = f"etl-worker-{env}-{i:02d}"
-            add("gcp", f"//compute.googleapis.com/projects/{an}/zones/{zone}/instances/{name}", an, zone,
-                "compute.googleapis.com/Instance", name, tag.gcp(env, "DATA", "data"),
-                {"machine_type": rng.choice(["n2-standard-4", "e2-standard-8"])})
-    for name, env in (("warehouse-pg-prod", "prod"), ("warehouse-pg-stg", "stg")):
-        add("gcp", f"//sqladmin.googleapis.com/projects/{an}/instances/{name}", an, "europe-west1",
-            "sqladmin.googleapis.com/Instance", name, tag.gcp(env, "DATA", "data"), {"tier": "db-custom-4-16384"})
-    for bucket, env in (("acme-analytics-raw-prod", "prod"), ("acme-analytics-curated-prod", "prod"),
-                        ("acme-analytics-tmp-stg", "stg")):
-        add("gcp", f"//storage.googleapis.com/projects/_/buckets/{bucket}", an, "europe-west1",
-            "storage.googleapis.com/Bucket", bucket, tag.gcp(env, "DATA", "data"), {"storage_class": "STANDARD"})
-    add("gcp", f"//bigquery.googleapis.com/projects/{an}/datasets/finance_reporting", an, "EU",
-        "bigquery.googleapis.com/Dataset", "finance_reporting", tag.gcp("prod", "FIN", "data"), {})
-    add("gcp", f"//container.googleapis.com/projects/{web}/locations/europe-west1/clusters/gke-web-prod", web,
-        "europe-west1", "container.googleapis.com/Cluster", "gke-web-prod", tag.gcp("prod", "ENG", "web"),
-        {"node_pools": "2"})
-    for i in range(1, 3):
-        name = f"web-frontend-prod-{i:03d}"
-        add("gcp", f"//compute.googleapis.com/projects/{web}/zones/europe-west1-c/instances/{name}", web,
-            "europe-west1-c", "compute.googleapis.com/Instance", name, tag.gcp("prod", "ENG", "web"),
-            {"machine_type": "e2-standard-2"})
-    add("gcp", f"//compute.googleapis.com/projects/{sb}/zones/us-central1-a/instances/notebook-dev-01", sb,
-        "us-central1-a", "compute.googleapis.com/Instance", "notebook-dev-01", {}, {"machine_type": "e2-medium"})
-    return out
+def inventory():
+    """(observe request bodies, every resource, its truth) from the generator: batches exactly as
+    posted, and each resource next to its ground truth (same order)."""
+    with tempfile.TemporaryDirectory(prefix="vtag-demo-") as tmp:
+        truth_file = os.path.join(tmp, "truth.jsonl")
+        out = subprocess.run([generator_binary(), "--seed", str(SEED), "--count", str(COUNT),
+                              "--format", "observe-batches", "--truth", truth_file],
+                             check=True, stdout=subprocess.PIPE, text=True).stdout
+        with open(truth_file) as f:
+            truths = [json.loads(line)["truth"] for line in f]
+    batches = [json.loads(line) for line in out.splitlines()]
+    resources = [r for b in batches for r in b["resources"]]
+    if len(resources) != len(truths):
+        raise ApiError(f"vtag-generate wrote {len(resources)} resources but {len(truths)} truths")
+    return batches, resources, truths
 
 
 # ------------------------------------------------------------------ HTTP ----
@@ -277,13 +122,14 @@ def main():
     ap.add_argument("--query-url", default=os.environ.get("VTAG_QUERY_URL", "http://127.0.0.1:18082"))
     ap.add_argument("--token", default=os.environ.get("VTAG_TOKEN"), help="editor token (default $VTAG_TOKEN)")
     ap.add_argument("--summary", help="also write the JSON summary to this file")
-    ap.add_argument("--dry-run", action="store_true", help="print the observe payload and exit")
+    ap.add_argument("--dry-run", action="store_true", help="print the observe payloads and exit")
     args = ap.parse_args()
 
-    resources = inventory(random.Random(SEED))
+    batches, resources, truths = inventory()
     if args.dry_run:
-        json.dump({"resources": resources}, sys.stdout, indent=2)
-        print()
+        for body in batches:
+            json.dump(body, sys.stdout, indent=2)
+            print()
         return 0
     if not args.token:
         ap.error("an editor token is needed: --token or VTAG_TOKEN")
@@ -293,9 +139,12 @@ def main():
     t0 = time.monotonic()
 
     # 1. the collectors' view
-    observed = call("POST", f"{cmd}/api/v1/resources/observe", args.token, {"resources": resources},
-                    {"Idempotency-Key": f"{KEY_PREFIX}-observe"})
-    results = observed["results"]
+    tokens, results = [], []
+    for n, body in enumerate(batches):
+        observed = call("POST", f"{cmd}/api/v1/resources/observe", args.token, body,
+                        {"Idempotency-Key": f"{KEY_PREFIX}-observe-{n}"})
+        results += observed["results"]
+        tokens.append(observed["consistency_token"])
     failed = [r for r in results if "problem" in r]
     if failed:
         raise ApiError(f"{len(failed)} observations refused: {json.dumps(failed[:3])}")
@@ -303,45 +152,59 @@ def main():
     changed = sum(1 for r in results if r.get("changed"))
     log(f"observed {len(results)} resources ({changed} changed) in {time.monotonic() - t0:.1f} s")
 
-    def by_name(provider, name):
-        for r in resources:
-            if r["provider"] == provider and r["name"] == name:
-                return {"id": ids[r["resource_id"]], "cloud_id": r["resource_id"], "name": name, "provider": provider}
-        raise KeyError(f"{provider}/{name} is not in the demo inventory")
+    def example(what, *preferences):
+        """The first resource matching the first preference that any resource matches."""
+        for matches in preferences:
+            for r, truth in zip(resources, truths):
+                if matches(r, truth):
+                    return {"id": ids[r["resource_id"]], "cloud_id": r["resource_id"], "name": r["name"],
+                            "provider": r["provider"], "truth": truth}
+        raise KeyError(f"{what} is not in the demo inventory")
 
-    web1 = by_name("aws", "web-server-prod-001")
-    pay_db = by_name("aws", "payments-db-prod")
-    az_pay = by_name("azure", "payments-api-prod-01")
-    jump = by_name("azure", "jumpbox-dev-01")
-    etl = by_name("gcp", "etl-worker-stg-02")
-    notebook = by_name("gcp", "notebook-dev-01")
+    def kind(provider, *types):
+        return lambda r, t: r["provider"] == provider and (not types or r["resource_type"] in types)
 
-    # 2. people fixing what the native tags got wrong
-    tokens = [observed["consistency_token"]]
+    def where(base, **truth):
+        return lambda r, t: base(r, t) and all(t.get(k.replace("_", "-")) == v for k, v in truth.items())
+
+    web1 = example("an AWS web server", lambda r, t: r["provider"] == "aws" and r["name"] == "web-server-prod-001",
+                   where(kind("aws", "ec2"), application="web", environment="production"), kind("aws", "ec2"))
+    pay_db = example("an AWS payments database", where(kind("aws", "rds"), team="payments", environment="production"),
+                     kind("aws", "rds"))
+    az_pay = example("an Azure payments API", where(kind("azure", "vm"), application="payments", environment="production"),
+                     where(kind("azure"), team="payments"), kind("azure"))
+    untagged = lambda base: lambda r, t: base(r, t) and not r["native_tags"]  # noqa: E731
+    jump = example("an untagged Azure VM", untagged(kind("azure", "vm")), untagged(kind("azure")), kind("azure"))
+    etl = example("a GCP ETL worker", where(kind("gcp", "compute-instance"), application="etl"),
+                  kind("gcp", "compute-instance"))
+    notebook = example("an untagged GCP instance", untagged(kind("gcp", "compute-instance")), untagged(kind("gcp")),
+                       kind("gcp"))
+
+    # 2. people fixing what the native tags got wrong (with the values the generator knows are right)
     applies = [
         ("web1-env-1", {"resource_id": web1["id"], "key": "environment", "value": "prod", "source": "manual"}),
         # a correction, so the audit trail shows an old and a new value
         ("web1-env-2", {"resource_id": web1["id"], "key": "environment", "value": "production",
                         "source": "user_confirmed", "confidence": 1.0}),
-        ("web1-cc", {"resource_id": web1["id"], "key": "cost-center", "value": "ENG-001", "source": "manual"}),
-        ("paydb-cc", {"resource_id": pay_db["id"], "key": "cost-center", "value": "FIN-200",
+        ("web1-cc", {"resource_id": web1["id"], "key": "cost-center", "value": web1["truth"]["cost-center"],
+                     "source": "manual"}),
+        ("paydb-cc", {"resource_id": pay_db["id"], "key": "cost-center", "value": pay_db["truth"]["cost-center"],
                       "source": "user_confirmed", "confidence": 0.95}),
-        ("azpay-owner", {"resource_id": az_pay["id"], "key": "owner", "value": "payments-oncall@acme.io",
+        ("azpay-owner", {"resource_id": az_pay["id"], "key": "owner", "value": az_pay["truth"]["owner"],
                          "source": "manual"}),
-        ("jump-env", {"resource_id": jump["id"], "key": "environment", "value": "development",
+        ("jump-env", {"resource_id": jump["id"], "key": "environment", "value": jump["truth"]["environment"],
                       "source": "user_confirmed", "confidence": 0.9}),
-        ("notebook-env", {"resource_id": notebook["id"], "key": "environment", "value": "development",
-                          "source": "manual"}),
+        ("notebook-env", {"resource_id": notebook["id"], "key": "environment",
+                          "value": notebook["truth"]["environment"], "source": "manual"}),
         # by the cloud's own id instead of vtag's uuid
-        ("etl-team", {"provider": "gcp", "cloud_resource_id": etl["cloud_id"], "key": "team", "value": "data-engineering",
-                      "source": "user_confirmed", "confidence": 0.85}),
+        ("etl-team", {"provider": "gcp", "cloud_resource_id": etl["cloud_id"], "key": "team",
+                      "value": etl["truth"]["team"], "source": "user_confirmed", "confidence": 0.85}),
     ]
     for step, body in applies:
         r = call("POST", f"{cmd}/api/v1/virtual-tags/apply", args.token, body, {"Idempotency-Key": f"{KEY_PREFIX}-{step}"})
         tokens.append(r.get("consistency_token"))
-    # bulk: every payments resource, whatever its cloud, belongs to the payments team
-    payments = [ids[r["resource_id"]] for r in resources
-                if r["name"].startswith(("payments-", "ledger-", "stpayments", "kv-payments", "invoice-"))]
+    # bulk: every resource of the payments team, whatever its cloud
+    payments = [ids[r["resource_id"]] for r, t in zip(resources, truths) if t.get("team") == "payments"]
     bulk = call("POST", f"{cmd}/api/v1/virtual-tags/apply", args.token,
                 {"resource_ids": payments, "key": "team", "value": "payments", "source": "manual"},
                 {"Idempotency-Key": f"{KEY_PREFIX}-bulk-team-payments"})
@@ -360,11 +223,13 @@ def main():
         raise ApiError(f"read model does not show the applied tags yet: {got}")
     log(f"read model caught up (token {token}) in {time.monotonic() - t0:.1f} s total")
 
+    examples = {"aws_web": web1, "aws_payments_db": pay_db, "azure_payments_api": az_pay, "gcp_etl_worker": etl}
     summary = {
         "tenant": "demo",
+        "seed": SEED,
         "resources": len(resources),
         "by_provider": {p: sum(1 for r in resources if r["provider"] == p) for p in ("aws", "azure", "gcp")},
-        "examples": {"aws_web": web1, "aws_payments_db": pay_db, "azure_payments_api": az_pay, "gcp_etl_worker": etl},
+        "examples": {k: {f: v[f] for f in ("id", "cloud_id", "name", "provider")} for k, v in examples.items()},
         "payments_bulk": len(payments),
         "consistency_token": token,
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -382,6 +247,6 @@ def main():
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (ApiError, KeyError) as e:
+    except (ApiError, KeyError, subprocess.CalledProcessError) as e:
         print(f"[demo-data] ERROR: {e}", file=sys.stderr)
         sys.exit(1)

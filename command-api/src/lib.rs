@@ -4,10 +4,15 @@
 //! single writer of each partition of the event topic — which decides it against the aggregate's
 //! state, appends the resulting events with an idempotent producer, and answers with the new
 //! aggregate version and a read-your-writes token once the broker has acknowledged them.
+//!
+//! Every decision derives virtual tags under the tenant's tagging configuration ([`tagging`]);
+//! configuration changes are appended to their own topic, and a re-derivation job per partition
+//! brings every resource to the new version.
 
 pub mod processor;
 pub mod routes;
 pub mod settings;
+pub mod tagging;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,9 +42,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let processor = Arc::new(processor::CommandProcessor::start(&settings).await?);
+    let rederivation = processor.spawn_rederivation();
     let state = AppState { processor: processor.clone(), auth: Arc::new(auth) };
     tracing::info!(addr = %listener.local_addr()?, "command API listening");
     axum::serve(listener, routes::router(state)).with_graceful_shutdown(shutdown).await?;
+    rederivation.abort();
     processor.shutdown().await;
     Ok(())
 }

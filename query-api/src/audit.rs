@@ -1,6 +1,7 @@
-//! The audit trail: one row per event, newest first by default, paged by keyset on
-//! (recorded_at, event_id). The single home of its input rules, cursor and SQL: REST and GraphQL
-//! both go through [`AuditInput::check`] and [`fetch`].
+//! The audit trail: one row per event — per changed key for a derivation event, which changes
+//! several at once — newest first by default, paged by keyset on (recorded_at, event_id,
+//! change_index). The single home of its input rules, cursor and SQL: REST and GraphQL both go
+//! through [`AuditInput::check`] and [`fetch`].
 //!
 //! Keyset rather than OFFSET: a page costs the same at row 10 and row 10 million, and rows
 //! arriving meanwhile neither shift nor duplicate the pages already handed out.
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use vtag_domain::{TagKey, TenantId};
 use vtag_service::{FieldError, Problem};
 
+use crate::provenance::Provenance;
 use crate::rfc3339;
 use crate::state::db_error;
 
@@ -30,6 +32,8 @@ pub enum Order {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub event_id: Uuid,
+    /// Which of the event's changes (0 for events that change one key or none).
+    pub change_index: i32,
     pub resource_id: Uuid,
     pub aggregate_version: i64,
     /// The event type, e.g. `VirtualTagApplied`.
@@ -39,6 +43,10 @@ pub struct AuditEntry {
     pub new_value: Option<String>,
     pub source: Option<String>,
     pub confidence: Option<f64>,
+    /// Derived values only; each field is left out when NULL.
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub provenance: Provenance,
     pub performed_by: String,
     pub causation_id: Uuid,
     pub correlation_id: Uuid,
@@ -62,13 +70,16 @@ pub struct Cursor {
     pub order: Order,
     pub recorded_at: DateTime<Utc>,
     pub event_id: Uuid,
+    pub change_index: i32,
 }
 
 impl Cursor {
-    const VERSION: &'static str = "v1";
+    const VERSION: &'static str = "v2";
+    /// Issued before events had several rows; still read, so paging survives a deployment.
+    const VERSION_1: &'static str = "v1";
 
     pub fn after(entry: &AuditEntry, order: Order) -> Self {
-        Self { order, recorded_at: entry.recorded_at, event_id: entry.event_id }
+        Self { order, recorded_at: entry.recorded_at, event_id: entry.event_id, change_index: entry.change_index }
     }
 
     /// Microseconds, not a formatted time: Postgres keeps microseconds, and any rounding here
@@ -78,29 +89,41 @@ impl Cursor {
             Order::Asc => "a",
             Order::Desc => "d",
         };
-        let raw =
-            format!("{}|{order}|{}|{}", Self::VERSION, self.recorded_at.timestamp_micros(), self.event_id.simple());
+        let raw = format!(
+            "{}|{order}|{}|{}|{}",
+            Self::VERSION,
+            self.recorded_at.timestamp_micros(),
+            self.event_id.simple(),
+            self.change_index
+        );
         URL_SAFE_NO_PAD.encode(raw)
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
         let text = String::from_utf8(bytes).ok()?;
-        let mut parts = text.split('|');
-        let (Some(Self::VERSION), Some(order), Some(micros), Some(id), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return None;
+        let parts: Vec<&str> = text.split('|').collect();
+        let (order, micros, id, change_index) = match parts.as_slice() {
+            [Self::VERSION, order, micros, id, index] => (*order, *micros, *id, Some(index.parse().ok()?)),
+            [Self::VERSION_1, order, micros, id] => (*order, *micros, *id, None),
+            _ => return None,
         };
         let order = match order {
             "a" => Order::Asc,
             "d" => Order::Desc,
             _ => return None,
         };
+        // A v1 cursor stood after its whole event: past every change index in the paging direction.
+        let change_index = change_index.unwrap_or(match order {
+            Order::Asc => i32::MAX,
+            Order::Desc => 0,
+        });
+        (change_index >= 0).then_some(())?;
         Some(Self {
             order,
             recorded_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
             event_id: Uuid::parse_str(id).ok()?,
+            change_index,
         })
     }
 }
@@ -111,6 +134,9 @@ pub struct AuditFilter {
     pub key: Option<String>,
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// Everything one command caused, e.g. all events of the re-derivation a configuration change
+    /// started (their correlation id is the id of the command that published it).
+    pub correlation_id: Option<Uuid>,
     /// Inclusive, on recorded_at.
     pub from: Option<DateTime<Utc>>,
     /// Exclusive, on recorded_at.
@@ -129,22 +155,36 @@ pub struct AuditQuery {
 #[derive(Debug, Clone, Copy)]
 pub struct FieldNames {
     pub resource_id: &'static str,
+    pub correlation_id: &'static str,
     pub key: &'static str,
     pub to: &'static str,
     pub limit: &'static str,
     pub cursor: &'static str,
 }
 
-pub const REST_NAMES: FieldNames =
-    FieldNames { resource_id: "resource_id", key: "key", to: "to", limit: "limit", cursor: "cursor" };
-pub const GRAPHQL_NAMES: FieldNames =
-    FieldNames { resource_id: "resourceId", key: "key", to: "to", limit: "first", cursor: "after" };
+pub const REST_NAMES: FieldNames = FieldNames {
+    resource_id: "resource_id",
+    correlation_id: "correlation_id",
+    key: "key",
+    to: "to",
+    limit: "limit",
+    cursor: "cursor",
+};
+pub const GRAPHQL_NAMES: FieldNames = FieldNames {
+    resource_id: "resourceId",
+    correlation_id: "correlationId",
+    key: "key",
+    to: "to",
+    limit: "first",
+    cursor: "after",
+};
 
 /// Typed but unchecked input from either front end. Blank strings count as absent (an empty form
 /// field means "no filter").
 #[derive(Debug, Clone, Default)]
 pub struct AuditInput {
     pub resource_id: Option<String>,
+    pub correlation_id: Option<String>,
     pub key: Option<String>,
     pub actor: Option<String>,
     pub action: Option<String>,
@@ -167,6 +207,13 @@ impl AuditInput {
             Ok(id) => Some(id),
             Err(_) => {
                 errors.push(FieldError::new(names.resource_id, "uuid", "must be a resource UUID"));
+                None
+            }
+        });
+        let correlation_id = present(self.correlation_id).and_then(|raw| match Uuid::parse_str(raw.trim()) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push(FieldError::new(names.correlation_id, "uuid", "must be a UUID (a command id)"));
                 None
             }
         });
@@ -214,6 +261,7 @@ impl AuditInput {
                 key,
                 actor: present(self.actor),
                 action: present(self.action),
+                correlation_id,
                 from: self.from,
                 to: self.to,
             },
@@ -229,6 +277,7 @@ impl AuditInput {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuditParams {
     pub resource_id: Option<String>,
+    pub correlation_id: Option<String>,
     pub key: Option<String>,
     pub actor: Option<String>,
     pub action: Option<String>,
@@ -278,6 +327,7 @@ impl AuditParams {
         };
         AuditInput {
             resource_id: self.resource_id,
+            correlation_id: self.correlation_id,
             key: self.key,
             actor: self.actor,
             action: self.action,
@@ -310,7 +360,8 @@ pub async fn fetch(pool: &PgPool, tenant: &TenantId, query: &AuditQuery) -> Resu
 fn select<'a>(tenant: &'a TenantId, query: &'a AuditQuery) -> QueryBuilder<'a, Postgres> {
     let f = &query.filter;
     let mut q = QueryBuilder::new(
-        "SELECT event_id, resource_id, aggregate_version, action, tag_key, old_value, new_value, source, confidence, \
+        "SELECT event_id, change_index, resource_id, aggregate_version, action, tag_key, old_value, new_value, source, \
+         confidence, origin, rule_id, rule_set_version, native_key, native_value, key_mapping, value_mapping, \
          performed_by, causation_id, correlation_id, occurred_at, recorded_at FROM tag_audit WHERE tenant = ",
     );
     q.push_bind(tenant.as_str());
@@ -326,6 +377,9 @@ fn select<'a>(tenant: &'a TenantId, query: &'a AuditQuery) -> QueryBuilder<'a, P
     if let Some(action) = &f.action {
         q.push(" AND action = ").push_bind(action);
     }
+    if let Some(id) = f.correlation_id {
+        q.push(" AND correlation_id = ").push_bind(id);
+    }
     if let Some(from) = f.from {
         q.push(" AND recorded_at >= ").push_bind(from);
     }
@@ -337,16 +391,24 @@ fn select<'a>(tenant: &'a TenantId, query: &'a AuditQuery) -> QueryBuilder<'a, P
         Order::Asc => (" > ", " ASC"),
     };
     if let Some(c) = query.after {
-        // A row comparison, so ties on recorded_at are broken by event_id and none is lost.
-        q.push(" AND (recorded_at, event_id)")
+        // A row comparison, so ties on recorded_at are broken by event_id, and the rows of one
+        // event by change_index: a page may end inside a derivation event and none is lost.
+        q.push(" AND (recorded_at, event_id, change_index)")
             .push(after)
             .push("(")
             .push_bind(c.recorded_at)
             .push(", ")
             .push_bind(c.event_id)
+            .push(", ")
+            .push_bind(c.change_index)
             .push(")");
     }
-    q.push(" ORDER BY recorded_at").push(direction).push(", event_id").push(direction);
+    q.push(" ORDER BY recorded_at")
+        .push(direction)
+        .push(", event_id")
+        .push(direction)
+        .push(", change_index")
+        .push(direction);
     q.push(" LIMIT ").push_bind(query.limit + 1);
     q
 }
@@ -365,7 +427,12 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_to_the_microsecond() {
-        let c = Cursor { order: Order::Desc, recorded_at: t("2025-11-17T10:00:00.123456Z"), event_id: Uuid::now_v7() };
+        let c = Cursor {
+            order: Order::Desc,
+            recorded_at: t("2025-11-17T10:00:00.123456Z"),
+            event_id: Uuid::now_v7(),
+            change_index: 3,
+        };
         let encoded = c.encode();
         assert!(encoded.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'), "URL-safe: {encoded}");
         assert_eq!(Cursor::decode(&encoded), Some(c));
@@ -381,6 +448,18 @@ mod tests {
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v1|d|soon|00000000000000000000000000000000")), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v1|d|0|nope")), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v1|d|0|00000000000000000000000000000000|x")), None);
+        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v2|d|0|00000000000000000000000000000000|x")), None);
+        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v2|d|0|00000000000000000000000000000000|-1")), None);
+    }
+
+    #[test]
+    fn a_v1_cursor_still_pages_past_its_whole_event() {
+        let v1 = |order: &str| {
+            Cursor::decode(&URL_SAFE_NO_PAD.encode(format!("v1|{order}|0|00000000000000000000000000000000"))).unwrap()
+        };
+        // Descending reads rows below (t, e, 0): none of event e; ascending rows above (t, e, MAX).
+        assert_eq!(v1("d").change_index, 0);
+        assert_eq!(v1("a").change_index, i32::MAX);
     }
 
     #[test]
@@ -393,9 +472,12 @@ mod tests {
     #[test]
     fn valid_parameters_become_a_typed_query() {
         let id = Uuid::now_v7();
-        let cursor = Cursor { order: Order::Asc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: id }.encode();
+        let cursor =
+            Cursor { order: Order::Asc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: id, change_index: 0 }
+                .encode();
         let q = AuditParams {
             resource_id: Some(id.to_string()),
+            correlation_id: Some(id.to_string()),
             key: Some("cost-center".into()),
             actor: Some("alice@example.com".into()),
             action: Some("VirtualTagApplied".into()),
@@ -408,6 +490,7 @@ mod tests {
         .check()
         .unwrap();
         assert_eq!(q.filter.resource_id, Some(id));
+        assert_eq!(q.filter.correlation_id, Some(id));
         assert_eq!(q.filter.from, Some(t("2025-10-31T23:00:00Z")));
         assert_eq!((q.limit, q.order), (1000, Order::Asc));
         assert_eq!(q.after.unwrap().event_id, id);
@@ -417,6 +500,7 @@ mod tests {
     fn every_bad_parameter_is_named_with_its_rule() {
         let p = AuditParams {
             resource_id: Some("i-123".into()),
+            correlation_id: Some("cmd-1".into()),
             key: Some("bad key".into()),
             from: Some("yesterday".into()),
             to: Some("2025-13-01".into()),
@@ -433,6 +517,7 @@ mod tests {
         assert_eq!(
             got,
             [
+                ("correlation_id", "uuid"),
                 ("cursor", "cursor"),
                 ("from", "rfc3339"),
                 ("key", "charset"),
@@ -459,8 +544,13 @@ mod tests {
             }),
             ["to:after_from"]
         );
-        let desc =
-            Cursor { order: Order::Desc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: Uuid::nil() }.encode();
+        let desc = Cursor {
+            order: Order::Desc,
+            recorded_at: t("2025-11-17T10:00:00Z"),
+            event_id: Uuid::nil(),
+            change_index: 0,
+        }
+        .encode();
         assert_eq!(
             check(AuditParams { cursor: Some(desc), order: Some("asc".into()), ..Default::default() }),
             ["cursor:order"]
@@ -496,15 +586,25 @@ mod tests {
         let q = AuditParams { key: Some("team".into()), ..Default::default() }.check().unwrap();
         let sql = select(&tenant, &q).into_sql();
         assert!(
-            sql.contains("WHERE tenant = $1 AND tag_key = $2 ORDER BY recorded_at DESC, event_id DESC LIMIT $3"),
+            sql.contains(
+                "WHERE tenant = $1 AND tag_key = $2 ORDER BY recorded_at DESC, event_id DESC, change_index DESC LIMIT $3"
+            ),
             "{sql}"
         );
         let mut q = q;
         q.order = Order::Asc;
-        q.after = Some(Cursor { order: Order::Asc, recorded_at: t("2025-11-17T10:00:00Z"), event_id: Uuid::nil() });
+        q.after = Some(Cursor {
+            order: Order::Asc,
+            recorded_at: t("2025-11-17T10:00:00Z"),
+            event_id: Uuid::nil(),
+            change_index: 2,
+        });
         let sql = select(&tenant, &q).into_sql();
         assert!(
-            sql.contains("AND (recorded_at, event_id) > ($3, $4) ORDER BY recorded_at ASC, event_id ASC LIMIT $5"),
+            sql.contains(
+                "AND (recorded_at, event_id, change_index) > ($3, $4, $5) \
+                 ORDER BY recorded_at ASC, event_id ASC, change_index ASC LIMIT $6"
+            ),
             "{sql}"
         );
     }

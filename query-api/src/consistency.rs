@@ -38,6 +38,43 @@ impl Consistency {
     pub fn topic(&self) -> &str {
         &self.topic
     }
+
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+}
+
+/// One bounded wait, shared by every read-your-writes check so they all poll and give up alike.
+pub(crate) struct Deadline {
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Deadline {
+    pub(crate) fn start(max_wait: Duration) -> Self {
+        let started = Instant::now();
+        Self { started, deadline: started + max_wait }
+    }
+
+    /// Sleeps until the next poll; `false` once the bound has passed (nothing left to wait for).
+    pub(crate) async fn next_poll(&self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL_EVERY.min(self.deadline - now)).await;
+        true
+    }
+
+    /// Called once the wait is over: only waits that actually slept are worth a log line.
+    pub(crate) fn caught_up(&self, what: &str) {
+        if self.started.elapsed() > POLL_EVERY {
+            tracing::debug!(
+                waited_ms = self.started.elapsed().as_millis() as u64,
+                "read model caught up with the {what}"
+            );
+        }
+    }
 }
 
 /// The caller's token, if any. A malformed token is refused up front (422): silently ignoring it
@@ -81,27 +118,19 @@ pub async fn wait_until_visible(
     token: &ConsistencyToken,
 ) -> Result<(), Problem> {
     let Some(position) = &token.0 else { return Ok(()) };
-    let started = Instant::now();
-    let deadline = started + consistency.max_wait;
+    let deadline = Deadline::start(consistency.max_wait);
     let mut pending: Vec<(i32, i64)> = position.partitions().collect();
     loop {
         let partitions: Vec<i32> = pending.iter().map(|(p, _)| *p).collect();
         let reached = checkpoints(pool, &consistency.topic, &partitions).await?;
         pending = unreached(&pending, &reached);
         if pending.is_empty() {
-            if started.elapsed() > POLL_EVERY {
-                tracing::debug!(
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    "read model caught up with the token"
-                );
-            }
+            deadline.caught_up("token");
             return Ok(());
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if !deadline.next_poll().await {
             return Err(not_yet_consistent(&pending, consistency.max_wait));
         }
-        tokio::time::sleep(POLL_EVERY.min(deadline - now)).await;
     }
 }
 
@@ -141,16 +170,21 @@ fn not_yet_consistent(pending: &[(i32, i64)], waited: Duration) -> Problem {
     for (p, o) in pending {
         still.record(*p, *o);
     }
+    not_yet(format!(
+        "waited {} ms for the read model to reach {still}; retry the request with the same token",
+        waited.as_millis()
+    ))
+    .with("pending", still.to_string())
+}
+
+/// The one "not there yet" answer of every read-your-writes wait: 503, so clients retry.
+pub(crate) fn not_yet(detail: String) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "not-yet-consistent",
         "The read model has not caught up with your writes yet",
     )
-    .detail(format!(
-        "waited {} ms for the read model to reach {still}; retry the request with the same token",
-        waited.as_millis()
-    ))
-    .with("pending", still.to_string())
+    .detail(detail)
 }
 
 #[cfg(test)]

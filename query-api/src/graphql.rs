@@ -1,20 +1,22 @@
-//! GraphQL: the seed's `resource(id)` query and the audit trail, over the same SQL as REST
-//! (`resources::find`, `audit::fetch`). POST needs a token; the GraphiQL page (GET) is static
-//! and public because it holds no data.
+//! GraphQL: the seed's `resource(id)` query (with tags as of an instant and explain) and the audit
+//! trail, over the same SQL as REST (`resources::find`, `history`, `explain`, `audit::fetch`). POST
+//! needs a token; the GraphiQL page (GET) is static and public because it holds no data.
 
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputValueError, InputValueResult, Object,
+    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputValueError, InputValueResult, Json, Object,
     Scalar, ScalarType, Schema, SimpleObject, Value, ID,
 };
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::response::Html;
 use sqlx::PgPool;
-use vtag_domain::Provider;
+use vtag_domain::{Provider, TagKey};
 use vtag_service::{Caller, Problem, Role};
 
 use crate::audit::{self, AuditEntry, AuditInput, GRAPHQL_NAMES};
 use crate::consistency::{self, ConsistencyToken};
+use crate::explain::{self, Explanation};
+use crate::history;
 use crate::resources::{self, VirtualTag as TagRow};
 use crate::rfc3339;
 use crate::state::AppState;
@@ -115,7 +117,8 @@ impl ScalarType for DateTime {
     }
 }
 
-/// The seed's enum.
+/// The seed's enum, plus NATIVE (last, so the seed's order stays): a native tag normalized
+/// through the tag schema.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagSource {
     Inferred,
@@ -123,6 +126,7 @@ pub enum TagSource {
     AiSuggested,
     UserConfirmed,
     Manual,
+    Native,
 }
 
 impl TagSource {
@@ -134,6 +138,27 @@ impl TagSource {
             S::AiSuggested => Ok(Self::AiSuggested),
             S::UserConfirmed => Ok(Self::UserConfirmed),
             S::Manual => Ok(Self::Manual),
+            S::Native => Ok(Self::Native),
+        }
+    }
+}
+
+/// How derivation produced a value; null for values set by people or models.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagOrigin {
+    Native,
+    Rule,
+    Default,
+}
+
+impl TagOrigin {
+    fn from_stored(raw: Option<&str>) -> async_graphql::Result<Option<Self>> {
+        match raw {
+            None => Ok(None),
+            Some("native") => Ok(Some(Self::Native)),
+            Some("rule") => Ok(Some(Self::Rule)),
+            Some("default") => Ok(Some(Self::Default)),
+            Some(other) => Err(async_graphql::Error::new(format!("stored tag origin '{other}' is unknown"))),
         }
     }
 }
@@ -207,11 +232,13 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
         #[graphql(default)] order: AuditOrder,
+        correlation_id: Option<ID>,
     ) -> async_graphql::Result<AuditTrail> {
         let caller = caller(ctx)?;
         let pool = ctx.data::<PgPool>()?;
         let query = AuditInput {
             resource_id: resource_id.map(|id| id.0),
+            correlation_id: correlation_id.map(|id| id.0),
             key,
             actor,
             action,
@@ -263,19 +290,51 @@ impl Resource {
     async fn version(&self) -> i64 {
         self.0.version
     }
-    /// Sorted by key. Only virtual tags: native cloud tags are never served.
-    async fn virtual_tags(&self) -> Vec<VirtualTag<'_>> {
-        self.0.virtual_tags.iter().map(|tag| VirtualTag { resource: self.0.id, tag }).collect()
+    /// Sorted by key. Only virtual tags: native cloud tags are never served. With `asOf`, the tags
+    /// as they were at that instant (none before the resource existed).
+    async fn virtual_tags(&self, ctx: &Context<'_>, as_of: Option<DateTime>) -> async_graphql::Result<Vec<VirtualTag>> {
+        let tags = match as_of {
+            None => self.0.virtual_tags.clone(),
+            Some(at) => {
+                let caller = caller(ctx)?;
+                let pool = ctx.data::<PgPool>()?;
+                history::tags_as_of(pool, &caller.tenant, self.0.id, at.0, None).await.map_err(gql_error)?
+            }
+        };
+        Ok(tags.into_iter().map(|tag| VirtualTag { resource: self.0.id, tag }).collect())
+    }
+
+    /// Why `key` has its value (now, or at `asOf`), as the REST explain endpoint answers it; null
+    /// when the key has no value. `history`: how many latest changes to list (0–20, default 20).
+    async fn explain(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        as_of: Option<DateTime>,
+        history: Option<i32>,
+    ) -> async_graphql::Result<Option<Json<Explanation>>> {
+        let caller = caller(ctx)?;
+        let pool = ctx.data::<PgPool>()?;
+        let key = TagKey::parse(&key).map_err(|e| gql_error(Problem::invalid_field("key", e.rule, e.message)))?;
+        let limit = i64::from(history.unwrap_or(history::MAX_CHANGES as i32));
+        if !(0..=history::MAX_CHANGES).contains(&limit) {
+            let message = format!("must be between 0 and {}", history::MAX_CHANGES);
+            return Err(gql_error(Problem::invalid_field("history", "range", message)));
+        }
+        let found = explain::explain(pool, &caller.tenant, &self.0, key.as_str(), as_of.map(|t| t.0), limit)
+            .await
+            .map_err(gql_error)?;
+        Ok(found.map(Json))
     }
 }
 
-pub struct VirtualTag<'a> {
+pub struct VirtualTag {
     resource: uuid::Uuid,
-    tag: &'a TagRow,
+    tag: TagRow,
 }
 
 #[Object]
-impl VirtualTag<'_> {
+impl VirtualTag {
     /// `<resource uuid>:<key>`.
     async fn id(&self) -> ID {
         ID(self.tag.id(self.resource))
@@ -307,6 +366,17 @@ impl VirtualTag<'_> {
     async fn version(&self) -> i64 {
         self.tag.version
     }
+    /// Derived values only.
+    async fn origin(&self) -> async_graphql::Result<Option<TagOrigin>> {
+        TagOrigin::from_stored(self.tag.provenance.origin.as_deref())
+    }
+    async fn rule_id(&self) -> Option<&str> {
+        self.tag.provenance.rule_id.as_deref()
+    }
+    /// The configuration version the value was derived under.
+    async fn rule_set_version(&self) -> Option<i64> {
+        self.tag.provenance.rule_set_version
+    }
 }
 
 #[derive(SimpleObject)]
@@ -322,6 +392,10 @@ pub struct AuditItem(AuditEntry);
 impl AuditItem {
     async fn event_id(&self) -> ID {
         ID(self.0.event_id.to_string())
+    }
+    /// Which of the event's changes (a derivation event changes several keys).
+    async fn change_index(&self) -> i32 {
+        self.0.change_index
     }
     async fn resource_id(&self) -> ID {
         ID(self.0.resource_id.to_string())
@@ -348,6 +422,27 @@ impl AuditItem {
     async fn confidence(&self) -> Option<f64> {
         self.0.confidence
     }
+    async fn origin(&self) -> async_graphql::Result<Option<TagOrigin>> {
+        TagOrigin::from_stored(self.0.provenance.origin.as_deref())
+    }
+    async fn rule_id(&self) -> Option<&str> {
+        self.0.provenance.rule_id.as_deref()
+    }
+    async fn rule_set_version(&self) -> Option<i64> {
+        self.0.provenance.rule_set_version
+    }
+    async fn native_key(&self) -> Option<&str> {
+        self.0.provenance.native_key.as_deref()
+    }
+    async fn native_value(&self) -> Option<&str> {
+        self.0.provenance.native_value.as_deref()
+    }
+    async fn key_mapping(&self) -> Option<&str> {
+        self.0.provenance.key_mapping.as_deref()
+    }
+    async fn value_mapping(&self) -> Option<&str> {
+        self.0.provenance.value_mapping.as_deref()
+    }
     async fn performed_by(&self) -> &str {
         &self.0.performed_by
     }
@@ -373,12 +468,16 @@ mod tests {
     fn the_sdl_has_the_seed_enums_and_our_timestamp() {
         let sdl = Schema::build(QueryRoot, EmptyMutation, EmptySubscription).finish().sdl();
         assert!(
-            sdl.contains("enum TagSource {\n\tINFERRED\n\tRULE_BASED\n\tAI_SUGGESTED\n\tUSER_CONFIRMED\n\tMANUAL\n}"),
+            sdl.contains(
+                "enum TagSource {\n\tINFERRED\n\tRULE_BASED\n\tAI_SUGGESTED\n\tUSER_CONFIRMED\n\tMANUAL\n\tNATIVE\n}"
+            ),
             "{sdl}"
         );
         assert!(sdl.contains("scalar DateTime"), "{sdl}");
         assert!(sdl.contains("resource(id: ID!, provider: CloudProvider): Resource"), "{sdl}");
         assert!(sdl.contains("auditTrail("), "{sdl}");
+        assert!(sdl.contains("virtualTags(asOf: DateTime): [VirtualTag!]!"), "{sdl}");
+        assert!(sdl.contains("enum TagOrigin {\n\tNATIVE\n\tRULE\n\tDEFAULT\n}"), "{sdl}");
         assert!(!sdl.contains("nativeTags"), "native tags must never be queryable");
     }
 

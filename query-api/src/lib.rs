@@ -7,9 +7,16 @@
 //! - [`state`]: the shared [`AppState`] and the read-only Postgres pool.
 //! - [`consistency`]: read-your-writes — wait (bounded) until the projector has passed the
 //!   client's `X-Consistency-Token`.
+//! - [`config_wait`]: read-your-writes for tagging configurations (`X-Config-Version`).
 //! - [`resources`]: SQL for one resource and its virtual tags (by vtag UUID or cloud id).
+//! - [`provenance`]: where a derived value came from, as both tag tables record it.
+//! - [`history`]: tags as they were at an instant, and one key's changes, from the audit trail.
+//! - [`explain`]: the chain from raw input to a tag's value.
 //! - [`audit`]: SQL, input rules and keyset cursor for the audit trail.
-//! - [`rest`]: the REST handlers; [`graphql`]: the GraphQL schema and its HTTP glue.
+//! - [`config`]: SQL for tagging configurations (current document, one rule of a version, history).
+//! - [`jobs`]: re-derivation job progress (SQL and handler).
+//! - [`rest`]: the REST handlers of resources and the audit trail; [`config_routes`]: those of the
+//!   tagging configuration; [`graphql`]: the GraphQL schema and its HTTP glue.
 //! - [`rfc3339`]: the single timestamp format clients see.
 //!
 //! Invariants: the tenant comes only from the verified token and every tenant-data statement is
@@ -21,8 +28,15 @@
 #![allow(clippy::result_large_err)]
 
 pub mod audit;
+pub mod config;
+pub mod config_routes;
+pub mod config_wait;
 pub mod consistency;
+pub mod explain;
 pub mod graphql;
+pub mod history;
+pub mod jobs;
+pub mod provenance;
 pub mod resources;
 pub mod rest;
 pub mod rfc3339;
@@ -41,7 +55,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(rest::health))
         .route("/api/v1/resources/{id}/virtual-tags", get(rest::resource_virtual_tags))
+        .route("/api/v1/resources/{id}/virtual-tags/{key}/explain", get(rest::explain_tag))
         .route("/api/v1/audit-trail", get(rest::audit_trail))
+        .route("/api/v1/tag-schema", get(config_routes::tag_schema))
+        .route("/api/v1/rules", get(config_routes::rules))
+        .route("/api/v1/tagging-config", get(config_routes::tagging_config))
+        .route("/api/v1/tagging-config/history", get(config_routes::history))
+        .route("/api/v1/rederivations/{job_id}", get(jobs::rederivation))
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .fallback(rest::no_route)
         .method_not_allowed_fallback(rest::wrong_method)

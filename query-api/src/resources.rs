@@ -8,6 +8,7 @@ use uuid::Uuid;
 use vtag_domain::{Provider, TenantId};
 use vtag_service::Problem;
 
+use crate::provenance::Provenance;
 use crate::state::db_error;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,7 @@ pub struct Resource {
 pub struct VirtualTag {
     pub key: String,
     pub value: String,
-    /// As stored: `inferred`, `rule_based`, `ai_suggested`, `user_confirmed` or `manual`.
+    /// As stored: `native`, `inferred`, `rule_based`, `ai_suggested`, `user_confirmed` or `manual`.
     pub source: String,
     pub confidence: f64,
     pub created_by: String,
@@ -37,6 +38,9 @@ pub struct VirtualTag {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// The event that last set it (explain's `recorded` step).
+    pub event_id: Uuid,
+    pub provenance: Provenance,
 }
 
 impl VirtualTag {
@@ -66,6 +70,9 @@ struct Row {
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
     tag_version: Option<i64>,
+    tag_event_id: Option<Uuid>,
+    #[sqlx(flatten)]
+    provenance: Provenance,
 }
 
 /// Finds a resource of `tenant` by vtag id (a UUID) or by the cloud's own id (ARN, Azure resource
@@ -116,7 +123,8 @@ async fn load(pool: &PgPool, tenant: &TenantId, id: Uuid) -> Result<Option<Resou
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT r.id, r.provider, r.cloud_resource_id, r.resource_type, r.name, r.account_id, r.region, r.version,
                 t.tag_key, t.tag_value, t.source, t.confidence, t.created_by, t.updated_by,
-                t.created_at, t.updated_at, t.version AS tag_version
+                t.created_at, t.updated_at, t.version AS tag_version, t.event_id AS tag_event_id,
+                t.origin, t.rule_id, t.rule_set_version, t.native_key, t.native_value, t.key_mapping, t.value_mapping
            FROM resources r
            LEFT JOIN virtual_tags t ON t.tenant = r.tenant AND t.resource_id = r.id
           WHERE r.tenant = $1 AND r.id = $2",
@@ -154,6 +162,7 @@ fn assemble(rows: Vec<Row>) -> Option<Resource> {
             Some(created_at),
             Some(updated_at),
             Some(version),
+            Some(event_id),
         ) = (
             row.tag_key,
             row.tag_value,
@@ -164,6 +173,7 @@ fn assemble(rows: Vec<Row>) -> Option<Resource> {
             row.created_at,
             row.updated_at,
             row.tag_version,
+            row.tag_event_id,
         ) {
             resource.virtual_tags.push(VirtualTag {
                 key,
@@ -175,6 +185,8 @@ fn assemble(rows: Vec<Row>) -> Option<Resource> {
                 created_at,
                 updated_at,
                 version,
+                event_id,
+                provenance: row.provenance,
             });
         }
     }
@@ -217,6 +229,8 @@ mod tests {
             created_at: key.map(|_| t),
             updated_at: key.map(|_| t),
             tag_version: key.map(|_| 3),
+            tag_event_id: key.map(|_| Uuid::nil()),
+            provenance: Provenance::default(),
         }
     }
 

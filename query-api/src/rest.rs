@@ -8,17 +8,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use vtag_domain::Provider;
-use vtag_service::{Caller, Problem, Role};
+use vtag_domain::{Provider, TagKey};
+use vtag_service::{Caller, FieldError, Problem, Role};
 
 use crate::audit::{self, AuditPage, AuditParams};
 use crate::consistency::{self, ConsistencyToken};
+use crate::explain::{self, Explanation};
+use crate::history;
 use crate::resources::{self, Resource, VirtualTag};
 use crate::rfc3339;
 use crate::state::{db_error, AppState};
 
 /// The seed's response, plus the vtag id, account, region and versions (what a client needs to
 /// send an `expected_version` with its next write). Native cloud tags are not in it, by design.
+/// With `as_of`, the tags and `version` are those of that instant; the description is today's
+/// (the read model keeps no history of descriptions).
 #[derive(Debug, Serialize)]
 pub struct ResourceBody {
     pub id: Uuid,
@@ -29,6 +33,8 @@ pub struct ResourceBody {
     pub account_id: String,
     pub region: String,
     pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize_opt")]
+    pub as_of: Option<DateTime<Utc>>,
     pub virtual_tags: Vec<TagBody>,
 }
 
@@ -46,6 +52,13 @@ pub struct TagBody {
     pub created_by: String,
     pub updated_by: String,
     pub version: i64,
+    /// Derived values only (`native`, `rule`, `default`); absent for people's and models' values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_set_version: Option<i64>,
 }
 
 impl From<Resource> for ResourceBody {
@@ -61,6 +74,9 @@ impl From<Resource> for ResourceBody {
             created_by: t.created_by,
             updated_by: t.updated_by,
             version: t.version,
+            origin: t.provenance.origin,
+            rule_id: t.provenance.rule_id,
+            rule_set_version: t.provenance.rule_set_version,
         };
         Self {
             id: r.id,
@@ -71,14 +87,61 @@ impl From<Resource> for ResourceBody {
             account_id: r.account_id,
             region: r.region,
             version: r.version,
+            as_of: None,
             virtual_tags: r.virtual_tags.into_iter().map(tag).collect(),
         }
     }
 }
 
+/// Kept as text so a bad value is a 422 naming its parameter.
 #[derive(Debug, Default, Deserialize)]
 pub struct ResourceParams {
     pub provider: Option<String>,
+    pub as_of: Option<String>,
+    /// Explain only: how many of the key's latest changes to list (0–20, default 20).
+    pub history: Option<String>,
+}
+
+/// The checked parameters; every broken one is reported at once.
+struct ResourceQuery {
+    provider: Option<Provider>,
+    as_of: Option<DateTime<Utc>>,
+    history: i64,
+}
+
+impl ResourceParams {
+    fn check(self) -> Result<ResourceQuery, Problem> {
+        let mut errors = Vec::new();
+        let present = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let provider = present(self.provider).and_then(|p| {
+            Provider::parse(&p).map_err(|e| errors.push(FieldError::new("provider", e.rule, e.message))).ok()
+        });
+        let as_of = present(self.as_of).and_then(|raw| {
+            let t = rfc3339::parse(&raw);
+            if t.is_none() {
+                errors.push(FieldError::new("as_of", "rfc3339", "must be an RFC 3339 time, e.g. 2025-11-17T10:00:00Z"));
+            }
+            t
+        });
+        let history = match present(self.history) {
+            None => history::MAX_CHANGES,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (0..=history::MAX_CHANGES).contains(&n) => n,
+                _ => {
+                    errors.push(FieldError::new(
+                        "history",
+                        "range",
+                        format!("must be a whole number between 0 and {}", history::MAX_CHANGES),
+                    ));
+                    0
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(Problem::invalid(errors));
+        }
+        Ok(ResourceQuery { provider, as_of, history })
+    }
 }
 
 /// Liveness and readiness in one: the service is useless without its read model.
@@ -99,17 +162,46 @@ pub async fn resource_virtual_tags(
     caller.require(Role::Viewer)?;
     let Path(id) = id.map_err(|e| Problem::malformed(format!("the resource id could not be read: {e}")))?;
     let Query(params) = params.map_err(unreadable_query)?;
-    let provider = params
-        .provider
-        .filter(|p| !p.is_empty())
-        .map(|p| Provider::parse(&p))
-        .transpose()
-        .map_err(|e| Problem::invalid_field("provider", e.rule, e.message))?;
+    let query = params.check()?;
     consistency::wait_until_visible(&state.pool, &state.consistency, &token).await?;
-    let resource = resources::find(&state.pool, &caller.tenant, &id, provider)
+    let resource = find(&state, &caller, &id, query.provider).await?;
+    let Some(as_of) = query.as_of else { return Ok(Json(resource.into())) };
+    // A resource that exists now but did not then answers with no tags (200): the id is valid,
+    // there was just nothing to see at that instant.
+    let past = history::at(&state.pool, &caller.tenant, resource, as_of).await?;
+    Ok(Json(ResourceBody { as_of: Some(as_of), ..past.into() }))
+}
+
+/// `GET /api/v1/resources/{id}/virtual-tags/{key}/explain`: why the tag has its value (now, or
+/// `?as_of=`), and the key's latest changes.
+#[tracing::instrument(skip_all, fields(tenant = %caller.tenant))]
+pub async fn explain_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    token: ConsistencyToken,
+    path: Result<Path<(String, String)>, PathRejection>,
+    params: Result<Query<ResourceParams>, QueryRejection>,
+) -> Result<Json<Explanation>, Problem> {
+    caller.require(Role::Viewer)?;
+    let Path((id, key)) = path.map_err(|e| Problem::malformed(format!("the path could not be read: {e}")))?;
+    let Query(params) = params.map_err(unreadable_query)?;
+    let key = TagKey::parse(&key).map_err(|e| Problem::invalid_field("key", e.rule, e.message))?;
+    let query = params.check()?;
+    consistency::wait_until_visible(&state.pool, &state.consistency, &token).await?;
+    let resource = find(&state, &caller, &id, query.provider).await?;
+    explain::explain(&state.pool, &caller.tenant, &resource, key.as_str(), query.as_of, query.history)
         .await?
-        .ok_or_else(|| Problem::not_found("no resource with this id"))?;
-    Ok(Json(resource.into()))
+        .map(Json)
+        .ok_or_else(|| match query.as_of {
+            None => Problem::not_found("this resource has no tag with this key"),
+            Some(_) => Problem::not_found("this resource had no tag with this key at as_of"),
+        })
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str, provider: Option<Provider>) -> Result<Resource, Problem> {
+    resources::find(&state.pool, &caller.tenant, id, provider)
+        .await?
+        .ok_or_else(|| Problem::not_found("no resource with this id"))
 }
 
 /// `GET /api/v1/audit-trail`.
@@ -127,7 +219,7 @@ pub async fn audit_trail(
     Ok(Json(audit::fetch(&state.pool, &caller.tenant, &query).await?))
 }
 
-fn unreadable_query(e: QueryRejection) -> Problem {
+pub(crate) fn unreadable_query(e: QueryRejection) -> Problem {
     Problem::malformed(format!("the query string could not be read: {}", e.body_text()))
 }
 

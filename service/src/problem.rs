@@ -10,11 +10,22 @@ pub struct FieldError {
     pub field: String,
     pub rule: String,
     pub message: String,
+    /// For text documents (YAML imports): where in the text, 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), rule: rule.into(), message: message.into() }
+        Self { field: field.into(), rule: rule.into(), message: message.into(), line: None, column: None }
+    }
+
+    pub fn at(mut self, line: Option<usize>, column: Option<usize>) -> Self {
+        self.line = line;
+        self.column = column;
+        self
     }
 }
 

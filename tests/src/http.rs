@@ -65,7 +65,9 @@ impl Api {
     }
 }
 
-/// A batch of `n` observed AWS resources named `web-{i}`, with a couple of messy native tags.
+/// A batch of `n` observed AWS resources named `web-server-prod-{i}`, with native tags outside the
+/// tag schema: nothing is derived from them, so these resources carry only the virtual tags a test
+/// applies (the tagging engine's own tests use generated inventories instead).
 pub fn observe_batch(from: usize, n: usize) -> Value {
     let resources: Vec<Value> = (from..from + n)
         .map(|i| {
@@ -76,7 +78,7 @@ pub fn observe_batch(from: usize, n: usize) -> Value {
                 "region": "us-east-1",
                 "resource_type": "ec2:instance",
                 "name": format!("web-server-prod-{i:03}"),
-                "native_tags": {"Env": "PROD", "team": "Platform"},
+                "native_tags": {"aws:cloudformation:stack-name": "PROD-stack", "CreatedBy": "Platform"},
                 "metadata": {"instance_type": "m5.large"}
             })
         })

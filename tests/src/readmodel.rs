@@ -18,7 +18,7 @@ pub async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<serde_json::Value>)> {
     for (table, order) in [
         ("resources", "tenant, id"),
         ("virtual_tags", "tenant, resource_id, tag_key"),
-        ("tag_audit", "event_id"),
+        ("tag_audit", "event_id, change_index"),
     ] {
         let rows: Vec<serde_json::Value> =
             sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {table} t ORDER BY {order}")).fetch_all(pool).await.expect("snapshot");

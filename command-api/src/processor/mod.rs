@@ -13,7 +13,9 @@
 
 mod ownership;
 mod partition;
+mod preview;
 mod rebuild;
+mod rederive;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +29,11 @@ use vtag_eventlog::{partition_for, EventCodec, EventTopics};
 
 pub use partition::Outcome;
 use partition::PartitionState;
+pub use preview::{PreviewReport, RuleStats, TagChangeCount};
 
 use crate::settings::Settings;
+use crate::tagging::publish::Publisher;
+use crate::tagging::{tail, ConfigChange, ConfigOutcome, ConfigRegistry, PublishError};
 
 /// One command addressed to one aggregate.
 #[derive(Debug, Clone)]
@@ -56,6 +61,8 @@ pub struct CommandProcessor {
     producer: FutureProducer,
     partitions: ownership::Partitions,
     ownership: std::sync::Mutex<Option<ownership::Ownership>>,
+    configs: Arc<ConfigRegistry>,
+    publisher: Publisher,
 }
 
 impl CommandProcessor {
@@ -66,7 +73,12 @@ impl CommandProcessor {
         let codec = EventCodec::new(&settings.registry_url, topics.resource_events())?;
         let registered = codec.register_schemas().await?;
         tracing::info!(?registered, "event schemas registered");
+        let config_codec = EventCodec::for_config(&settings.registry_url, topics.tagging_config())?;
+        config_codec.register_schemas().await?;
+        let configs = Arc::new(ConfigRegistry::default());
+        tail::follow(&settings.brokers, config_codec.clone(), configs.clone()).await?;
         let producer: FutureProducer = producer_config(&settings.brokers).create()?;
+        let publisher = Publisher::new(config_codec, producer.clone(), configs.clone());
         let count = vtag_eventlog::partition_count(&settings.brokers, codec.topic())?;
         anyhow::ensure!(count > 0, "topic {} has no partitions", codec.topic());
         let partitions: ownership::Partitions =
@@ -83,6 +95,8 @@ impl CommandProcessor {
             producer,
             partitions,
             ownership: std::sync::Mutex::new(Some(ownership)),
+            configs,
+            publisher,
         };
         // Rebuild what we own now, side by side (start-up is mostly fetch latency), rather than on
         // the first command.
@@ -168,7 +182,8 @@ impl CommandProcessor {
                 continue;
             }
             let current = state.state_of(&s.aggregate);
-            let events = match decide(&current, s.aggregate, &s.command, &s.context) {
+            let config = self.configs.get(&s.context.tenant);
+            let events = match decide(&current, s.aggregate, &s.command, &s.context, &config.compiled) {
                 Ok(events) => events,
                 Err(refused) => {
                     answers.push((i, Err(refused.into())));
@@ -183,7 +198,7 @@ impl CommandProcessor {
             let mut deliveries = Vec::with_capacity(events.len());
             for recorded in &events {
                 let sent = match self.codec.encode(recorded).await {
-                    Ok(payload) => self.send(partition, &recorded.envelope.aggregate_id, payload),
+                    Ok(payload) => self.send(partition, &recorded.envelope.aggregate_id.to_string(), payload),
                     Err(e) => Err(e.to_string()),
                 };
                 deliveries.push(sent);
@@ -226,15 +241,31 @@ impl CommandProcessor {
         answers
     }
 
-    fn send(
-        &self,
-        partition: i32,
-        aggregate: &ResourceId,
-        payload: Vec<u8>,
-    ) -> Result<rdkafka::producer::DeliveryFuture, String> {
-        let key = aggregate.to_string();
-        let record = FutureRecord::to(self.codec.topic()).partition(partition).key(&key).payload(&payload);
+    fn send(&self, partition: i32, key: &str, payload: Vec<u8>) -> Result<rdkafka::producer::DeliveryFuture, String> {
+        let record = FutureRecord::to(self.codec.topic()).partition(partition).key(key).payload(&payload);
         self.producer.send_result(record).map_err(|(e, _)| e.to_string())
+    }
+
+    pub fn configs(&self) -> &Arc<ConfigRegistry> {
+        &self.configs
+    }
+
+    /// Decides and appends a tagging-configuration change; every instance's re-derivation runner
+    /// then brings the resources it owns to the new version.
+    pub async fn publish_config(
+        &self,
+        change: &ConfigChange,
+        ctx: &CommandContext,
+        expected_version: Option<u64>,
+    ) -> Result<ConfigOutcome, PublishError> {
+        // Partition 0's lease is the configuration writer's lease (see `tagging::publish`).
+        let lease = self.partitions[0].lock().await;
+        if !lease.owned {
+            return Err(PublishError::NotOwner);
+        }
+        let outcome = self.publisher.publish(change, ctx, expected_version).await;
+        drop(lease);
+        outcome
     }
 
     /// Waits for every queued event to reach the broker (used on shutdown).

@@ -4,7 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use uuid::Uuid;
-use vtag_domain::{evolve, Recorded, ResourceEvent, ResourceId, ResourceState};
+use vtag_domain::{evolve, Recorded, ResourceEvent, ResourceId, ResourceState, TenantId};
+use vtag_eventlog::ProgressMarker;
 
 /// The answer to a command that was recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,10 @@ pub struct Outcome {
 #[derive(Default)]
 pub struct PartitionState {
     pub aggregates: HashMap<ResourceId, ResourceState>,
+    /// Each tenant's resources in this partition, in order of first sight (re-derivation walks these).
+    pub by_tenant: HashMap<TenantId, Vec<ResourceId>>,
+    /// Per tenant: the configuration version a re-derivation job has completed on this partition.
+    pub completed: HashMap<TenantId, u64>,
     recent: HashMap<Uuid, Outcome>,
     recent_order: VecDeque<Uuid>,
     /// False after a write whose fate is unknown, or when ownership moved: the in-memory state may
@@ -46,8 +51,23 @@ impl PartitionState {
 
     pub fn apply(&mut self, recorded: &Recorded<ResourceEvent>) {
         let id = recorded.envelope.aggregate_id;
-        let state = self.aggregates.remove(&id).unwrap_or_default();
+        let state = match self.aggregates.remove(&id) {
+            Some(s) => s,
+            None => {
+                self.by_tenant.entry(recorded.envelope.tenant.clone()).or_default().push(id);
+                ResourceState::default()
+            }
+        };
         self.aggregates.insert(id, evolve(state, recorded));
+    }
+
+    /// A re-derivation marker: a finished job means every resource of the tenant here was brought
+    /// to that configuration version.
+    pub fn note_progress(&mut self, marker: &ProgressMarker) {
+        if marker.done {
+            let v = self.completed.entry(marker.tenant.clone()).or_default();
+            *v = (*v).max(marker.rule_set_version);
+        }
     }
 
     pub fn outcome_of(&self, command_id: &Uuid) -> Option<&Outcome> {

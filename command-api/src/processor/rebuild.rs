@@ -7,7 +7,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use vtag_eventlog::kafka::assigned_consumer_config;
-use vtag_eventlog::EventCodec;
+use vtag_eventlog::{EventCodec, LogRecord};
 
 use super::partition::{Outcome, PartitionState};
 
@@ -29,7 +29,8 @@ pub async fn rebuild_partition(brokers: &str, codec: &EventCodec, partition: i32
             .map_err(|_| anyhow::anyhow!("timed out rebuilding partition {partition}"))??;
         let offset = msg.offset();
         match codec.decode(msg.payload().unwrap_or_default()).await {
-            Ok(recorded) => {
+            Ok(LogRecord::Progress(marker)) => state.note_progress(&marker),
+            Ok(LogRecord::Resource(recorded)) => {
                 let env = &recorded.envelope;
                 let current = state.aggregates.get(&env.aggregate_id).map_or(0, |s| s.version);
                 // The log may hold an event twice (a producer retry on a broker without idempotence):

@@ -3,6 +3,7 @@
 
 mod observe;
 mod requests;
+mod rules;
 mod tags;
 
 use axum::routing::{get, post, put};
@@ -26,6 +27,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/resources/observe", post(observe::observe))
         .route("/api/v1/virtual-tags/apply", post(tags::apply))
         .route("/api/v1/virtual-tags/{id}", put(tags::update).delete(tags::remove))
+        .route("/api/v1/tagging-config", put(rules::replace))
+        .route("/api/v1/tag-mappings", post(rules::add_mapping))
+        .route("/api/v1/rules", post(rules::save_rule))
+        .route("/api/v1/rules/preview", post(rules::preview))
+        .route("/api/v1/rules/reorder", post(rules::reorder))
+        .route("/api/v1/rules/defaults", put(rules::set_defaults))
+        .route("/api/v1/rules/{id}", put(rules::put_rule).delete(rules::remove_rule))
+        .route("/api/v1/rules/{id}/enable", post(rules::enable_rule))
+        .route("/api/v1/rules/{id}/disable", post(rules::disable_rule))
         .with_state(state)
 }
 
@@ -101,6 +111,12 @@ fn problem_for(error: &SubmitError) -> Problem {
         }
         SubmitError::Refused(ResourceError::UnknownResource) => Problem::not_found(error.to_string()),
         SubmitError::Refused(ResourceError::TagNotPresent { .. }) => Problem::not_found(error.to_string()),
+        SubmitError::Refused(ResourceError::DerivedTag { derived_as, .. }) => {
+            Problem::conflict(error.to_string()).with("source", derived_as.as_str())
+        }
+        SubmitError::Refused(ResourceError::DerivedSource(_)) => {
+            Problem::invalid_field("source", "one_of", error.to_string())
+        }
         SubmitError::Unavailable(_) => Problem::unavailable(format!("{error}; retrying the request is safe")),
         SubmitError::NotOwner(p) => {
             Problem::unavailable(format!("{error}; send it to that instance (retrying is safe)")).with("partition", *p)

@@ -71,6 +71,36 @@ pub fn derive(
     people: &BTreeMap<String, String>,
     at: DateTime<Utc>,
 ) -> BTreeMap<String, DerivedTag> {
+    derive_traced(config, facts, people, at, None)
+}
+
+/// A rule whose condition held for a resource, and whether it was the one that set the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleHit {
+    pub rule_id: String,
+    pub won: bool,
+}
+
+/// [`derive`], also reporting every rule that matched (not only the winner of each key): a rule
+/// that matches resources but never wins is shadowed by the rules before it.
+pub fn rule_hits(
+    config: &TaggingConfig,
+    facts: &ResourceFacts,
+    people: &BTreeMap<String, String>,
+    at: DateTime<Utc>,
+) -> Vec<RuleHit> {
+    let mut hits = Vec::new();
+    derive_traced(config, facts, people, at, Some(&mut hits));
+    hits
+}
+
+fn derive_traced(
+    config: &TaggingConfig,
+    facts: &ResourceFacts,
+    people: &BTreeMap<String, String>,
+    at: DateTime<Utc>,
+    mut hits: Option<&mut Vec<RuleHit>>,
+) -> BTreeMap<String, DerivedTag> {
     let normalized = normalize(&config.schema, &facts.native_tags);
     let native: BTreeMap<String, String> = normalized.iter().map(|(k, t)| (k.clone(), t.value.clone())).collect();
     // Only keys of the schema become virtual tags; others stay readable to rules as native tags.
@@ -103,7 +133,19 @@ pub fn derive(
                 virtual_tags: &effective,
                 monthly_cost: facts.monthly_cost,
             };
-            config.rules.first_match(rules, &view, at)
+            match hits.as_deref_mut() {
+                None => config.rules.first_match(rules, &view, at),
+                Some(hits) => {
+                    let mut winner = None;
+                    for rule in rules {
+                        if let Some(value) = rule.evaluate(&view, at) {
+                            hits.push(RuleHit { rule_id: rule.id.clone(), won: winner.is_none() });
+                            winner.get_or_insert((value, rule));
+                        }
+                    }
+                    winner
+                }
+            }
         };
         let chosen = match decided {
             Some((value, rule)) => Some(DerivedTag { value, origin: Origin::Rule { rule_id: rule.id.clone() } }),

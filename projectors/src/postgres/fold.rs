@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use vtag_domain::tagging::Origin;
 use vtag_domain::{Recorded, ResourceEvent};
 
 /// (tenant, resource id)
@@ -32,6 +33,40 @@ pub struct ResourceChange {
     pub last_changed_at: DateTime<Utc>,
 }
 
+/// Why a derived value is what it is (all `None` for people's and models' values).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Provenance {
+    pub origin: Option<&'static str>,
+    pub rule_id: Option<String>,
+    pub rule_set_version: Option<u64>,
+    pub native_key: Option<String>,
+    pub native_value: Option<String>,
+    pub key_mapping: Option<&'static str>,
+    pub value_mapping: Option<&'static str>,
+}
+
+impl Provenance {
+    fn of(origin: Option<&Origin>, rule_set_version: u64) -> Self {
+        let mut p = Self { rule_set_version: Some(rule_set_version), ..Self::default() };
+        match origin {
+            None => {}
+            Some(Origin::Default) => p.origin = Some("default"),
+            Some(Origin::Rule { rule_id }) => {
+                p.origin = Some("rule");
+                p.rule_id = Some(rule_id.clone());
+            }
+            Some(Origin::Native { native_key, native_value, key_mapping, value_mapping }) => {
+                p.origin = Some("native");
+                p.native_key = Some(native_key.clone());
+                p.native_value = Some(native_value.clone());
+                p.key_mapping = Some(key_mapping.as_str());
+                p.value_mapping = Some(value_mapping.as_str());
+            }
+        }
+        p
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagRow {
     pub value: String,
@@ -44,6 +79,7 @@ pub struct TagRow {
     pub at: DateTime<Utc>,
     pub version: u64,
     pub event_id: Uuid,
+    pub provenance: Provenance,
 }
 
 /// What happens to one `virtual_tags` row.
@@ -74,6 +110,25 @@ pub struct AuditRow {
     pub recorded_at: DateTime<Utc>,
     pub partition: i32,
     pub offset: i64,
+    /// Position of the change within its event (derivation events change several keys).
+    pub change_index: i32,
+    pub provenance: Provenance,
+}
+
+/// A re-derivation job's progress on one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressRow {
+    pub tenant: String,
+    pub job_id: Uuid,
+    pub rule_set_version: u64,
+    pub partition: i32,
+    pub partitions: i32,
+    pub processed: u64,
+    pub total: u64,
+    pub changed: u64,
+    pub done: bool,
+    pub actor: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -81,6 +136,7 @@ pub struct RowChanges {
     pub resources: HashMap<AggregateKey, ResourceChange>,
     pub tags: BTreeMap<(String, Uuid, String), TagChange>,
     pub audit: Vec<AuditRow>,
+    pub progress: Vec<ProgressRow>,
     /// Events at or below the version already folded: replays and duplicates, skipped.
     pub skipped: usize,
     /// Events that arrived after a missing version (should never happen; logged).
@@ -139,6 +195,8 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
             recorded_at: env.recorded_at,
             partition: *partition,
             offset: *offset,
+            change_index: 0,
+            provenance: Provenance::default(),
         };
 
         match &recorded.event {
@@ -181,7 +239,48 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
                     at: env.recorded_at,
                     version: env.aggregate_version,
                     event_id: env.event_id,
+                    provenance: Provenance::default(),
                 });
+            }
+            ResourceEvent::VirtualTagsDerived(e) => {
+                for (i, c) in e.changes.iter().enumerate() {
+                    let provenance = Provenance::of(c.origin.as_ref(), e.rule_set_version);
+                    let mut row = audit.clone();
+                    row.change_index = i as i32;
+                    row.tag_key = Some(c.key.as_str().to_owned());
+                    row.old_value = c.previous.as_ref().map(|p| p.value.as_str().to_owned());
+                    row.new_value = c.value.as_ref().map(|v| v.as_str().to_owned());
+                    row.source = Some(c.source.as_str().to_owned());
+                    row.confidence = c.value.as_ref().map(|_| 1.0);
+                    row.provenance = provenance.clone();
+                    out.audit.push(row);
+                    let tag = out.tags.entry((key.0.clone(), key.1, c.key.as_str().to_owned())).or_default();
+                    match &c.value {
+                        Some(value) => {
+                            let (created_by, created_at) = match &tag.set {
+                                Some(earlier) => (earlier.created_by.clone(), earlier.created_at),
+                                None => (env.actor.as_str().to_owned(), env.recorded_at),
+                            };
+                            tag.set = Some(TagRow {
+                                created_by,
+                                created_at,
+                                value: value.as_str().to_owned(),
+                                source: c.source.as_str().to_owned(),
+                                confidence: 1.0,
+                                actor: env.actor.as_str().to_owned(),
+                                at: env.recorded_at,
+                                version: env.aggregate_version,
+                                event_id: env.event_id,
+                                provenance,
+                            });
+                        }
+                        None => {
+                            tag.removed_at_version = Some(env.aggregate_version);
+                            tag.set = None;
+                        }
+                    }
+                }
+                continue;
             }
             ResourceEvent::VirtualTagRemoved(e) => {
                 audit.tag_key = Some(e.key.as_str().to_owned());
@@ -234,12 +333,16 @@ mod tests {
         let mut state = ResourceState::default();
         let mut log = Vec::new();
         for (i, c) in commands.iter().enumerate() {
-            for r in decide(&state, id, c, &ctx(i as u128 + 1)).unwrap() {
+            for r in decide(&state, id, c, &ctx(i as u128 + 1), &no_derivation()).unwrap() {
                 state = evolve(state, &r);
                 log.push(Positioned { partition: 0, offset: log.len() as i64, recorded: r });
             }
         }
         (id, log)
+    }
+
+    fn no_derivation() -> tagging::TaggingConfig {
+        tagging::TaggingConfig { version: 0, schema: tagging::TagSchema::new(Vec::new()), rules: tagging::RuleSet::default() }
     }
 
     fn apply(k: &str, v: &str) -> ResourceCommand {
@@ -295,7 +398,7 @@ mod tests {
         let mut ctx3 = ctx(42);
         ctx3.actor = Actor::parse("bob").unwrap();
         ctx3.recorded_at = log[1].recorded.envelope.recorded_at + chrono::Duration::seconds(5);
-        let change = decide(&state, id, &apply("team", "c"), &ctx3).unwrap().remove(0);
+        let change = decide(&state, id, &apply("team", "c"), &ctx3, &no_derivation()).unwrap().remove(0);
         log.push(Positioned { partition: 0, offset: 2, recorded: change });
         let changes = fold(&log, &HashMap::new());
         let row = changes.tags.values().next().unwrap().set.clone().unwrap();

@@ -1,5 +1,7 @@
-//! The Postgres projector: `resources`, `virtual_tags`, `tag_audit`, and its checkpoints.
+//! The Postgres projector: `resources`, `virtual_tags`, `tag_audit`, `rederivation_progress` from
+//! the resource topic, `tagging_configs` from the tagging-config topic, and its checkpoints.
 
+pub mod configs;
 pub mod fold;
 pub mod store;
 
@@ -13,7 +15,8 @@ use vtag_eventlog::{DecodeError, EventCodec, EventTopics};
 use crate::dead_letter::DeadLetters;
 use crate::settings::Settings;
 use crate::source::{BatchSource, LogRecord};
-use fold::{fold, AggregateKey, Positioned};
+use fold::{fold, AggregateKey, Positioned, ProgressRow};
+use vtag_eventlog::LogRecord as Decoded;
 use store::Store;
 
 pub const PROJECTOR: &str = "postgres";
@@ -33,11 +36,16 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let partitions = vtag_eventlog::partition_count(&settings.brokers, &topic)?;
     let source = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
     tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
+    let config_codec = EventCodec::for_config(&settings.registry_url, topics.tagging_config()).context("schema registry settings")?;
+    let configs = configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, config_codec).await?;
+    let configs = configs.run();
+    tokio::pin!(configs);
 
     tokio::pin!(shutdown);
     loop {
         let batch = tokio::select! {
             _ = &mut shutdown => break,
+            result = &mut configs => return result.context("tagging-config projection"),
             batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
         };
         project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
@@ -55,6 +63,7 @@ pub async fn project_batch(
     batch: Vec<LogRecord>,
 ) -> anyhow::Result<()> {
     let mut events = Vec::with_capacity(batch.len());
+    let mut progress = Vec::new();
     let mut next_offsets: HashMap<i32, i64> = HashMap::new();
     for record in &batch {
         // Already folded (the source may hand out a record twice around a reconnect).
@@ -63,7 +72,20 @@ pub async fn project_batch(
         }
         next_offsets.insert(record.partition, record.offset + 1);
         match decode_with_retry(codec, &record.payload).await {
-            Ok(recorded) => events.push(Positioned { partition: record.partition, offset: record.offset, recorded }),
+            Ok(Decoded::Resource(recorded)) => events.push(Positioned { partition: record.partition, offset: record.offset, recorded }),
+            Ok(Decoded::Progress(m)) => progress.push(ProgressRow {
+                tenant: m.tenant.as_str().to_owned(),
+                job_id: m.job_id,
+                rule_set_version: m.rule_set_version,
+                partition: m.partition,
+                partitions: m.partitions,
+                processed: m.processed,
+                total: m.total,
+                changed: m.changed,
+                done: m.done,
+                actor: m.actor.as_str().to_owned(),
+                at: m.recorded_at,
+            }),
             Err(reason) => {
                 tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering an event");
                 dead_letters.park(record, &reason).await.context("writing to the dead-letter topic")?;
@@ -80,7 +102,8 @@ pub async fn project_batch(
         .into_iter()
         .collect();
     let known = store.versions(&keys).await?;
-    let changes = fold(&events, &known);
+    let mut changes = fold(&events, &known);
+    changes.progress = progress;
     write_with_retry(store, &changes, &next_offsets).await?;
     checkpoints.extend(next_offsets);
     if changes.skipped > 0 {
@@ -90,7 +113,7 @@ pub async fn project_batch(
 }
 
 /// Registry outages are transient: wait them out. Anything else about the bytes is permanent.
-async fn decode_with_retry(codec: &EventCodec, payload: &[u8]) -> Result<vtag_domain::Recorded<vtag_domain::ResourceEvent>, String> {
+async fn decode_with_retry(codec: &EventCodec, payload: &[u8]) -> Result<Decoded, String> {
     let mut delay = Duration::from_millis(100);
     loop {
         match codec.decode(payload).await {

@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use uuid::Uuid;
 
-use super::fold::{AggregateKey, RowChanges};
+use super::fold::{AggregateKey, Provenance, RowChanges};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -90,6 +90,7 @@ impl Store {
         delete_removed_tags(&mut tx, changes).await?;
         upsert_tags(&mut tx, changes).await?;
         insert_audit(&mut tx, changes).await?;
+        upsert_progress(&mut tx, changes).await?;
         let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
         sqlx::query(
             "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
@@ -244,6 +245,7 @@ async fn upsert_tags(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::
             c.at.push(row.at);
             c.version.push(row.version as i64);
             c.event_id.push(row.event_id);
+            c.provenance.push(&row.provenance);
         }
     }
     if c.id.is_empty() {
@@ -251,15 +253,22 @@ async fn upsert_tags(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::
     }
     sqlx::query(
         "INSERT INTO virtual_tags (tenant, resource_id, tag_key, tag_value, source, confidence, created_by, updated_by,
-                                   created_at, updated_at, version, event_id)
-         SELECT tenant, id, key, value, source, confidence, created_by, actor, created_at, at, version, event_id
+                                   created_at, updated_at, version, event_id, origin, rule_id, rule_set_version,
+                                   native_key, native_value, key_mapping, value_mapping)
+         SELECT tenant, id, key, value, source, confidence, created_by, actor, created_at, at, version, event_id,
+                origin, rule_id, rule_set_version, native_key, native_value, key_mapping, value_mapping
          FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
-                     $8::timestamptz[], $9::text[], $10::timestamptz[], $11::int8[], $12::uuid[])
-              AS u(tenant, id, key, value, source, confidence, created_by, created_at, actor, at, version, event_id)
+                     $8::timestamptz[], $9::text[], $10::timestamptz[], $11::int8[], $12::uuid[],
+                     $13::text[], $14::text[], $15::int8[], $16::text[], $17::text[], $18::text[], $19::text[])
+              AS u(tenant, id, key, value, source, confidence, created_by, created_at, actor, at, version, event_id,
+                   origin, rule_id, rule_set_version, native_key, native_value, key_mapping, value_mapping)
          ON CONFLICT (tenant, resource_id, tag_key) DO UPDATE SET
            tag_value = EXCLUDED.tag_value, source = EXCLUDED.source, confidence = EXCLUDED.confidence,
            updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
-           event_id = EXCLUDED.event_id
+           event_id = EXCLUDED.event_id, origin = EXCLUDED.origin, rule_id = EXCLUDED.rule_id,
+           rule_set_version = EXCLUDED.rule_set_version, native_key = EXCLUDED.native_key,
+           native_value = EXCLUDED.native_value, key_mapping = EXCLUDED.key_mapping,
+           value_mapping = EXCLUDED.value_mapping
          WHERE virtual_tags.version < EXCLUDED.version",
     )
     .bind(&c.tenant)
@@ -274,6 +283,13 @@ async fn upsert_tags(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::
     .bind(&c.at)
     .bind(&c.version)
     .bind(&c.event_id)
+    .bind(&c.provenance.origin)
+    .bind(&c.provenance.rule_id)
+    .bind(&c.provenance.rule_set_version)
+    .bind(&c.provenance.native_key)
+    .bind(&c.provenance.native_value)
+    .bind(&c.provenance.key_mapping)
+    .bind(&c.provenance.value_mapping)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -293,6 +309,30 @@ struct TagColumns {
     at: Vec<DateTime<Utc>>,
     version: Vec<i64>,
     event_id: Vec<Uuid>,
+    provenance: ProvenanceColumns,
+}
+
+#[derive(Default)]
+struct ProvenanceColumns {
+    origin: Vec<Option<String>>,
+    rule_id: Vec<Option<String>>,
+    rule_set_version: Vec<Option<i64>>,
+    native_key: Vec<Option<String>>,
+    native_value: Vec<Option<String>>,
+    key_mapping: Vec<Option<String>>,
+    value_mapping: Vec<Option<String>>,
+}
+
+impl ProvenanceColumns {
+    fn push(&mut self, p: &Provenance) {
+        self.origin.push(p.origin.map(str::to_owned));
+        self.rule_id.push(p.rule_id.clone());
+        self.rule_set_version.push(p.rule_set_version.map(|v| v as i64));
+        self.native_key.push(p.native_key.clone());
+        self.native_value.push(p.native_value.clone());
+        self.key_mapping.push(p.key_mapping.map(str::to_owned));
+        self.value_mapping.push(p.value_mapping.map(str::to_owned));
+    }
 }
 
 async fn insert_audit(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::Error> {
@@ -301,14 +341,18 @@ async fn insert_audit(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx:
     }
     let a = &changes.audit;
     let col = |f: &dyn Fn(&super::fold::AuditRow) -> Option<String>| a.iter().map(f).collect::<Vec<Option<String>>>();
+    let mut p = ProvenanceColumns::default();
+    a.iter().for_each(|r| p.push(&r.provenance));
     sqlx::query(
         "INSERT INTO tag_audit (event_id, tenant, resource_id, aggregate_version, action, tag_key, old_value, new_value,
                                 source, confidence, performed_by, causation_id, correlation_id, occurred_at, recorded_at,
-                                log_partition, log_offset)
+                                log_partition, log_offset, change_index, origin, rule_id, rule_set_version,
+                                native_key, native_value, key_mapping, value_mapping)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], $6::text[], $7::text[],
                               $8::text[], $9::text[], $10::float8[], $11::text[], $12::uuid[], $13::uuid[],
-                              $14::timestamptz[], $15::timestamptz[], $16::int4[], $17::int8[])
-         ON CONFLICT (event_id) DO NOTHING",
+                              $14::timestamptz[], $15::timestamptz[], $16::int4[], $17::int8[], $18::int4[],
+                              $19::text[], $20::text[], $21::int8[], $22::text[], $23::text[], $24::text[], $25::text[])
+         ON CONFLICT (event_id, change_index) DO NOTHING",
     )
     .bind(a.iter().map(|r| r.event_id).collect::<Vec<_>>())
     .bind(a.iter().map(|r| r.tenant.clone()).collect::<Vec<_>>())
@@ -327,6 +371,46 @@ async fn insert_audit(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx:
     .bind(a.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
     .bind(a.iter().map(|r| r.partition).collect::<Vec<_>>())
     .bind(a.iter().map(|r| r.offset).collect::<Vec<_>>())
+    .bind(a.iter().map(|r| r.change_index).collect::<Vec<_>>())
+    .bind(&p.origin)
+    .bind(&p.rule_id)
+    .bind(&p.rule_set_version)
+    .bind(&p.native_key)
+    .bind(&p.native_value)
+    .bind(&p.key_mapping)
+    .bind(&p.value_mapping)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Progress only moves forward: a replayed older marker does not undo a newer one.
+async fn upsert_progress(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::Error> {
+    let rows = &changes.progress;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rederivation_progress (tenant, job_id, rule_set_version, log_partition, processed, total, changed,
+                                            done, actor, updated_at, partitions)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::int8[], $4::int4[], $5::int8[], $6::int8[], $7::int8[],
+                              $8::bool[], $9::text[], $10::timestamptz[], $11::int4[])
+         ON CONFLICT (tenant, job_id, log_partition) DO UPDATE SET
+           processed = EXCLUDED.processed, total = EXCLUDED.total, changed = EXCLUDED.changed, done = EXCLUDED.done,
+           actor = EXCLUDED.actor, updated_at = EXCLUDED.updated_at
+         WHERE NOT rederivation_progress.done AND rederivation_progress.processed <= EXCLUDED.processed",
+    )
+    .bind(rows.iter().map(|r| r.tenant.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.rule_set_version as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.processed as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.total as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.changed as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.done).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.actor.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.partitions).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -202,14 +202,18 @@ pub fn request_bodies(resources: &[Resource], batch: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The record (key, value) the command API would append for each resource: the real Avro encoding of
-/// the `ResourceObserved` event, so the raw broker baseline moves exactly the same bytes.
+/// The records (key, value) the command API would append for each resource: the real Avro encoding of
+/// its `ResourceObserved` (and `VirtualTagsDerived`) events, so the raw broker baseline moves exactly
+/// the same bytes.
 pub async fn encoded_events(resources: &[Resource], tenant: &str, codec: &EventCodec) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let tenant = TenantId::parse(tenant).map_err(|e| anyhow::anyhow!("tenant: {}", e.message))?;
     let actor = Actor::parse("collector:bench").map_err(|e| anyhow::anyhow!("actor: {}", e.message))?;
     let now = Utc::now();
     let correlation_id = Uuid::now_v7();
     let mut out = Vec::with_capacity(resources.len());
+    // The same configuration the command API starts every tenant with, so the baseline appends the
+    // same events (the observation and its derived tags).
+    let config = vtag_domain::tagging::TaggingConfig::initial();
     for r in resources {
         let id = r.id(&tenant);
         let ctx = CommandContext {
@@ -220,7 +224,7 @@ pub async fn encoded_events(resources: &[Resource], tenant: &str, codec: &EventC
             occurred_at: now,
             recorded_at: now,
         };
-        let events = decide(&ResourceState::default(), id, &ResourceCommand::Observe(r.command(now)), &ctx)
+        let events = decide(&ResourceState::default(), id, &ResourceCommand::Observe(r.command(now)), &ctx, &config)
             .map_err(|e| anyhow::anyhow!("decide: {e:?}"))?;
         for e in &events {
             out.push((id.to_string(), codec.encode(e).await?));

@@ -1,0 +1,170 @@
+//! Writes a seeded synthetic inventory in the observe API's format; see `--help`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use vtag_inventory::{Generator, GeneratorConfig};
+
+const USAGE: &str = "\
+vtag-generate: a seeded, deterministic synthetic AWS / Azure / GCP inventory for vtag
+
+USAGE
+    vtag-generate [--seed N] [--count N] [--format jsonl|observe-batches] [--batch-size N]
+                  [--truth FILE] [--accounts N] [mess rates]
+
+    --seed N          seed; the same seed gives byte-identical output (default 42)
+    --count N         resources to generate (default 1000); resource i does not depend on N
+    --format F        jsonl: one observe item per line (default)
+                      observe-batches: one {\"resources\":[...]} request body per line, ready to
+                      POST to /api/v1/resources/observe
+    --batch-size N    resources per batch, 1 to 5000 (default 5000)
+    --truth FILE      also write the ground truth, one {\"resource_id\", \"provider\", \"truth\"}
+                      per line, in the same order
+    --accounts N      AWS accounts, Azure subscriptions and GCP projects together (default 12)
+
+  mess rates (probabilities, 0 to 1):
+    --untagged R      a resource carries none of the taxonomy's tags (default 0.08)
+    --missing R       a tag is missing (default 0.3)
+    --messy-keys R    a key is spelled non-canonically (default 0.6)
+    --messy-values R  a value is spelled non-canonically (default 0.5)
+    --wrong R         a value is wrong or a placeholder (default 0.03)
+
+    -h, --help        this text
+";
+
+/// The API refuses larger observe batches.
+const MAX_BATCH: usize = 5000;
+
+enum Format {
+    Jsonl,
+    ObserveBatches,
+}
+
+struct Args {
+    config: GeneratorConfig,
+    count: usize,
+    format: Format,
+    batch_size: usize,
+    truth: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TruthLine<'a> {
+    resource_id: &'a str,
+    provider: &'a str,
+    truth: &'a std::collections::BTreeMap<String, String>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("vtag-generate: {e:#}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `vtag-generate | head` is a normal way to peek: a closed pipe is no failure
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vtag-generate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// None: help was asked for.
+fn parse(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> {
+    let mut args = Args {
+        config: GeneratorConfig::new(42),
+        count: 1000,
+        format: Format::Jsonl,
+        batch_size: MAX_BATCH,
+        truth: None,
+    };
+    while let Some(arg) = raw.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(None);
+        }
+        // both `--flag value` and `--flag=value`
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg, None),
+        };
+        let Some(value) = inline.or_else(|| raw.next()) else {
+            bail!("{flag} needs a value");
+        };
+        let number = || value.parse::<u64>().with_context(|| format!("{flag}: {value:?} is not a whole number"));
+        let rate = || value.parse::<f64>().with_context(|| format!("{flag}: {value:?} is not a number"));
+        let mess = &mut args.config.mess;
+        match flag.as_str() {
+            "--seed" => args.config.seed = number()?,
+            "--count" => args.count = number()? as usize,
+            "--accounts" => args.config.accounts = number()? as usize,
+            "--batch-size" => args.batch_size = number()? as usize,
+            "--format" => {
+                args.format = match value.as_str() {
+                    "jsonl" => Format::Jsonl,
+                    "observe-batches" => Format::ObserveBatches,
+                    other => bail!("--format: {other:?} is neither jsonl nor observe-batches"),
+                }
+            }
+            "--truth" => args.truth = Some(value),
+            "--untagged" => mess.untagged = rate()?,
+            "--missing" => mess.missing = rate()?,
+            "--messy-keys" => mess.messy_keys = rate()?,
+            "--messy-values" => mess.messy_values = rate()?,
+            "--wrong" => mess.wrong = rate()?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    if !(1..=MAX_BATCH).contains(&args.batch_size) {
+        bail!("--batch-size must be between 1 and {MAX_BATCH}");
+    }
+    Ok(Some(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let generator = Generator::new(args.config)?;
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let mut truth = match &args.truth {
+        Some(path) => Some(BufWriter::new(File::create(path).with_context(|| format!("creating {path}"))?)),
+        None => None,
+    };
+    for (i, r) in generator.resources(args.count).enumerate() {
+        match args.format {
+            Format::Jsonl => {
+                serde_json::to_writer(&mut out, &r.observed).map_err(io::Error::from)?;
+                out.write_all(b"\n")?;
+            }
+            Format::ObserveBatches => {
+                let (first, last) = (i % args.batch_size == 0, (i + 1) % args.batch_size == 0 || i + 1 == args.count);
+                out.write_all(if first { b"{\"resources\":[" } else { b"," })?;
+                serde_json::to_writer(&mut out, &r.observed).map_err(io::Error::from)?;
+                if last {
+                    out.write_all(b"]}\n")?;
+                }
+            }
+        }
+        if let Some(t) = &mut truth {
+            let line = TruthLine { resource_id: &r.observed.resource_id, provider: r.observed.provider, truth: &r.truth };
+            serde_json::to_writer(&mut *t, &line).map_err(io::Error::from)?;
+            t.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    if let Some(mut t) = truth {
+        t.flush().context("writing the truth file")?;
+    }
+    Ok(())
+}
