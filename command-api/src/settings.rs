@@ -8,6 +8,11 @@ pub struct Settings {
     pub topic_prefix: String,
     /// Partitions of the event topic when it is created. Fixed for the topic's life.
     pub partitions: i32,
+    /// Resources a re-derivation job decides per lock hold (and per progress marker).
+    pub rederive_chunk: usize,
+    /// A pause between chunks: throttles re-derivation so live commands and the projectors keep
+    /// up while a rule change sweeps a large estate (0 = as fast as possible).
+    pub rederive_pause: std::time::Duration,
 }
 
 impl Settings {
@@ -19,6 +24,10 @@ impl Settings {
             registry_url: opt("VTAG_SCHEMA_REGISTRY_URL", "http://127.0.0.1:18081"),
             topic_prefix: opt("VTAG_TOPIC_PREFIX", "vtag."),
             partitions: opt("VTAG_PARTITIONS", "6").parse().context("VTAG_PARTITIONS")?,
+            rederive_chunk: opt("VTAG_REDERIVE_CHUNK", "2000").parse().context("VTAG_REDERIVE_CHUNK")?,
+            rederive_pause: std::time::Duration::from_millis(
+                opt("VTAG_REDERIVE_PAUSE_MS", "0").parse().context("VTAG_REDERIVE_PAUSE_MS")?,
+            ),
         })
     }
 }

@@ -82,9 +82,8 @@ fn account(seed: u64, org: &str, k: usize, team: Option<&'static Team>) -> Accou
     let id = match provider {
         Provider::Aws => format!("{}{:011}", rng.between(1, 9), rng.between(0, 99_999_999_999)),
         Provider::Azure => {
-            uuid::Builder::from_random_bytes(((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())).to_be_bytes())
-                .into_uuid()
-                .to_string()
+            let bytes = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())).to_be_bytes();
+            uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
         }
         // project ids are global, hence the suffix GCP proposes when the readable one is taken
         Provider::Gcp => format!("{name}-{}", rng.between(1000, 9999)),

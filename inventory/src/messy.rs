@@ -178,8 +178,8 @@ pub(crate) fn native_tags(
                 value.to_owned()
             };
             // a spelling the cloud refuses falls back to the plain truth, if the cloud takes that
-            let Some(native_value) = fit(provider, raw).or_else(|| if is_wrong { None } else { fit(provider, value.to_owned()) })
-            else {
+            let fallback = || if is_wrong { None } else { fit(provider, value.to_owned()) };
+            let Some(native_value) = fit(provider, raw).or_else(fallback) else {
                 continue;
             };
             if is_wrong {

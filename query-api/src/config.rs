@@ -58,14 +58,25 @@ pub async fn latest_version(pool: &PgPool, tenant: &TenantId) -> Result<i64, Pro
     Ok(version.unwrap_or(0))
 }
 
-/// Rule `rule_id` as configuration `version` had it, as JSON; `None` when that version or rule is
-/// not (or no longer) in the read model. Only the one rule leaves Postgres, not the document.
+/// A rule as explain shows it: typed when it reads, so its fields print in the documented order
+/// (jsonb and serde_json's maps sort them); as stored otherwise, since showing an odd rule beats
+/// hiding it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RuleJson {
+    // Boxed: a rule document is large next to a JSON value, and explain holds at most one.
+    Doc(Box<RuleDoc>),
+    Stored(serde_json::Value),
+}
+
+/// Rule `rule_id` as configuration `version` had it; `None` when that version or rule is not (or
+/// no longer) in the read model. Only the one rule leaves Postgres, not the document.
 pub async fn rule_at(
     pool: &PgPool,
     tenant: &TenantId,
     version: i64,
     rule_id: &str,
-) -> Result<Option<serde_json::Value>, Problem> {
+) -> Result<Option<RuleJson>, Problem> {
     let raw: Option<String> = sqlx::query_scalar(
         "SELECT r.rule::text
            FROM tagging_configs c, jsonb_array_elements(c.document -> 'rules') AS r(rule)
@@ -79,13 +90,10 @@ pub async fn rule_at(
     .await
     .map_err(db_error)?;
     let Some(raw) = raw else { return Ok(None) };
-    // Through the typed rule when it reads, so fields come in the documented order (jsonb sorts
-    // them); as stored otherwise, since showing an odd rule beats hiding it.
-    let value = match RuleDoc::from_json(raw.as_bytes()) {
-        Ok(rule) => serde_json::to_value(rule),
-        Err(_) => serde_json::from_str(&raw),
-    };
-    value.map(Some).map_err(Problem::internal)
+    match RuleDoc::from_json(raw.as_bytes()) {
+        Ok(rule) => Ok(Some(RuleJson::Doc(Box::new(rule)))),
+        Err(_) => serde_json::from_str(&raw).map(|v| Some(RuleJson::Stored(v))).map_err(Problem::internal),
+    }
 }
 
 pub const DEFAULT_HISTORY_LIMIT: i64 = 50;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use vtag_domain::TenantId;
 use vtag_service::Problem;
 
-use crate::config;
+use crate::config::{self, RuleJson};
 use crate::history::{self, Change};
 use crate::resources::{Resource, VirtualTag};
 use crate::rfc3339;
@@ -48,7 +48,7 @@ pub enum Step {
         rule_set_version: Option<i64>,
         /// The rule as that configuration version had it; absent when that version is not here.
         #[serde(skip_serializing_if = "Option::is_none")]
-        rule: Option<serde_json::Value>,
+        rule: Option<RuleJson>,
     },
     Default {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,7 +95,7 @@ pub struct Explanation {
 }
 
 /// The chain of `tag`; `rule` is the rule's JSON when the value came from one and it was found.
-pub fn chain(tag: &VirtualTag, rule: Option<serde_json::Value>) -> Vec<Step> {
+pub fn chain(tag: &VirtualTag, rule: Option<RuleJson>) -> Vec<Step> {
     let p = &tag.provenance;
     let mut steps = match p.origin.as_deref() {
         Some("native") => vec![
@@ -180,7 +180,7 @@ mod tests {
         }
     }
 
-    fn steps(t: &VirtualTag, rule: Option<serde_json::Value>) -> serde_json::Value {
+    fn steps(t: &VirtualTag, rule: Option<RuleJson>) -> serde_json::Value {
         serde_json::to_value(chain(t, rule)).unwrap()
     }
 
@@ -221,7 +221,7 @@ mod tests {
         };
         let rule = json!({"id": "prod-by-name", "key": "environment", "priority": 10, "set": "production"});
         assert_eq!(
-            steps(&tag(p, "rule_based"), Some(rule.clone())),
+            steps(&tag(p, "rule_based"), Some(RuleJson::Stored(rule.clone()))),
             json!([{"step": "rule", "rule_id": "prod-by-name", "rule_set_version": 4, "rule": rule}, recorded()])
         );
         let default = Provenance { origin: Some("default".into()), rule_set_version: Some(4), ..Default::default() };

@@ -311,12 +311,12 @@ impl Resource {
         ctx: &Context<'_>,
         key: String,
         as_of: Option<DateTime>,
-        history: Option<i32>,
+        #[graphql(name = "history")] changes: Option<i32>,
     ) -> async_graphql::Result<Option<Json<Explanation>>> {
         let caller = caller(ctx)?;
         let pool = ctx.data::<PgPool>()?;
         let key = TagKey::parse(&key).map_err(|e| gql_error(Problem::invalid_field("key", e.rule, e.message)))?;
-        let limit = i64::from(history.unwrap_or(history::MAX_CHANGES as i32));
+        let limit = changes.map_or(history::MAX_CHANGES, i64::from);
         if !(0..=history::MAX_CHANGES).contains(&limit) {
             let message = format!("must be between 0 and {}", history::MAX_CHANGES);
             return Err(gql_error(Problem::invalid_field("history", "range", message)));

@@ -98,49 +98,83 @@ impl From<Resource> for ResourceBody {
 pub struct ResourceParams {
     pub provider: Option<String>,
     pub as_of: Option<String>,
-    /// Explain only: how many of the key's latest changes to list (0–20, default 20).
+}
+
+/// The explain endpoint's: the resource's, plus how many of the key's latest changes to list.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExplainParams {
+    pub provider: Option<String>,
+    pub as_of: Option<String>,
+    /// 0–20, default 20.
     pub history: Option<String>,
 }
 
-/// The checked parameters; every broken one is reported at once.
 struct ResourceQuery {
     provider: Option<Provider>,
     as_of: Option<DateTime<Utc>>,
-    history: i64,
+}
+
+fn present(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// Every broken parameter is reported at once: `errors` collects them.
+fn read_resource_params(
+    provider: Option<String>,
+    as_of: Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> ResourceQuery {
+    let provider = present(provider).and_then(|p| match Provider::parse(&p) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.push(FieldError::new("provider", e.rule, e.message));
+            None
+        }
+    });
+    let as_of = present(as_of).and_then(|raw| {
+        let t = rfc3339::parse(&raw);
+        if t.is_none() {
+            errors.push(FieldError::new("as_of", "rfc3339", "must be an RFC 3339 time, e.g. 2025-11-17T10:00:00Z"));
+        }
+        t
+    });
+    ResourceQuery { provider, as_of }
+}
+
+fn refuse_any(errors: Vec<FieldError>) -> Result<(), Problem> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::invalid(errors))
+    }
 }
 
 impl ResourceParams {
     fn check(self) -> Result<ResourceQuery, Problem> {
         let mut errors = Vec::new();
-        let present = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        let provider = present(self.provider).and_then(|p| {
-            Provider::parse(&p).map_err(|e| errors.push(FieldError::new("provider", e.rule, e.message))).ok()
-        });
-        let as_of = present(self.as_of).and_then(|raw| {
-            let t = rfc3339::parse(&raw);
-            if t.is_none() {
-                errors.push(FieldError::new("as_of", "rfc3339", "must be an RFC 3339 time, e.g. 2025-11-17T10:00:00Z"));
-            }
-            t
-        });
+        let query = read_resource_params(self.provider, self.as_of, &mut errors);
+        refuse_any(errors)?;
+        Ok(query)
+    }
+}
+
+impl ExplainParams {
+    fn check(self) -> Result<(ResourceQuery, i64), Problem> {
+        let mut errors = Vec::new();
+        let query = read_resource_params(self.provider, self.as_of, &mut errors);
         let history = match present(self.history) {
             None => history::MAX_CHANGES,
             Some(raw) => match raw.parse::<i64>() {
                 Ok(n) if (0..=history::MAX_CHANGES).contains(&n) => n,
                 _ => {
-                    errors.push(FieldError::new(
-                        "history",
-                        "range",
-                        format!("must be a whole number between 0 and {}", history::MAX_CHANGES),
-                    ));
+                    let message = format!("must be a whole number between 0 and {}", history::MAX_CHANGES);
+                    errors.push(FieldError::new("history", "range", message));
                     0
                 }
             },
         };
-        if !errors.is_empty() {
-            return Err(Problem::invalid(errors));
-        }
-        Ok(ResourceQuery { provider, as_of, history })
+        refuse_any(errors)?;
+        Ok((query, history))
     }
 }
 
@@ -180,16 +214,16 @@ pub async fn explain_tag(
     caller: Caller,
     token: ConsistencyToken,
     path: Result<Path<(String, String)>, PathRejection>,
-    params: Result<Query<ResourceParams>, QueryRejection>,
+    params: Result<Query<ExplainParams>, QueryRejection>,
 ) -> Result<Json<Explanation>, Problem> {
     caller.require(Role::Viewer)?;
     let Path((id, key)) = path.map_err(|e| Problem::malformed(format!("the path could not be read: {e}")))?;
     let Query(params) = params.map_err(unreadable_query)?;
     let key = TagKey::parse(&key).map_err(|e| Problem::invalid_field("key", e.rule, e.message))?;
-    let query = params.check()?;
+    let (query, history) = params.check()?;
     consistency::wait_until_visible(&state.pool, &state.consistency, &token).await?;
     let resource = find(&state, &caller, &id, query.provider).await?;
-    explain::explain(&state.pool, &caller.tenant, &resource, key.as_str(), query.as_of, query.history)
+    explain::explain(&state.pool, &caller.tenant, &resource, key.as_str(), query.as_of, history)
         .await?
         .map(Json)
         .ok_or_else(|| match query.as_of {
@@ -230,4 +264,30 @@ pub async fn no_route() -> Problem {
 pub async fn wrong_method() -> Problem {
     Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
         .detail("this endpoint does not accept that method")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(p: &Problem) -> Vec<(&str, &str)> {
+        p.errors.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect()
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named_at_once() {
+        let p = ResourceParams { provider: Some("oracle".into()), as_of: Some("yesterday".into()) }.check();
+        assert_eq!(fields(&p.err().unwrap()), [("provider", "one_of"), ("as_of", "rfc3339")]);
+        let p = ExplainParams { as_of: Some("soon".into()), history: Some("21".into()), ..Default::default() }.check();
+        assert_eq!(fields(&p.err().unwrap()), [("as_of", "rfc3339"), ("history", "range")]);
+    }
+
+    #[test]
+    fn blank_parameters_mean_now_and_the_full_history() {
+        let (q, history) = ExplainParams { as_of: Some(" ".into()), ..Default::default() }.check().unwrap();
+        assert_eq!((q.provider, q.as_of, history), (None, None, 20));
+        let q =
+            ResourceParams { as_of: Some("2025-11-17T10:00:00+01:00".into()), ..Default::default() }.check().unwrap();
+        assert_eq!(q.as_of, rfc3339::parse("2025-11-17T09:00:00Z"));
+    }
 }

@@ -1,60 +1,24 @@
 //! The query API against a real Postgres: a fresh database per run, the projector's migrations,
-//! rows inserted the way the projector would, and the router on 127.0.0.1:0.
-//!
-//! Needs `VTAG_TEST_PG_ADMIN_URL` (or `VTAG_PG_ADMIN_URL`, which `scripts/stack.sh env` exports),
-//! e.g. postgres://vtag@127.0.0.1:55432/postgres; `make test` provides it. Without it the test
-//! fails rather than pretending to pass.
+//! rows inserted the way the projector would, and the router on 127.0.0.1:0 (see `support`).
+//! Derived tags, history and configurations are covered in `derivation.rs`.
+
+mod support;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
+use support::{encode, insert_resource, rfc, Api, Server, PREFIX, WAIT};
 use uuid::Uuid;
-use vtag_query_api::Settings;
-use vtag_service::auth::Claims;
-use vtag_service::{Authenticator, Role};
 
-const SECRET: &[u8] = b"query-api-integration-test-secret-not-for-production";
 const ARN: &str = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc123";
-const PREFIX: &str = "qa.";
-const WAIT: Duration = Duration::from_millis(1500);
-
-fn admin_url() -> Option<String> {
-    ["VTAG_TEST_PG_ADMIN_URL", "VTAG_PG_ADMIN_URL"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-}
-
-/// The admin URL with its database replaced by `name` (query string kept).
-fn database_url(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_side_against_postgres() {
-    let admin = admin_url()
-        .expect("set VTAG_PG_ADMIN_URL (e.g. postgres://vtag@127.0.0.1:55432/postgres); `make test` starts Postgres and sets it");
-    let name = format!("qa_{}", Uuid::new_v4().simple());
-    let mut admin_conn = PgConnection::connect(&admin).await.expect("connect with VTAG_TEST_PG_ADMIN_URL");
-    admin_conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the test database");
-
-    // Run in a task so a failed assertion still lets us drop the database before re-raising it.
-    let outcome = tokio::spawn(scenario(database_url(&admin, &name))).await;
-    admin_conn
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop the test database");
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    support::with_database(scenario).await;
 }
 
 struct Seed {
@@ -65,26 +29,10 @@ struct Seed {
     base: DateTime<Utc>,
 }
 
-async fn scenario(url: String) {
-    let pool = PgPool::connect(&url).await.expect("connect to the test database");
-    migrate(&pool).await;
+async fn scenario(url: String, pool: PgPool) {
     let seed = seed(&pool).await;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let auth = Arc::new(Authenticator::new(SECRET).unwrap());
-    let settings = Settings {
-        database_url: url.clone(),
-        listen: addr,
-        topic_prefix: PREFIX.into(),
-        consistency_wait: WAIT,
-        authenticator: auth.clone(),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(vtag_query_api::serve(listener, settings, async {
-        let _ = stopped.await;
-    }));
-    let api = Api { http: Client::new(), base: format!("http://{addr}"), auth };
+    let server = Server::start(&url).await;
+    let api = &server.api;
 
     let health = api.get("/health", None).await;
     assert_eq!(health.0, StatusCode::OK);
@@ -96,14 +44,12 @@ async fn scenario(url: String) {
     assert!(write.is_err_and(|e| e.to_string().contains("read-only")), "the query API's sessions must be read-only");
     service_pool.close().await;
 
-    resources(&api, &seed).await;
-    audit_trail(&api, &seed).await;
-    read_your_writes(&api, &pool, &seed).await;
-    graphql(&api, &seed).await;
+    resources(api, &seed).await;
+    audit_trail(api, &seed).await;
+    read_your_writes(api, &pool, &seed).await;
+    graphql(api, &seed).await;
 
-    stop.send(()).unwrap();
-    server.await.unwrap().expect("serve returns cleanly on shutdown");
-    pool.close().await;
+    server.stop().await;
 }
 
 async fn resources(api: &Api, seed: &Seed) {
@@ -229,6 +175,7 @@ async fn audit_trail(api: &Api, seed: &Seed) {
             "action",
             "aggregate_version",
             "causation_id",
+            "change_index",
             "confidence",
             "correlation_id",
             "event_id",
@@ -397,73 +344,7 @@ async fn graphql(api: &Api, seed: &Seed) {
     assert!(res.text().await.unwrap().contains("graphiql"));
 }
 
-// ---------------------------------------------------------------------------------------- helpers
-
-struct Api {
-    http: Client,
-    base: String,
-    auth: Arc<Authenticator>,
-}
-
-impl Api {
-    fn token(&self, tenant: &str) -> String {
-        let now = Utc::now().timestamp();
-        self.auth.issue(&Claims {
-            sub: "viewer@example.com".into(),
-            tenant: tenant.into(),
-            role: Role::Viewer,
-            exp: now + 600,
-            iat: now,
-        })
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.send().await.unwrap();
-        (res.status(), res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn graphql(&self, query: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.http.post(format!("{}/graphql", self.base)).json(&json!({ "query": query }));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.send().await.unwrap();
-        (res.status(), res.json().await.unwrap_or(Value::Null))
-    }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (so `:` and `/` of an ARN too).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn rfc(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-async fn migrate(pool: &PgPool) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../projectors/migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("projectors/migrations")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no migrations in {}", dir.display());
-    for file in files {
-        let sql = std::fs::read_to_string(&file).unwrap();
-        sqlx::raw_sql(&sql).execute(pool).await.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    }
-}
+// ---------------------------------------------------------------------------------------- seed
 
 async fn seed(pool: &PgPool) -> Seed {
     let t0 = Utc.with_ymd_and_hms(2025, 11, 17, 10, 0, 0).unwrap();
@@ -506,35 +387,6 @@ async fn seed(pool: &PgPool) -> Seed {
     .await
     .unwrap();
     Seed { acme_r1, acme_tagless, globex_r1, environment_events, base }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_resource(
-    pool: &PgPool,
-    tenant: &str,
-    id: Uuid,
-    provider: &str,
-    cloud_id: &str,
-    name: &str,
-    version: i64,
-    at: DateTime<Utc>,
-) {
-    sqlx::query(
-        "INSERT INTO resources (tenant, id, provider, cloud_resource_id, resource_type, name, account_id, region, version,
-                                first_seen_at, last_changed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, '123456789012', 'us-east-1', $7, $8, $8)",
-    )
-    .bind(tenant)
-    .bind(id)
-    .bind(provider)
-    .bind(cloud_id)
-    .bind(if provider == "aws" { "ec2:instance" } else { "compute.instance" })
-    .bind(name)
-    .bind(version)
-    .bind(at)
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -82,6 +82,8 @@ impl TestEnv {
             registry_url: self.stack.registry_url.clone(),
             topic_prefix: self.prefix.clone(),
             partitions: self.partitions,
+            rederive_chunk: 2_000,
+            rederive_pause: Duration::ZERO,
         }
     }
 
@@ -115,7 +117,10 @@ impl TestEnv {
     }
 
     pub async fn start_command_api(&self) -> Service {
-        let settings = self.command_settings();
+        self.start_command_api_with(self.command_settings()).await
+    }
+
+    pub async fn start_command_api_with(&self, settings: vtag_command_api::Settings) -> Service {
         let auth = Authenticator::new(self.secret.clone()).unwrap();
         Service::spawn("command-api", |listener, shutdown| async move {
             vtag_command_api::serve(listener, settings, auth, shutdown).await

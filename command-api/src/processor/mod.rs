@@ -63,6 +63,16 @@ pub struct CommandProcessor {
     ownership: std::sync::Mutex<Option<ownership::Ownership>>,
     configs: Arc<ConfigRegistry>,
     publisher: Publisher,
+    rederive: RederivePace,
+}
+
+/// How re-derivation jobs walk a partition (see `Settings`).
+#[derive(Debug, Clone, Copy)]
+pub struct RederivePace {
+    /// Resources decided per lock hold: small enough that commands wait milliseconds, large enough
+    /// that the producer batches well.
+    pub chunk: usize,
+    pub pause: Duration,
 }
 
 impl CommandProcessor {
@@ -97,6 +107,7 @@ impl CommandProcessor {
             ownership: std::sync::Mutex::new(Some(ownership)),
             configs,
             publisher,
+            rederive: RederivePace { chunk: settings.rederive_chunk, pause: settings.rederive_pause },
         };
         // Rebuild what we own now, side by side (start-up is mostly fetch latency), rather than on
         // the first command.

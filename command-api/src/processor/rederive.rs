@@ -20,10 +20,6 @@ use vtag_eventlog::ProgressMarker;
 
 use super::{CommandProcessor, SubmitError, Submission};
 
-/// Resources decided per lock hold: small enough that commands wait milliseconds, large enough
-/// that the producer batches well.
-const CHUNK: usize = 2_000;
-
 /// Who re-derives when no person published the configuration (the initial one).
 const SYSTEM_ACTOR: &str = "system:rederivation";
 
@@ -79,7 +75,7 @@ impl CommandProcessor {
         let started = std::time::Instant::now();
         let total = ids.len() as u64;
         let (mut processed, mut changed) = (0u64, 0u64);
-        let mut chunks = ids.chunks(CHUNK).peekable();
+        let mut chunks = ids.chunks(self.rederive.chunk.max(1)).peekable();
         if chunks.peek().is_none() {
             self.append_marker(partition, tenant, job_id, version, &actor, (0, 0, 0), true).await?;
         }
@@ -113,6 +109,9 @@ impl CommandProcessor {
             processed += chunk.len() as u64;
             let done = chunks.peek().is_none();
             self.append_marker(partition, tenant, job_id, version, &actor, (processed, total, changed), done).await?;
+            if !done && !self.rederive.pause.is_zero() {
+                tokio::time::sleep(self.rederive.pause).await;
+            }
         }
         self.partitions[partition as usize].lock().await.completed.insert(tenant.clone(), version);
         tracing::info!(partition, %tenant, version, total, changed, elapsed_ms = started.elapsed().as_millis() as u64, "re-derivation done");

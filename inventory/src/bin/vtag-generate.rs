@@ -2,7 +2,11 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -66,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("vtag-generate: {e:#}\n\n{USAGE}");
+            eprintln!("vtag-generate: {e:#} (see --help)");
             return ExitCode::from(2);
         }
     };
@@ -134,37 +138,82 @@ fn parse(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> 
     Ok(Some(args))
 }
 
+/// Resources per unit of work: big enough to amortize the hand-over, small enough to keep memory flat.
+const CHUNK: usize = 4096;
+
+/// A run of consecutive resources, rendered.
+struct Chunk {
+    items: Vec<u8>,
+    truth: Vec<u8>,
+}
+
+/// Every resource is a pure function of its index, so chunks are rendered on all cores and
+/// written in order; each worker has at most two chunks waiting, which bounds memory.
 fn run(args: Args) -> anyhow::Result<()> {
-    let generator = Generator::new(args.config)?;
+    let generator = Generator::new(args.config.clone())?;
     let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let mut truth = match &args.truth {
         Some(path) => Some(BufWriter::new(File::create(path).with_context(|| format!("creating {path}"))?)),
         None => None,
     };
-    for (i, r) in generator.resources(args.count).enumerate() {
-        match args.format {
-            Format::Jsonl => {
-                serde_json::to_writer(&mut out, &r.observed).map_err(io::Error::from)?;
-                out.write_all(b"\n")?;
-            }
-            Format::ObserveBatches => {
-                let (first, last) = (i % args.batch_size == 0, (i + 1) % args.batch_size == 0 || i + 1 == args.count);
-                out.write_all(if first { b"{\"resources\":[" } else { b"," })?;
-                serde_json::to_writer(&mut out, &r.observed).map_err(io::Error::from)?;
-                if last {
-                    out.write_all(b"]}\n")?;
-                }
+    let workers = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    thread::scope(|scope| -> anyhow::Result<()> {
+        let chunks: Vec<Receiver<Chunk>> = (0..workers)
+            .map(|w| {
+                let (tx, rx) = mpsc::sync_channel(2);
+                let (generator, args) = (&generator, &args);
+                scope.spawn(move || {
+                    for start in (w * CHUNK..args.count).step_by(workers * CHUNK) {
+                        // a send fails only when the writer gave up (closed pipe): stop quietly
+                        if tx.send(render(generator, args, start..args.count.min(start + CHUNK))).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for k in 0..args.count.div_ceil(CHUNK) {
+            let chunk = chunks[k % workers].recv().context("a generator thread died")?;
+            out.write_all(&chunk.items)?;
+            if let Some(t) = &mut truth {
+                t.write_all(&chunk.truth)?;
             }
         }
-        if let Some(t) = &mut truth {
-            let line = TruthLine { resource_id: &r.observed.resource_id, provider: r.observed.provider, truth: &r.truth };
-            serde_json::to_writer(&mut *t, &line).map_err(io::Error::from)?;
-            t.write_all(b"\n")?;
-        }
-    }
+        Ok(())
+    })?;
     out.flush()?;
     if let Some(mut t) = truth {
         t.flush().context("writing the truth file")?;
     }
     Ok(())
+}
+
+fn render(generator: &Generator, args: &Args, indexes: Range<usize>) -> Chunk {
+    let mut chunk = Chunk { items: Vec::with_capacity(indexes.len() * 600), truth: Vec::new() };
+    for i in indexes {
+        let r = generator.resource(i as u64);
+        let items = &mut chunk.items;
+        match args.format {
+            Format::Jsonl => {
+                serde_json::to_writer(&mut *items, &r.observed).expect("serializing to memory");
+                items.push(b'\n');
+            }
+            Format::ObserveBatches => {
+                let first = i % args.batch_size == 0;
+                let last = (i + 1) % args.batch_size == 0 || i + 1 == args.count;
+                items.extend_from_slice(if first { b"{\"resources\":[" } else { b"," });
+                serde_json::to_writer(&mut *items, &r.observed).expect("serializing to memory");
+                if last {
+                    items.extend_from_slice(b"]}\n");
+                }
+            }
+        }
+        if args.truth.is_some() {
+            let line = TruthLine { resource_id: &r.observed.resource_id, provider: r.observed.provider, truth: &r.truth };
+            serde_json::to_writer(&mut chunk.truth, &line).expect("serializing to memory");
+            chunk.truth.push(b'\n');
+        }
+    }
+    chunk
 }

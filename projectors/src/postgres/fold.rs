@@ -150,6 +150,22 @@ pub struct Positioned {
     pub recorded: Recorded<ResourceEvent>,
 }
 
+/// One row per (tenant, job, partition): the furthest marker of the batch. (One statement cannot
+/// upsert the same row twice, and a job writes a marker per chunk.)
+pub fn latest_progress(markers: Vec<ProgressRow>) -> Vec<ProgressRow> {
+    let mut latest: BTreeMap<(String, Uuid, i32), ProgressRow> = BTreeMap::new();
+    for m in markers {
+        let key = (m.tenant.clone(), m.job_id, m.partition);
+        match latest.get(&key) {
+            Some(seen) if (seen.done, seen.processed) >= (m.done, m.processed) => {}
+            _ => {
+                latest.insert(key, m);
+            }
+        }
+    }
+    latest.into_values().collect()
+}
+
 /// Folds events (in log order) on top of `known_versions` (what the read model holds now).
 pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) -> RowChanges {
     let mut out = RowChanges::default();
@@ -417,5 +433,64 @@ mod tests {
         assert_eq!(changes.skipped, 1);
         assert_eq!(changes.audit.len(), 4);
         assert_eq!(changes.gaps, 0);
+    }
+
+    #[test]
+    fn a_derivation_writes_one_audit_row_per_key_with_provenance() {
+        use vtag_domain::tagging::{Action, Condition, Field, Operator, Rule, RuleSet, TagSchema, TaggingConfig};
+        let rule = Rule {
+            id: "web".into(),
+            key: "team".into(),
+            priority: 1,
+            enabled: true,
+            condition: Condition::Test { field: Field::Name, operator: Operator::StartsWith("web".into()), ignore_case: false },
+            action: Action::Set("platform".into()),
+            effective_from: None,
+            effective_to: None,
+        };
+        let config = TaggingConfig { version: 3, schema: TagSchema::seed_default(), rules: RuleSet::new(3, vec![rule], Default::default()).unwrap() };
+        let cloud = CloudResourceId::parse("i-2").unwrap();
+        let id = ResourceId::derive(&TenantId::parse("acme").unwrap(), Provider::Aws, &cloud);
+        let observe = ResourceCommand::Observe(ObserveResource {
+            provider: Provider::Aws,
+            cloud_id: cloud,
+            description: ResourceDescription::parse("1".into(), "r".into(), "t".into(), "web".into(), BTreeMap::new()).unwrap(),
+            native_tags: NativeTags::parse(BTreeMap::from([("Env".to_owned(), "PROD".to_owned())])).unwrap(),
+            observed_at: Utc::now(),
+        });
+        let log: Vec<Positioned> = decide(&ResourceState::default(), id, &observe, &ctx(1), &config)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+            .map(|(i, recorded)| Positioned { partition: 0, offset: i as i64, recorded })
+            .collect();
+        let changes = fold(&log, &HashMap::new());
+        let derived: Vec<&AuditRow> = changes.audit.iter().filter(|a| a.action == "VirtualTagsDerived").collect();
+        assert_eq!(derived.iter().map(|a| (a.change_index, a.tag_key.as_deref())).collect::<Vec<_>>(), [(0, Some("environment")), (1, Some("team"))]);
+        assert_eq!(derived[0].provenance.native_key.as_deref(), Some("Env"));
+        assert_eq!(derived[0].provenance.value_mapping, Some("alias"));
+        assert_eq!(derived[1].provenance.rule_id.as_deref(), Some("web"));
+        assert_eq!(derived[1].provenance.rule_set_version, Some(3));
+        let team = changes.tags[&("acme".to_owned(), id.as_uuid(), "team".to_owned())].set.clone().unwrap();
+        assert_eq!((team.value.as_str(), team.source.as_str(), team.provenance.origin), ("platform", "rule_based", Some("rule")));
+    }
+
+    #[test]
+    fn progress_keeps_the_furthest_marker_per_job_and_partition() {
+        let row = |p: i32, processed: u64, done: bool| ProgressRow {
+            tenant: "acme".into(),
+            job_id: Uuid::nil(),
+            rule_set_version: 1,
+            partition: p,
+            partitions: 2,
+            processed,
+            total: 300,
+            changed: 0,
+            done,
+            actor: "a".into(),
+            at: Utc::now(),
+        };
+        let latest = latest_progress(vec![row(0, 100, false), row(0, 300, true), row(0, 200, false), row(1, 100, false)]);
+        assert_eq!(latest.iter().map(|r| (r.partition, r.processed, r.done)).collect::<Vec<_>>(), [(0, 300, true), (1, 100, false)]);
     }
 }

@@ -38,18 +38,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
     let config_codec = EventCodec::for_config(&settings.registry_url, topics.tagging_config()).context("schema registry settings")?;
     let configs = configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, config_codec).await?;
-    let configs = configs.run();
-    tokio::pin!(configs);
+    // Its own task: polled only from this loop's select!, it could sit suspended mid-transaction
+    // holding a pooled connection while a batch waits for one.
+    let mut configs = tokio::spawn(configs.run());
 
     tokio::pin!(shutdown);
     loop {
         let batch = tokio::select! {
             _ = &mut shutdown => break,
-            result = &mut configs => return result.context("tagging-config projection"),
+            result = &mut configs => return result.context("tagging-config projection")?.context("tagging-config projection"),
             batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
         };
         project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
     }
+    configs.abort();
     tracing::info!("postgres projector stopped");
     Ok(())
 }
@@ -103,7 +105,7 @@ pub async fn project_batch(
         .collect();
     let known = store.versions(&keys).await?;
     let mut changes = fold(&events, &known);
-    changes.progress = progress;
+    changes.progress = fold::latest_progress(progress);
     write_with_retry(store, &changes, &next_offsets).await?;
     checkpoints.extend(next_offsets);
     if changes.skipped > 0 {
