@@ -2,6 +2,9 @@
 //! the child-process services it measures.
 
 pub mod data;
+pub mod engine;
+pub mod retro;
+pub mod rules;
 pub mod procfs;
 pub mod services;
 

@@ -1,0 +1,224 @@
+//! Retroactive re-derivation at scale, on the real services (child processes): observe N generated
+//! resources, publish a rule set, then edit ONE rule and time how long until the change is in the
+//! Postgres read model (every partition's progress marker folded). Raw baselines for the same
+//! number of records are measured in the same run: produce them to the broker, COPY them into
+//! Postgres.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+use vtag_inventory::GeneratedResource;
+use vtag_service::auth::Role;
+
+use crate::bench::procfs;
+use crate::bench::services::{free_port, wait_healthy, ChildService};
+use crate::bench::thousands;
+use crate::harness::TestEnv;
+
+const TENANT: &str = "bench";
+const BATCH: usize = 1_000;
+const IN_FLIGHT: usize = 4;
+
+pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration) -> anyhow::Result<Value> {
+    let env = TestEnv::new().await;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    eprintln!("[bench] retroactive: starting vtag-command-api ({base}) and vtag-projector");
+    let mut commands = ChildService::spawn(&env, "command-api", "vtag-command-api", &[("VTAG_COMMAND_API_LISTEN", format!("127.0.0.1:{port}"))])?;
+    wait_healthy(&mut commands, &base, Duration::from_secs(120)).await?;
+    let projector = ChildService::spawn(&env, "projector", "vtag-projector", &[("VTAG_PROJECTOR_BATCH", String::new())])?;
+    let mut db = PgConnection::connect(&env.database_url).await?;
+    let client = reqwest::Client::new();
+    let admin = env.token(TENANT, "finops@bench.test", Role::Admin);
+
+    // 1. The estate.
+    let started = Instant::now();
+    let bodies: Vec<Vec<u8>> = resources
+        .chunks(BATCH)
+        .map(|c| serde_json::to_vec(&json!({"resources": c.iter().map(|r| &r.observed).collect::<Vec<_>>()})).expect("json"))
+        .collect();
+    eprintln!("[bench] observing {} resources ({} requests, {IN_FLIGHT} in flight)", resources.len(), bodies.len());
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
+        .map(|body| {
+            let req = client.post(format!("{base}/api/v1/resources/observe")).bearer_auth(&admin).header("content-type", "application/json").body(body);
+            async move {
+                let resp = req.send().await.context("observe")?;
+                if !resp.status().is_success() {
+                    bail!("observe answered {}", resp.status());
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let ingest = started.elapsed();
+    let all_observed = wait_read_model(&mut db, resources.len() as i64, timeout).await?;
+    eprintln!("[bench] observed in {:.0}s, in the read model after {:.0}s", ingest.as_secs_f64(), all_observed.as_secs_f64() + ingest.as_secs_f64());
+
+    // 2. The rule set, published over the whole estate.
+    let (published, first) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/tagging-config", doc).await?;
+    let first_job = wait_job(&mut db, &first, timeout).await?;
+    eprintln!("[bench] rule set v{} over the estate: {:.1}s, {} resources changed", published["version"], first_job.0.as_secs_f64(), first_job.1);
+
+    // 3. One rule edited: one account's owner changes hands.
+    let mut rule = doc["rules"].as_array().and_then(|r| r.iter().find(|r| r["id"] == "owner-by-account")).cloned().context("owner rule")?;
+    let table = rule["lookup"]["table"].as_object_mut().context("owner table")?;
+    let account = table.keys().next().cloned().context("an account")?;
+    table.insert(account.clone(), json!("new-owner@bench.test"));
+    let (_, edit) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/rules/owner-by-account", &rule).await?;
+    let (edit_time, changed) = wait_job(&mut db, &edit, timeout).await?;
+    eprintln!("[bench] rule edit: {changed} resources changed, in the read model after {:.1}s", edit_time.as_secs_f64());
+    let rss = procfs::rss_kib(commands.pid).map(|(hwm, _)| hwm as f64 / 1024.0);
+
+    // 4. Raw baselines for the same number of records, same run.
+    let n = changed.max(1) as usize;
+    let produce = raw_produce(&env, n).await?;
+    let copy = raw_copy(&mut db, n).await?;
+
+    commands.stop(Duration::from_secs(10)).await.ok();
+    projector.stop(Duration::from_secs(10)).await.ok();
+    Ok(json!({
+        "resources": resources.len(),
+        "ingest_s": ingest.as_secs_f64(),
+        "initial_rule_set_s": first_job.0.as_secs_f64(),
+        "initial_rule_set_changed": first_job.1,
+        "edit_s": edit_time.as_secs_f64(),
+        "edit_changed": changed,
+        "edit_target_s": 120.0,
+        "raw_produce_same_count_s": produce.as_secs_f64(),
+        "raw_copy_same_count_s": copy.as_secs_f64(),
+        "command_api_peak_rss_mb": rss,
+    }))
+}
+
+pub fn summary(r: &Value) -> Vec<String> {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    vec![
+        format!("observe {} resources over HTTP      {:>8.1} s", thousands(f("resources")), f("ingest_s")),
+        format!("publish {}-rule set (all resources)   {:>8.1} s, {} resources changed", "R", f("initial_rule_set_s"), thousands(f("initial_rule_set_changed"))),
+        format!("EDIT ONE RULE → in the read model     {:>8.1} s, {} resources changed (target ≤ 120 s: {})",
+            f("edit_s"), thousands(f("edit_changed")), if f("edit_s") <= 120.0 { "met" } else { "MISSED" }),
+        format!("  raw produce of as many records      {:>8.2} s", f("raw_produce_same_count_s")),
+        format!("  raw COPY of as many rows            {:>8.2} s", f("raw_copy_same_count_s")),
+        format!("command API peak RSS                  {:>8.0} MB", f("command_api_peak_rss_mb")),
+    ]
+}
+
+async fn publish(client: &reqwest::Client, base: &str, token: &str, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<(Value, Uuid)> {
+    let resp = client.request(method, format!("{base}{path}")).bearer_auth(token).json(body).send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if status.as_u16() != 202 {
+        bail!("publishing {path} answered {status}: {v}");
+    }
+    let job = v["job_id"].as_str().and_then(|j| Uuid::parse_str(j).ok()).context("job id")?;
+    Ok((v, job))
+}
+
+/// Time until every partition reported the job done, and how many resources it changed.
+async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyhow::Result<(Duration, i64)> {
+    let started = Instant::now();
+    loop {
+        let row: Option<(i64, i32, i64)> = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE done), max(partitions), sum(changed)::int8 FROM rederivation_progress WHERE job_id = $1 HAVING count(*) > 0",
+        )
+        .bind(job)
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some((done, partitions, changed)) = row {
+            if done == i64::from(partitions) {
+                return Ok((started.elapsed(), changed));
+            }
+        }
+        if started.elapsed() > timeout {
+            bail!("job {job} not done after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_read_model(db: &mut PgConnection, resources: i64, timeout: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM resources").fetch_one(&mut *db).await?;
+        if n >= resources {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            bail!("only {n} of {resources} resources in the read model after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `n` records of a derivation event's size, to a scratch topic, with the services' producer settings.
+async fn raw_produce(env: &TestEnv, n: usize) -> anyhow::Result<Duration> {
+    let topic = format!("{}bench-raw", env.prefix);
+    let producer: FutureProducer = vtag_eventlog::kafka::producer_config(&env.stack.brokers).create()?;
+    let payload = vec![b'x'; 420];
+    let started = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for i in 0..n {
+        let key = i.to_string();
+        loop {
+            match producer.send_result(FutureRecord::to(&topic).key(&key).payload(&payload)) {
+                Ok(delivery) => {
+                    pending.push_back(delivery);
+                    break;
+                }
+                // The local queue is full: wait for the oldest deliveries, then retry.
+                Err((_, _)) => {
+                    for _ in 0..1_000 {
+                        match pending.pop_front() {
+                            Some(d) => delivered(d.await)?,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    while let Some(d) = pending.pop_front() {
+        delivered(d.await)?;
+    }
+    Ok(started.elapsed())
+}
+
+fn delivered(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>) -> anyhow::Result<()> {
+    match r {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e.into()),
+        Err(_) => bail!("delivery cancelled"),
+    }
+}
+
+/// `n` rows shaped like one derived change (a tag row and an audit row) by COPY.
+async fn raw_copy(db: &mut PgConnection, n: usize) -> anyhow::Result<Duration> {
+    sqlx::query("CREATE TEMP TABLE raw_tags (LIKE virtual_tags INCLUDING DEFAULTS)").execute(&mut *db).await?;
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut csv = String::with_capacity(n * 200);
+    for i in 0..n {
+        let id = Uuid::new_v4();
+        csv.push_str(&format!(
+            "bench,{id},owner,new-owner@bench.test,rule_based,1,a,a,{now},{now},{i},{id},rule,owner-by-account,2,,,,\n"
+        ));
+    }
+    let started = Instant::now();
+    let mut copy = db
+        .copy_in_raw(
+            "COPY raw_tags (tenant, resource_id, tag_key, tag_value, source, confidence, created_by, updated_by, created_at,
+             updated_at, version, event_id, origin, rule_id, rule_set_version, native_key, native_value, key_mapping, value_mapping)
+             FROM STDIN WITH (FORMAT csv)",
+        )
+        .await?;
+    copy.send(csv.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(started.elapsed())
+}
