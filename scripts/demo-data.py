@@ -80,8 +80,9 @@ class ApiError(Exception):
     pass
 
 
-def call(method, url, token, body=None, headers=None, retries=5):
-    """JSON in, JSON out; retries 503 (log briefly unavailable, read model catching up)."""
+def call(method, url, token, body=None, headers=None, retries=5, missing_ok=False):
+    """JSON in, JSON out; retries 503 (log briefly unavailable, read model catching up); with
+    missing_ok, a 404 is None (not there yet)."""
     data = None if body is None else json.dumps(body).encode()
     hdrs = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     if data is not None:
@@ -94,6 +95,8 @@ def call(method, url, token, body=None, headers=None, retries=5):
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             text = e.read().decode(errors="replace")
+            if e.code == 404 and missing_ok:
+                return None
             if e.code == 503 and attempt + 1 < retries:
                 time.sleep(1 + attempt)
                 continue
@@ -121,6 +124,8 @@ def main():
     ap.add_argument("--command-url", default=os.environ.get("VTAG_COMMAND_URL", "http://127.0.0.1:18080"))
     ap.add_argument("--query-url", default=os.environ.get("VTAG_QUERY_URL", "http://127.0.0.1:18082"))
     ap.add_argument("--token", default=os.environ.get("VTAG_TOKEN"), help="editor token (default $VTAG_TOKEN)")
+    ap.add_argument("--admin-token", default=os.environ.get("VTAG_ADMIN_TOKEN"),
+                    help="admin token to publish the starter rules (default $VTAG_ADMIN_TOKEN; without it, no rules)")
     ap.add_argument("--summary", help="also write the JSON summary to this file")
     ap.add_argument("--dry-run", action="store_true", help="print the observe payloads and exit")
     args = ap.parse_args()
@@ -180,7 +185,43 @@ def main():
     notebook = example("an untagged GCP instance", untagged(kind("gcp", "compute-instance")), untagged(kind("gcp")),
                        kind("gcp"))
 
-    # 2. people fixing what the native tags got wrong (with the values the generator knows are right)
+    # 2. the FinOps team's starter rules: the seed's three, an account → owner table, the application
+    #    from the name, and defaults; publishing re-derives every resource (a job we wait for)
+    if args.admin_token:
+        doc = call("GET", f"{qry}/api/v1/tagging-config", args.admin_token)
+        doc.pop("version", None)
+        owners = {}
+        for r, t in zip(resources, truths):
+            if t.get("owner"):
+                owners.setdefault(r["account_id"], t["owner"])
+        doc["rules"] = [
+            {"id": "prod-by-name", "key": "environment", "priority": 10,
+             "description": "Names containing prod are production (seed example)",
+             "when": {"field": "name", "contains": "prod"}, "set": "production"},
+            {"id": "stg-by-name", "key": "environment", "priority": 20,
+             "when": {"field": "name", "regex": "(^|[-_])stg([-_0-9]|$)"}, "set": "staging"},
+            {"id": "owner-by-account", "key": "owner", "priority": 10,
+             "description": "Each account belongs to one owner", "lookup": {"field": "account", "table": owners}},
+            {"id": "databases-are-sensitive", "key": "data-classification", "priority": 10,
+             "description": "Databases hold sensitive data (seed example: type rds)",
+             "when": {"field": "resource_type", "in": ["rds", "sql-database", "cloud-sql"]}, "set": "sensitive"},
+            {"id": "app-from-name", "key": "application", "priority": 50,
+             "set_from_name": {"regex": "^(?P<app>[a-z]+)-", "group": "app"}},
+        ]
+        doc["defaults"] = {"cost-center": "unallocated"}
+        published = call("PUT", f"{cmd}/api/v1/tagging-config", args.admin_token, doc,
+                         {"Idempotency-Key": f"{KEY_PREFIX}-rules"})
+        job = published.get("job")
+        for _ in range(600):
+            progress = call("GET", f"{qry}{job}", args.admin_token, retries=1, missing_ok=True) if job else {"done": True}
+            if progress and progress.get("done"):
+                break
+            time.sleep(0.2)
+        else:
+            raise ApiError(f"the starter rules' re-derivation did not finish: {progress}")
+        log(f"published starter rules (version {published.get('version')}), re-derived {progress.get('changed', 0)} resources")
+
+    # 3. people fixing what the native tags got wrong (with the values the generator knows are right)
     applies = [
         ("web1-env-1", {"resource_id": web1["id"], "key": "environment", "value": "prod", "source": "manual"}),
         # a correction, so the audit trail shows an old and a new value
@@ -215,7 +256,7 @@ def main():
     token = merge_tokens(*tokens)
     log(f"applied {len(applies)} single and 1 bulk ({len(payments)} resources) virtual tags")
 
-    # 3. read our own writes back: proves the projector has folded everything
+    # 4. read our own writes back: proves the projector has folded everything
     back = call("GET", f"{qry}/api/v1/resources/{web1['id']}/virtual-tags", args.token,
                 headers={"X-Consistency-Token": token})
     got = {t["key"]: t["value"] for t in back["virtual_tags"]}

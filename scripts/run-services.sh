@@ -159,7 +159,7 @@ load_demo() {
   [[ -x "$VTAG_BIN_DIR/vtag-token" ]] || die "vtag-token not found in $VTAG_BIN_DIR"
   local t0=$SECONDS logf="$LOG_DIR/demo-data.log"
   log "demo data: loading tenant 'demo' (log $logf)"
-  if ! VTAG_TOKEN="$(mint editor 1)" python3 "$DEMO_SCRIPT" --command-url "$COMMAND_URL" --query-url "$QUERY_URL" \
+  if ! VTAG_TOKEN="$(mint editor 1)" VTAG_ADMIN_TOKEN="$(mint admin 1)" python3 "$DEMO_SCRIPT" --command-url "$COMMAND_URL" --query-url "$QUERY_URL" \
       --summary "$DEMO_MARKER.tmp" >"$logf" 2>&1; then
     rm -f "$DEMO_MARKER.tmp"
     tail_log "$logf"
