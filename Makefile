@@ -18,7 +18,7 @@ help:
 	@echo "make stack       install + build + start postgres, kafka (tansu), schema registry"
 	@echo "make run         stack + the vtag services (scripts/run-services.sh start)"
 	@echo "make test        start the stack and run the workspace tests against it"
-	@echo "make bench       stack + vtag-bench"
+	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, retroactive rule edit)"
 	@echo "make stop        stop the services and the stack"
 	@echo "make clean-data  stop, then delete $(VTAG_HOME)"
 
@@ -51,9 +51,11 @@ test: install
 	  cargo test --workspace --no-fail-fast
 	fi
 
+# BENCH_ARGS / BENCH_TAGGING_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
 bench: stack
 	eval "$$($(STACK) env)"
-	cargo run --release -p vtag-tests --bin vtag-bench
+	cargo run --release -p vtag-tests --bin vtag-bench -- $(BENCH_ARGS)
+	cargo run --release -p vtag-tests --bin vtag-bench-tagging -- $(BENCH_TAGGING_ARGS)
 
 stop:
 	if [[ -f $(SERVICES) ]]; then bash $(SERVICES) stop; fi

@@ -199,3 +199,58 @@ async fn rules_derive_explain_and_reorder_retroactively_as_previewed() {
 fn urlencode(s: &str) -> String {
     s.replace(':', "%3A").replace('+', "%2B")
 }
+
+/// A new key alias and value alias reach resources observed before them (retroactive through the
+/// schema, not only rules); disabling and enabling a rule re-derives both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_and_rule_switches_rederive_what_was_already_observed() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let projector = env.start_projector();
+    let queries = env.start_query_api().await;
+    let admin = Api::new(commands.url(""), Some(env.token("acme", "fin@acme.test", Role::Admin)));
+    let read = Api::new(queries.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
+    let observed = admin
+        .post("/api/v1/resources/observe", &json!({"resources": [{"provider": "azure",
+            "resource_id": "/subscriptions/0000/resourceGroups/pay/providers/Microsoft.Compute/virtualMachines/pay-vm-1",
+            "account_id": "0000", "region": "westeurope", "resource_type": "vm", "name": "pay-vm-1",
+            "native_tags": {"Lifecycle": " Live "}}]}))
+        .await;
+    assert_eq!(observed.status, 200, "{:?}", observed.body);
+    let id = observed.body["results"][0]["id"].as_str().unwrap().to_owned();
+    let tags = |body: &Value| -> BTreeMap<String, (String, String)> {
+        body["virtual_tags"].as_array().unwrap().iter().map(|t| (t["key"].as_str().unwrap().to_owned(), (t["value"].as_str().unwrap().to_owned(), t["source"].as_str().unwrap().to_owned()))).collect()
+    };
+    let token = observed.body["consistency_token"].as_str().unwrap().to_owned();
+    let before = read.get_consistent(&format!("/api/v1/resources/{id}/virtual-tags"), &token).await;
+    assert!(tags(&before.body).is_empty(), "lifecycle is not a schema key yet: {:?}", before.body);
+
+    let mapped = admin.post("/api/v1/tag-mappings", &json!({"key": "environment", "aliases": ["lifecycle"]})).await;
+    assert_eq!(mapped.status, 202, "{:?}", mapped.body);
+    wait_for_job(&read, mapped.body["job"].as_str().unwrap()).await;
+    let schema = read.send(Method::GET, "/api/v1/tag-schema", None, &[("x-config-version", "1")]).await;
+    let environment = schema.body["keys"].as_array().unwrap().iter().find(|k| k["key"] == "environment").unwrap().clone();
+    assert!(environment["aliases"].as_array().unwrap().contains(&json!("lifecycle")), "{environment}");
+    let after = read.get(&format!("/api/v1/resources/{id}/virtual-tags")).await;
+    assert_eq!(tags(&after.body)["environment"], ("production".to_owned(), "native".to_owned()), "{:?}", after.body);
+
+    // A rule overrides the native value; disabled, the native value is back; enabled, the rule again.
+    let rule = json!({"id": "pay-is-staging", "key": "environment", "priority": 1, "when": {"field": "name", "starts_with": "pay-"}, "set": "staging"});
+    let saved = admin.post("/api/v1/rules", &rule).await;
+    wait_for_job(&read, saved.body["job"].as_str().unwrap()).await;
+    assert_eq!(tags(&read.get(&format!("/api/v1/resources/{id}/virtual-tags")).await.body)["environment"].0, "staging");
+    let off = admin.post("/api/v1/rules/pay-is-staging/disable", &json!({})).await;
+    assert_eq!(off.status, 202, "{:?}", off.body);
+    wait_for_job(&read, off.body["job"].as_str().unwrap()).await;
+    assert_eq!(tags(&read.get(&format!("/api/v1/resources/{id}/virtual-tags")).await.body)["environment"], ("production".to_owned(), "native".to_owned()));
+    let on = admin.post("/api/v1/rules/pay-is-staging/enable", &json!({})).await;
+    wait_for_job(&read, on.body["job"].as_str().unwrap()).await;
+    assert_eq!(tags(&read.get(&format!("/api/v1/resources/{id}/virtual-tags")).await.body)["environment"].0, "staging");
+    let history = read.get("/api/v1/tagging-config/history").await;
+    let kinds: Vec<&str> = history.body["items"].as_array().unwrap().iter().map(|i| i["change_kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["rule_enabled", "rule_disabled", "rule_upserted", "mapping_added"]);
+
+    queries.stop().await;
+    projector.stop().await;
+    commands.stop().await;
+}

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::normalize::{normalize, KeyMapping, ValueMapping};
-use super::rules::{Facts, RuleSet};
+use super::eval::{LiteralMemo, Program, Reading};
+use super::normalize::{normalize_borrowed, KeyMapping, Normalized, ValueMapping};
+use super::rules::{Rule, RuleSet};
 use super::schema::TagSchema;
 
 /// A tenant's whole tagging configuration at one version: every change (schema, mapping, rule,
@@ -101,63 +102,83 @@ fn derive_traced(
     at: DateTime<Utc>,
     mut hits: Option<&mut Vec<RuleHit>>,
 ) -> BTreeMap<String, DerivedTag> {
-    let normalized = normalize(&config.schema, &facts.native_tags);
-    let native: BTreeMap<String, String> = normalized.iter().map(|(k, t)| (k.clone(), t.value.clone())).collect();
-    // Only keys of the schema become virtual tags; others stay readable to rules as native tags.
-    let mut out: BTreeMap<String, DerivedTag> = normalized
-        .into_values()
-        .filter(|t| t.key_mapping != KeyMapping::Unknown)
-        .map(|t| {
-            let origin = Origin::Native {
-                native_key: t.native_key,
-                native_value: t.native_value,
-                key_mapping: t.key_mapping,
-                value_mapping: t.value_mapping,
-            };
-            (t.key, DerivedTag { value: t.value, origin })
-        })
-        .collect();
-    // What rules see as "the virtual tag": people's value, else what is derived so far.
-    let mut effective = native.clone();
-    effective.extend(people.iter().map(|(k, v)| (k.clone(), v.clone())));
-
-    for (key, rules) in config.rules.plan() {
-        let decided = {
-            let view = Facts {
-                name: &facts.name,
-                provider: &facts.provider,
-                account: &facts.account,
-                region: &facts.region,
-                resource_type: &facts.resource_type,
-                native: &native,
-                virtual_tags: &effective,
-                monthly_cost: facts.monthly_cost,
-            };
-            match hits.as_deref_mut() {
-                None => config.rules.first_match(rules, &view, at),
-                Some(hits) => {
-                    let mut winner = None;
-                    for rule in rules {
-                        if let Some(value) = rule.evaluate(&view, at) {
-                            hits.push(RuleHit { rule_id: rule.id.clone(), won: winner.is_none() });
-                            winner.get_or_insert((value, rule));
-                        }
-                    }
-                    winner
-                }
-            }
+    let program = config.rules.program();
+    // Keys outside the schema matter only to rules reading them as native tags.
+    let normalized = normalize_borrowed(&config.schema, &facts.native_tags, |form| program.slots().get(form).is_some());
+    let mut reading = reading(program, facts, &normalized, people);
+    // Per key decided here: its value and the rule that set it (none: the default).
+    let mut decided: Vec<(&str, &str, Option<&Rule>)> = Vec::with_capacity(program.keys().len());
+    for key in program.keys() {
+        let chosen = match program.decide(config.rules.rules(), key, &reading, at, hits.as_deref_mut()) {
+            Some((value, rule)) => Some((value, Some(rule))),
+            None if promoted(&normalized, &key.key).is_some() => None,
+            None => key.default.as_deref().map(|v| (v, None)),
         };
-        let chosen = match decided {
-            Some((value, rule)) => Some(DerivedTag { value, origin: Origin::Rule { rule_id: rule.id.clone() } }),
-            None if out.contains_key(key) => None,
-            None => config.rules.defaults().get(key).map(|v| DerivedTag { value: v.clone(), origin: Origin::Default }),
-        };
-        if let Some(tag) = chosen {
-            if !people.contains_key(key) {
-                effective.insert(key.to_owned(), tag.value.clone());
+        if let Some((value, rule)) = chosen {
+            if let (Some(slot), false) = (key.slot, people.contains_key(&key.key)) {
+                reading.virtual_tags[slot] = Some(value);
             }
-            out.insert(key.to_owned(), tag);
+            decided.push((&key.key, value, rule));
         }
     }
-    out
+    assemble(&normalized, decided)
+}
+
+/// What rules read of the resource: its facts, its normalized native tags, and as virtual tags
+/// people's values, else the native ones (until rules decide theirs).
+fn reading<'a>(
+    program: &Program,
+    facts: &'a ResourceFacts,
+    normalized: &'a [Normalized<'a>],
+    people: &'a BTreeMap<String, String>,
+) -> Reading<'a> {
+    let slots = program.slots();
+    let mut native = vec![None; slots.keys().len()];
+    for tag in normalized {
+        if let Some(slot) = slots.get(&tag.key) {
+            native[slot] = Some(tag.value.as_ref());
+        }
+    }
+    let virtual_tags = if people.is_empty() {
+        native.clone()
+    } else {
+        slots.keys().iter().zip(&native).map(|(k, n)| people.get(k).map(String::as_str).or(*n)).collect()
+    };
+    Reading {
+        name: &facts.name,
+        provider: &facts.provider,
+        account: &facts.account,
+        region: &facts.region,
+        resource_type: &facts.resource_type,
+        monthly_cost: facts.monthly_cost,
+        native,
+        virtual_tags,
+        literals: LiteralMemo::new(slots),
+    }
+}
+
+/// The native tag of a schema key, which becomes a virtual tag unless a rule decides the key.
+fn promoted<'n, 'a>(normalized: &'n [Normalized<'a>], key: &str) -> Option<&'n Normalized<'a>> {
+    let i = normalized.binary_search_by(|t| t.key.as_ref().cmp(key)).ok()?;
+    Some(&normalized[i]).filter(|t| t.key_mapping != KeyMapping::Unknown)
+}
+
+/// The promoted native tags and the decided keys, the latter winning: by key.
+fn assemble(normalized: &[Normalized<'_>], mut decided: Vec<(&str, &str, Option<&Rule>)>) -> BTreeMap<String, DerivedTag> {
+    decided.sort_unstable_by_key(|(key, _, _)| *key); // plan keys are distinct
+    let native = normalized.iter().filter(|t| t.key_mapping != KeyMapping::Unknown && decided.binary_search_by_key(&t.key.as_ref(), |d| d.0).is_err());
+    let native = native.map(|t| {
+        let origin = Origin::Native {
+            native_key: t.native_key.to_owned(),
+            native_value: t.native_value.to_owned(),
+            key_mapping: t.key_mapping.clone(),
+            value_mapping: t.value_mapping.clone(),
+        };
+        (t.key.to_string(), DerivedTag { value: t.value.to_string(), origin })
+    });
+    let decided = decided.iter().map(|&(key, value, rule)| {
+        let origin = rule.map_or(Origin::Default, |r| Origin::Rule { rule_id: r.id.clone() });
+        (key.to_owned(), DerivedTag { value: value.to_owned(), origin })
+    });
+    native.chain(decided).collect()
 }

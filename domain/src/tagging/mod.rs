@@ -6,6 +6,8 @@
 //! - [`derive`]: a resource's derived tags under a tenant's configuration, each with its origin.
 
 pub mod derive;
+mod eval;
+mod fx;
 pub mod normalize;
 pub mod rules;
 pub mod schema;

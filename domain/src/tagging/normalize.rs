@@ -2,9 +2,10 @@
 //! of the tag schema — and every result says which native tag and which mapping produced it, so
 //! "why does this resource carry environment=production?" always has an answer.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::schema::{CanonicalKey, TagSchema};
+use super::schema::TagSchema;
 
 /// Prefixes clouds put on keys they define; the rest of the key is what carries meaning.
 const PROVIDER_PREFIXES: [&str; 5] = ["aws:", "azure:", "ms:", "gcp:", "goog-"];
@@ -13,39 +14,123 @@ const PROVIDER_PREFIXES: [&str; 5] = ["aws:", "azure:", "ms:", "gcp:", "goog-"];
 /// of separators (space, `_`, `-`, `.`, `/`, `:`) turned into one `-`. `CostCenter`, `cost_center`
 /// and ` Cost Center ` all become `cost-center`.
 pub fn key_form(raw: &str) -> String {
-    let trimmed = raw.trim();
-    let lower_prefix = trimmed.to_ascii_lowercase();
-    let unprefixed = PROVIDER_PREFIXES
-        .iter()
-        .find(|p| lower_prefix.starts_with(*p) && trimmed.len() > p.len())
-        .map_or(trimmed, |p| &trimmed[p.len()..]);
-    let chars: Vec<char> = unprefixed.chars().collect();
-    let mut out = String::with_capacity(unprefixed.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_alphanumeric() {
-            let prev = i.checked_sub(1).map(|j| chars[j]);
-            let next = chars.get(i + 1);
-            // a word boundary inside camelCase ("costCenter") or after an acronym ("APIKey")
-            let boundary = c.is_uppercase()
-                && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit()
-                    || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase())));
-            if boundary && !out.is_empty() && !out.ends_with('-') {
-                out.push('-');
-            }
-            out.extend(c.to_lowercase());
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
+    let mut out = String::with_capacity(raw.len() + 4);
+    key_form_into(raw, &mut out);
+    out
+}
+
+/// [`key_form`] into a buffer (cleared first), so normalizing a resource's keys reuses one.
+pub(crate) fn key_form_into(raw: &str, out: &mut String) {
+    out.clear();
+    let unprefixed = strip_provider_prefix(raw.trim());
+    // Keys are ASCII nearly always; bytes then say everything chars would, without decoding.
+    if unprefixed.is_ascii() {
+        ascii_key_form(unprefixed.as_bytes(), out);
+    } else {
+        unicode_key_form(unprefixed, out);
     }
     while out.ends_with('-') {
         out.pop();
     }
-    out
+}
+
+fn strip_provider_prefix(trimmed: &str) -> &str {
+    // The prefixes are lower-case ASCII: a byte-wise comparison ignoring ASCII case is exact, and a
+    // match ends on a char boundary.
+    PROVIDER_PREFIXES
+        .iter()
+        .find(|p| trimmed.len() > p.len() && trimmed.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+        .map_or(trimmed, |p| &trimmed[p.len()..])
+}
+
+/// A word boundary inside camelCase ("costCenter") or after an acronym ("APIKey"): `c` upper case
+/// after a lower-case letter or a digit, or after an upper-case letter when a lower-case one follows.
+fn is_word_boundary(prev: Option<char>, c: char, next: Option<char>) -> bool {
+    c.is_uppercase()
+        && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit() || (p.is_uppercase() && next.is_some_and(char::is_lowercase)))
+}
+
+fn ascii_key_form(bytes: &[u8], out: &mut String) {
+    let char_at = |i: usize| bytes.get(i).map(|b| char::from(*b));
+    // Whether a '-' may go next: never first, never twice.
+    let mut may_separate = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_alphanumeric() {
+            let c = char::from(b);
+            if may_separate && is_word_boundary(i.checked_sub(1).and_then(char_at), c, char_at(i + 1)) {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+            may_separate = true;
+        } else if may_separate {
+            out.push('-');
+            may_separate = false;
+        }
+    }
+}
+
+fn unicode_key_form(unprefixed: &str, out: &mut String) {
+    let chars: Vec<char> = unprefixed.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let may_separate = !out.is_empty() && !out.ends_with('-');
+        if c.is_alphanumeric() {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            if may_separate && is_word_boundary(prev, c, chars.get(i + 1).copied()) {
+                out.push('-');
+            }
+            out.extend(c.to_lowercase());
+        } else if may_separate {
+            out.push('-');
+        }
+    }
 }
 
 /// The normalized form of a value: trimmed, inner runs of whitespace collapsed to one space.
 pub fn value_form(raw: &str) -> String {
-    raw.split_whitespace().collect::<Vec<_>>().join(" ")
+    value_form_cow(raw).into_owned()
+}
+
+/// [`value_form`], borrowing `raw` when it is already in form (most values are).
+pub(crate) fn value_form_cow(raw: &str) -> Cow<'_, str> {
+    if is_value_form(raw) {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(raw.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// In form: every whitespace character is a single ' ' between two others.
+fn is_value_form(raw: &str) -> bool {
+    // At the start as after a space: a leading space is out of form.
+    let mut after_space = true;
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            if c != ' ' || after_space {
+                return false;
+            }
+            after_space = true;
+        } else {
+            after_space = false;
+        }
+    }
+    raw.is_empty() || !after_space
+}
+
+/// Calls `f` with `s` in lower case (as `str::to_lowercase`), without allocating for ASCII text
+/// of ordinary length — tag values and names, compared case-insensitively per resource.
+pub(crate) fn with_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    const MAX: usize = 128;
+    if !s.is_ascii() || s.len() > MAX {
+        return f(&s.to_lowercase());
+    }
+    if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return f(s);
+    }
+    let mut buf = [0u8; MAX];
+    let lower = &mut buf[..s.len()];
+    lower.copy_from_slice(s.as_bytes());
+    lower.make_ascii_lowercase();
+    f(std::str::from_utf8(lower).expect("ASCII stays UTF-8"))
 }
 
 /// How a canonical tag was obtained from a native one.
@@ -85,64 +170,101 @@ pub struct NormalizedTag {
 /// key (`env` and `Environment` on the same resource), the one spelled like the canonical key wins,
 /// then the alphabetically first native key. Empty values carry nothing and are dropped.
 pub fn normalize(schema: &TagSchema, native: &BTreeMap<String, String>) -> BTreeMap<String, NormalizedTag> {
-    let mut out: BTreeMap<String, (u8, NormalizedTag)> = BTreeMap::new();
+    normalize_borrowed(schema, native, |_| true).into_iter().map(|t| (t.key.to_string(), t.into_owned())).collect()
+}
+
+/// A [`NormalizedTag`] borrowing what it can from the schema and the native tags: derivation reads
+/// every resource's tags, and copies only what ends up in its result.
+#[derive(Debug, Clone)]
+pub(crate) struct Normalized<'a> {
+    pub key: Cow<'a, str>,
+    pub value: Cow<'a, str>,
+    pub native_key: &'a str,
+    pub native_value: &'a str,
+    pub key_mapping: KeyMapping,
+    pub value_mapping: ValueMapping,
+    pub allowed: bool,
+}
+
+impl Normalized<'_> {
+    fn into_owned(self) -> NormalizedTag {
+        NormalizedTag {
+            key: self.key.into_owned(),
+            value: self.value.into_owned(),
+            native_key: self.native_key.to_owned(),
+            native_value: self.native_value.to_owned(),
+            key_mapping: self.key_mapping,
+            value_mapping: self.value_mapping,
+            allowed: self.allowed,
+        }
+    }
+}
+
+/// [`normalize`], borrowed, as a list sorted by key with one tag per key; of the keys outside the
+/// schema only those `keep_unknown` accepts (in form). They never share a key with one of the
+/// schema's — a form that is a canonical key's finds it — so leaving some out changes no other.
+pub(crate) fn normalize_borrowed<'a>(
+    schema: &'a TagSchema,
+    native: &'a BTreeMap<String, String>,
+    keep_unknown: impl Fn(&str) -> bool,
+) -> Vec<Normalized<'a>> {
+    let mut out = Vec::with_capacity(native.len());
+    let mut form = String::with_capacity(32);
     for (native_key, native_value) in native {
-        let value = value_form(native_value);
+        key_form_into(native_key, &mut form);
+        let index = schema.lookup_form(&form);
+        if form.is_empty() || (index.is_none() && !keep_unknown(&form)) {
+            continue;
+        }
+        let value = value_form_cow(native_value);
         if value.is_empty() {
             continue;
         }
-        let form = key_form(native_key);
-        if form.is_empty() {
-            continue;
-        }
-        let tag = match schema.lookup(native_key) {
-            Some(canonical) => canonical_tag(canonical, native_key, native_value, &form, value),
-            None => NormalizedTag {
-                key: form,
+        out.push(match index {
+            Some(index) => canonical_tag(schema, index, native_key, native_value, &form, value),
+            None => Normalized {
+                key: Cow::Owned(form.clone()),
                 value,
-                native_key: native_key.clone(),
-                native_value: native_value.clone(),
+                native_key,
+                native_value,
                 key_mapping: KeyMapping::Unknown,
                 value_mapping: ValueMapping::Kept,
                 allowed: true,
             },
-        };
-        let rank = u8::from(tag.key_mapping != KeyMapping::Canonical);
-        // BTreeMap iteration is alphabetical, so on equal rank the first native key stays.
-        match out.get(&tag.key) {
-            Some((existing, _)) if *existing <= rank => {}
-            _ => {
-                out.insert(tag.key.clone(), (rank, tag));
-            }
-        }
+        });
     }
-    out.into_iter().map(|(k, (_, t))| (k, t)).collect()
+    // One tag per key: the canonical spelling first, then — the sort is stable and native keys came
+    // in alphabetical order — the first native key.
+    out.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| rank(a).cmp(&rank(b))));
+    out.dedup_by(|later, kept| later.key == kept.key);
+    out
 }
 
-fn canonical_tag(canonical: &CanonicalKey, native_key: &str, native_value: &str, form: &str, value: String) -> NormalizedTag {
-    let key_mapping = if form == key_form(&canonical.key) { KeyMapping::Canonical } else { KeyMapping::Alias };
-    let lower = value.to_lowercase();
-    let (value, value_mapping) = if let Some(v) = canonical.value_aliases.get(&lower) {
-        let mapping = if *v == value { ValueMapping::Kept } else { ValueMapping::Alias };
-        (v.clone(), mapping)
-    } else if let Some(v) = canonical.allowed_values.iter().find(|a| a.to_lowercase() == lower) {
-        let mapping = if *v == value { ValueMapping::Kept } else { ValueMapping::Case };
-        (v.clone(), mapping)
-    } else if canonical.lowercase_values && lower != value {
-        (lower, ValueMapping::Case)
-    } else {
-        (value, ValueMapping::Kept)
-    };
-    let allowed = canonical.allowed_values.is_empty() || canonical.allowed_values.contains(&value);
-    NormalizedTag {
-        key: canonical.key.clone(),
-        value,
-        native_key: native_key.to_owned(),
-        native_value: native_value.to_owned(),
-        key_mapping,
-        value_mapping,
-        allowed,
-    }
+fn rank(t: &Normalized<'_>) -> u8 {
+    u8::from(t.key_mapping != KeyMapping::Canonical)
+}
+
+fn canonical_tag<'a>(
+    schema: &'a TagSchema,
+    index: usize,
+    native_key: &'a str,
+    native_value: &'a str,
+    form: &str,
+    value: Cow<'a, str>,
+) -> Normalized<'a> {
+    let canonical = &schema.keys()[index];
+    let key_mapping = if form == schema.canonical_form(index) { KeyMapping::Canonical } else { KeyMapping::Alias };
+    let (value, value_mapping) = with_lowercase(&value, |lower| match schema.known_value(index, lower) {
+        Some(known) => {
+            let mapping = if known.value == *value { ValueMapping::Kept } else { known.mapping.clone() };
+            Some((Cow::Borrowed(known.value.as_str()), mapping))
+        }
+        None if canonical.lowercase_values && *lower != *value => Some((Cow::Owned(lower.to_owned()), ValueMapping::Case)),
+        None => None,
+    })
+    .unwrap_or((value, ValueMapping::Kept));
+    let allowed = canonical.allowed_values.is_empty() || canonical.allowed_values.iter().any(|a| *a == *value);
+    Normalized { key: Cow::Borrowed(&canonical.key), value, native_key, native_value, key_mapping, value_mapping, allowed }
 }
 
 impl KeyMapping {

@@ -7,11 +7,12 @@
 //! that produced it, which is what makes "why does this resource carry team=payments?" answerable
 //! and a rule change re-derivable.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
+
+use super::eval::{self, Program};
 
 /// What a condition can look at.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +91,8 @@ pub struct RuleSet {
     defaults: BTreeMap<String, String>,
     /// Keys with rules or defaults, dependencies first; each with its rules in evaluation order.
     plan: Vec<(String, Vec<usize>)>,
+    /// The plan compiled for derivation (see `eval`): built here, once, as the rules never change.
+    program: Program,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -114,7 +117,8 @@ impl RuleSet {
             }
         }
         let plan = plan(&rules, &defaults)?;
-        Ok(Self { version, rules, defaults, plan })
+        let program = Program::new(&rules, &plan, &defaults);
+        Ok(Self { version, rules, defaults, plan, program })
     }
 
     pub fn version(&self) -> u64 {
@@ -133,6 +137,10 @@ impl RuleSet {
     /// rules in the order they are tried.
     pub fn plan(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &Rule> + '_)> + '_ {
         self.plan.iter().map(|(k, idx)| (k.as_str(), idx.iter().map(|i| &self.rules[*i])))
+    }
+
+    pub(crate) fn program(&self) -> &Program {
+        &self.program
     }
 
     /// The first rule of `key` that applies, with its value.
@@ -216,65 +224,9 @@ pub struct Facts<'a> {
     pub monthly_cost: Option<f64>,
 }
 
-impl Facts<'_> {
-    fn text(&self, field: &Field) -> Option<Cow<'_, str>> {
-        match field {
-            Field::Name => Some(Cow::Borrowed(self.name)),
-            Field::Provider => Some(Cow::Borrowed(self.provider)),
-            Field::Account => Some(Cow::Borrowed(self.account)),
-            Field::Region => Some(Cow::Borrowed(self.region)),
-            Field::ResourceType => Some(Cow::Borrowed(self.resource_type)),
-            Field::NativeTag(k) => self.native.get(k).map(|v| Cow::Borrowed(v.as_str())),
-            Field::VirtualTag(k) => self.virtual_tags.get(k).map(|v| Cow::Borrowed(v.as_str())),
-            Field::MonthlyCost => self.monthly_cost.map(|c| Cow::Owned(c.to_string())),
-        }
-    }
-
-    fn number(&self, field: &Field) -> Option<f64> {
-        match field {
-            Field::MonthlyCost => self.monthly_cost,
-            other => self.text(other).and_then(|t| t.trim().parse().ok()),
-        }
-    }
-}
-
 impl Condition {
     pub fn holds(&self, facts: &Facts<'_>) -> bool {
-        match self {
-            Condition::Always => true,
-            Condition::All(cs) => cs.iter().all(|c| c.holds(facts)),
-            Condition::Any(cs) => cs.iter().any(|c| c.holds(facts)),
-            Condition::Not(c) => !c.holds(facts),
-            Condition::Test { field, operator, ignore_case } => test(facts, field, operator, *ignore_case),
-        }
-    }
-}
-
-fn test(facts: &Facts<'_>, field: &Field, operator: &Operator, ignore_case: bool) -> bool {
-    fn folded(s: &str, ignore_case: bool) -> Cow<'_, str> {
-        if ignore_case { Cow::Owned(s.to_lowercase()) } else { Cow::Borrowed(s) }
-    }
-    let fold = |s| folded(s, ignore_case);
-    let number = || facts.number(field);
-    match operator {
-        Operator::Exists => facts.text(field).is_some(),
-        Operator::GreaterThan(n) => number().is_some_and(|v| v > *n),
-        Operator::GreaterOrEqual(n) => number().is_some_and(|v| v >= *n),
-        Operator::LessThan(n) => number().is_some_and(|v| v < *n),
-        Operator::LessOrEqual(n) => number().is_some_and(|v| v <= *n),
-        Operator::Matches(re) => facts.text(field).is_some_and(|v| re.is_match(&v)),
-        text_op => {
-            let Some(raw) = facts.text(field) else { return false };
-            let value = if ignore_case { Cow::Owned(raw.to_lowercase()) } else { raw };
-            match text_op {
-                Operator::Equals(s) => *value == *fold(s),
-                Operator::In(list) => list.iter().any(|s| *value == *fold(s)),
-                Operator::Contains(s) => value.contains(&*fold(s)),
-                Operator::StartsWith(s) => value.starts_with(&*fold(s)),
-                Operator::EndsWith(s) => value.ends_with(&*fold(s)),
-                _ => unreachable!("handled above"),
-            }
-        }
+        eval::condition_holds(self, facts)
     }
 }
 
@@ -306,22 +258,13 @@ impl Rule {
         }
     }
 
-    fn in_effect(&self, at: DateTime<Utc>) -> bool {
+    pub(crate) fn in_effect(&self, at: DateTime<Utc>) -> bool {
         self.enabled && self.effective_from.is_none_or(|f| at >= f) && self.effective_to.is_none_or(|t| at < t)
     }
 
     /// The value this rule gives the resource, if it applies.
     pub fn evaluate(&self, facts: &Facts<'_>, at: DateTime<Utc>) -> Option<String> {
-        if !self.in_effect(at) || !self.condition.holds(facts) {
-            return None;
-        }
-        match &self.action {
-            Action::Set(v) => Some(v.clone()),
-            Action::NameCapture { pattern, group } => {
-                pattern.captures(facts.name).and_then(|c| c.name(group)).map(|m| m.as_str().to_owned())
-            }
-            Action::Lookup { field, table } => facts.text(field).and_then(|v| table.get(v.as_ref()).cloned()),
-        }
+        eval::rule_value(self, facts, at)
     }
 }
 

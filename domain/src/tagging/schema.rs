@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::normalize::{key_form, value_form};
+use super::fx::FxMap;
+use super::normalize::{key_form, value_form, ValueMapping};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
@@ -64,25 +65,43 @@ impl CanonicalKey {
 }
 
 /// The canonical keys of a tenant, looked up by any of their spellings.
+///
+/// Everything normalization asks per native tag is answered here from tables built once in
+/// [`TagSchema::new`]: the schema never changes after (its keys are only lent out, immutably).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagSchema {
     keys: Vec<CanonicalKey>,
-    by_form: BTreeMap<String, usize>,
+    /// Every spelling's key form → the index of its key in `keys`.
+    by_form: FxMap<String, usize>,
+    /// Per key, the key form of its canonical spelling.
+    forms: Vec<String>,
+    /// Per key, lower-case value → the value it stands for.
+    values: Vec<FxMap<String, KnownValue>>,
+}
+
+/// A value a key maps a spelling to, and how: through a value alias, or an allowed value's case.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KnownValue {
+    pub value: String,
+    /// The mapping when the spelling differs from `value`.
+    pub mapping: ValueMapping,
 }
 
 impl TagSchema {
     pub fn new(keys: Vec<CanonicalKey>) -> Self {
-        let mut by_form = BTreeMap::new();
-        for (i, k) in keys.iter().enumerate() {
+        let forms: Vec<String> = keys.iter().map(|k| key_form(&k.key)).collect();
+        let mut by_form = FxMap::default();
+        for (i, form) in forms.iter().enumerate() {
             // The canonical spelling wins over an alias that happens to normalize the same way.
-            by_form.insert(key_form(&k.key), i);
+            by_form.insert(form.clone(), i);
         }
         for (i, k) in keys.iter().enumerate() {
             for alias in &k.key_aliases {
                 by_form.entry(key_form(alias)).or_insert(i);
             }
         }
-        Self { keys, by_form }
+        let values = keys.iter().map(known_values).collect();
+        Self { keys, by_form, forms, values }
     }
 
     pub fn keys(&self) -> &[CanonicalKey] {
@@ -91,7 +110,22 @@ impl TagSchema {
 
     /// The canonical key a native key (in any spelling) stands for.
     pub fn lookup(&self, native_key: &str) -> Option<&CanonicalKey> {
-        self.by_form.get(&key_form(native_key)).map(|i| &self.keys[*i])
+        self.lookup_form(&key_form(native_key)).map(|i| &self.keys[i])
+    }
+
+    /// The index in [`TagSchema::keys`] of the key a key form stands for.
+    pub(crate) fn lookup_form(&self, form: &str) -> Option<usize> {
+        self.by_form.get(form).copied()
+    }
+
+    /// The key form of the canonical spelling of `keys()[index]`.
+    pub(crate) fn canonical_form(&self, index: usize) -> &str {
+        &self.forms[index]
+    }
+
+    /// What a value of `keys()[index]`, in lower case, stands for, if the key names it.
+    pub(crate) fn known_value(&self, index: usize, lower: &str) -> Option<&KnownValue> {
+        self.values[index].get(lower)
     }
 
     /// The seed's taxonomy and normalization examples.
@@ -125,4 +159,18 @@ impl TagSchema {
             CanonicalKey::new("compliance", Medium).aliases(&["compliance-framework"]),
         ])
     }
+}
+
+/// A key's value spellings, by lower case: value aliases first (they are looked up first), then the
+/// first allowed value of each lower case.
+fn known_values(key: &CanonicalKey) -> FxMap<String, KnownValue> {
+    let mut known: FxMap<String, KnownValue> = key
+        .value_aliases
+        .iter()
+        .map(|(spelling, value)| (spelling.clone(), KnownValue { value: value.clone(), mapping: ValueMapping::Alias }))
+        .collect();
+    for value in &key.allowed_values {
+        known.entry(value.to_lowercase()).or_insert_with(|| KnownValue { value: value.clone(), mapping: ValueMapping::Case });
+    }
+    known
 }

@@ -150,6 +150,28 @@ pub struct Positioned {
     pub recorded: Recorded<ResourceEvent>,
 }
 
+/// Sets a key's row to (value, source, confidence) as of `env`. Creation is the first set since the
+/// batch began or since the key was last removed, so the row reads the same however the log was cut
+/// into batches.
+fn set_tag(tag: &mut TagChange, env: &vtag_domain::EventEnvelope, (value, source, confidence): (&str, &str, f64), provenance: Provenance) {
+    let (created_by, created_at) = match &tag.set {
+        Some(earlier) => (earlier.created_by.clone(), earlier.created_at),
+        None => (env.actor.as_str().to_owned(), env.recorded_at),
+    };
+    tag.set = Some(TagRow {
+        created_by,
+        created_at,
+        value: value.to_owned(),
+        source: source.to_owned(),
+        confidence,
+        actor: env.actor.as_str().to_owned(),
+        at: env.recorded_at,
+        version: env.aggregate_version,
+        event_id: env.event_id,
+        provenance,
+    });
+}
+
 /// One row per (tenant, job, partition): the furthest marker of the batch. (One statement cannot
 /// upsert the same row twice, and a job writes a marker per chunk.)
 pub fn latest_progress(markers: Vec<ProgressRow>) -> Vec<ProgressRow> {
@@ -239,24 +261,8 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
                 audit.source = Some(e.source.as_str().to_owned());
                 audit.confidence = Some(e.confidence.value());
                 let tag = out.tags.entry((key.0.clone(), key.1, e.key.as_str().to_owned())).or_default();
-                // Creation is the first set since the batch began or since the key was last removed,
-                // so the row reads the same however the log was cut into batches.
-                let (created_by, created_at) = match &tag.set {
-                    Some(earlier) => (earlier.created_by.clone(), earlier.created_at),
-                    None => (env.actor.as_str().to_owned(), env.recorded_at),
-                };
-                tag.set = Some(TagRow {
-                    created_by,
-                    created_at,
-                    value: e.value.as_str().to_owned(),
-                    source: e.source.as_str().to_owned(),
-                    confidence: e.confidence.value(),
-                    actor: env.actor.as_str().to_owned(),
-                    at: env.recorded_at,
-                    version: env.aggregate_version,
-                    event_id: env.event_id,
-                    provenance: Provenance::default(),
-                });
+                let value = (e.value.as_str(), e.source.as_str(), e.confidence.value());
+                set_tag(tag, env, value, Provenance::default());
             }
             ResourceEvent::VirtualTagsDerived(e) => {
                 for (i, c) in e.changes.iter().enumerate() {
@@ -272,24 +278,7 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
                     out.audit.push(row);
                     let tag = out.tags.entry((key.0.clone(), key.1, c.key.as_str().to_owned())).or_default();
                     match &c.value {
-                        Some(value) => {
-                            let (created_by, created_at) = match &tag.set {
-                                Some(earlier) => (earlier.created_by.clone(), earlier.created_at),
-                                None => (env.actor.as_str().to_owned(), env.recorded_at),
-                            };
-                            tag.set = Some(TagRow {
-                                created_by,
-                                created_at,
-                                value: value.as_str().to_owned(),
-                                source: c.source.as_str().to_owned(),
-                                confidence: 1.0,
-                                actor: env.actor.as_str().to_owned(),
-                                at: env.recorded_at,
-                                version: env.aggregate_version,
-                                event_id: env.event_id,
-                                provenance,
-                            });
-                        }
+                        Some(value) => set_tag(tag, env, (value.as_str(), c.source.as_str(), 1.0), provenance),
                         None => {
                             tag.removed_at_version = Some(env.aggregate_version);
                             tag.set = None;

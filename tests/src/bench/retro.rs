@@ -1,6 +1,7 @@
-//! Retroactive re-derivation at scale, on the real services (child processes): observe N generated
-//! resources, publish a rule set, then edit ONE rule and time how long until the change is in the
-//! Postgres read model (every partition's progress marker folded). Raw baselines for the same
+//! Retroactive re-derivation at scale, on the real services (child processes): publish a rule set,
+//! observe N generated resources (derived under it as they arrive), then edit ONE rule and time how
+//! long from the edit's request until the change is in the Postgres read model (every partition's
+//! progress marker folded). Raw baselines for the same
 //! number of records are measured in the same run: produce them to the broker, COPY them into
 //! Postgres.
 
@@ -36,7 +37,13 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
     let client = reqwest::Client::new();
     let admin = env.token(TENANT, "finops@bench.test", Role::Admin);
 
-    // 1. The estate.
+    // 1. The rule set first, so the estate is derived under it as it is observed (the steady state a
+    //    rule edit meets in production).
+    let (published, first) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/tagging-config", doc).await?;
+    wait_job(&mut db, &first, timeout).await?;
+    eprintln!("[bench] rule set v{} published", published["version"]);
+
+    // 2. The estate.
     let started = Instant::now();
     let bodies: Vec<Vec<u8>> = resources
         .chunks(BATCH)
@@ -61,19 +68,17 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
     let ingest = started.elapsed();
     let all_observed = wait_read_model(&mut db, resources.len() as i64, timeout).await?;
     eprintln!("[bench] observed in {:.0}s, in the read model after {:.0}s", ingest.as_secs_f64(), all_observed.as_secs_f64() + ingest.as_secs_f64());
-
-    // 2. The rule set, published over the whole estate.
-    let (published, first) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/tagging-config", doc).await?;
-    let first_job = wait_job(&mut db, &first, timeout).await?;
-    eprintln!("[bench] rule set v{} over the estate: {:.1}s, {} resources changed", published["version"], first_job.0.as_secs_f64(), first_job.1);
+    let in_read_model = ingest + all_observed;
 
     // 3. One rule edited: one account's owner changes hands.
     let mut rule = doc["rules"].as_array().and_then(|r| r.iter().find(|r| r["id"] == "owner-by-account")).cloned().context("owner rule")?;
     let table = rule["lookup"]["table"].as_object_mut().context("owner table")?;
     let account = table.keys().next().cloned().context("an account")?;
     table.insert(account.clone(), json!("new-owner@bench.test"));
+    let edit_started = Instant::now();
     let (_, edit) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/rules/owner-by-account", &rule).await?;
-    let (edit_time, changed) = wait_job(&mut db, &edit, timeout).await?;
+    let (_, changed) = wait_job(&mut db, &edit, timeout).await?;
+    let edit_time = edit_started.elapsed();
     eprintln!("[bench] rule edit: {changed} resources changed, in the read model after {:.1}s", edit_time.as_secs_f64());
     let rss = procfs::rss_kib(commands.pid).map(|(hwm, _)| hwm as f64 / 1024.0);
 
@@ -87,8 +92,7 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
     Ok(json!({
         "resources": resources.len(),
         "ingest_s": ingest.as_secs_f64(),
-        "initial_rule_set_s": first_job.0.as_secs_f64(),
-        "initial_rule_set_changed": first_job.1,
+        "observed_in_read_model_s": in_read_model.as_secs_f64(),
         "edit_s": edit_time.as_secs_f64(),
         "edit_changed": changed,
         "edit_target_s": 120.0,
@@ -102,7 +106,7 @@ pub fn summary(r: &Value) -> Vec<String> {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     vec![
         format!("observe {} resources over HTTP      {:>8.1} s", thousands(f("resources")), f("ingest_s")),
-        format!("publish {}-rule set (all resources)   {:>8.1} s, {} resources changed", "R", f("initial_rule_set_s"), thousands(f("initial_rule_set_changed"))),
+        format!("  … all derived, in the read model    {:>8.1} s", f("observed_in_read_model_s")),
         format!("EDIT ONE RULE → in the read model     {:>8.1} s, {} resources changed (target ≤ 120 s: {})",
             f("edit_s"), thousands(f("edit_changed")), if f("edit_s") <= 120.0 { "met" } else { "MISSED" }),
         format!("  raw produce of as many records      {:>8.2} s", f("raw_produce_same_count_s")),
@@ -111,13 +115,24 @@ pub fn summary(r: &Value) -> Vec<String> {
     ]
 }
 
+/// Publishes a configuration change; a 503 (a partition lease moving, the log briefly away) is
+/// retried, as the API says it safely can be.
 async fn publish(client: &reqwest::Client, base: &str, token: &str, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<(Value, Uuid)> {
-    let resp = client.request(method, format!("{base}{path}")).bearer_auth(token).json(body).send().await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    if status.as_u16() != 202 {
-        bail!("publishing {path} answered {status}: {v}");
-    }
+    let key = Uuid::new_v4().to_string();
+    let mut attempt = 0;
+    let v = loop {
+        let resp = client.request(method.clone(), format!("{base}{path}")).bearer_auth(token).header("idempotency-key", &key).json(body).send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await?;
+        match status.as_u16() {
+            202 => break v,
+            503 if attempt < 30 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => bail!("publishing {path} answered {status}: {v}"),
+        }
+    };
     let job = v["job_id"].as_str().and_then(|j| Uuid::parse_str(j).ok()).context("job id")?;
     Ok((v, job))
 }

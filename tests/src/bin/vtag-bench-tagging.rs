@@ -3,11 +3,11 @@
 //!
 //!  1. engine        — `derive` over every resource's facts, 1 thread and all threads, against the
 //!     raw floor of reading the same facts and against normalization alone (medians of 3 passes);
-//!  2. retroactive   — the real services (command API, projector) as child processes: N resources
-//!     observed over HTTP, the rule set published and re-derived, then ONE rule edited; measured:
-//!     the time from the edit's publish until `rederivation_progress` says every partition is done
-//!     (i.e. the change is in the Postgres read model), against raw baselines for the same number of
-//!     records (produce to the broker, COPY into Postgres) measured in the same run.
+//!  2. retroactive   — the real services (command API, projector) as child processes: the rule set
+//!     published, N resources observed over HTTP (derived as they arrive), then ONE rule edited;
+//!     measured: the time from the edit's request until `rederivation_progress` says every
+//!     partition is done (i.e. the change is in the Postgres read model), against raw baselines for
+//!     the same number of records (produce to the broker, COPY into Postgres) in the same run.
 //!
 //! `--engine-only` skips 2. Results go to stdout and `$VTAG_HOME/bench/p2-<timestamp>.json`.
 
@@ -21,6 +21,7 @@ use vtag_tagging_config::ConfigDocument;
 use vtag_tests::bench::engine::{derive_all, normalize_only, read_facts, throughput};
 use vtag_tests::bench::rules::rule_document;
 use vtag_tests::bench::{median, retro, thousands};
+use vtag_tests::derivation::facts;
 
 struct Args {
     resources: usize,
@@ -48,19 +49,6 @@ fn parse_args() -> Args {
         }
     }
     a
-}
-
-fn facts(r: &GeneratedResource) -> ResourceFacts {
-    let o = &r.observed;
-    ResourceFacts {
-        provider: o.provider.to_owned(),
-        account: o.account_id.clone(),
-        region: o.region.clone(),
-        resource_type: o.resource_type.to_owned(),
-        name: o.name.clone(),
-        native_tags: o.native_tags.clone(),
-        monthly_cost: None,
-    }
 }
 
 #[tokio::main]
