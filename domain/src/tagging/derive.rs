@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::eval::{LiteralMemo, Program, Reading};
+use super::eval::{LiteralMemo, Program, Reading, TagValues};
 use super::normalize::{normalize_borrowed, KeyMapping, Normalized, ValueMapping};
-use super::rules::{Rule, RuleSet};
+use super::rules::RuleSet;
 use super::schema::TagSchema;
 
 /// A tenant's whole tagging configuration at one version: every change (schema, mapping, rule,
@@ -106,22 +106,27 @@ fn derive_traced(
     // Keys outside the schema matter only to rules reading them as native tags.
     let normalized = normalize_borrowed(&config.schema, &facts.native_tags, |form| program.slots().get(form).is_some());
     let mut reading = reading(program, facts, &normalized, people);
-    // Per key decided here: its value and the rule that set it (none: the default).
-    let mut decided: Vec<(&str, &str, Option<&Rule>)> = Vec::with_capacity(program.keys().len());
+    let mut out = BTreeMap::new();
     for key in program.keys() {
         let chosen = match program.decide(config.rules.rules(), key, &reading, at, hits.as_deref_mut()) {
-            Some((value, rule)) => Some((value, Some(rule))),
+            Some((value, rule)) => Some((value, Origin::Rule { rule_id: rule.id.clone() })),
             None if promoted(&normalized, &key.key).is_some() => None,
-            None => key.default.as_deref().map(|v| (v, None)),
+            None => key.default.as_deref().map(|v| (v, Origin::Default)),
         };
-        if let Some((value, rule)) = chosen {
+        if let Some((value, origin)) = chosen {
             if let (Some(slot), false) = (key.slot, people.contains_key(&key.key)) {
-                reading.virtual_tags[slot] = Some(value);
+                reading.virtual_tags.set(slot, Some(value));
             }
-            decided.push((&key.key, value, rule));
+            out.insert(key.key.clone(), DerivedTag { value: value.to_owned(), origin });
         }
     }
-    assemble(&normalized, decided)
+    // Native tags of the schema's keys fill what rules and defaults left.
+    for tag in normalized.iter().filter(|t| t.key_mapping != KeyMapping::Unknown) {
+        if !out.contains_key(tag.key.as_ref()) {
+            out.insert(tag.key.to_string(), native_tag(tag));
+        }
+    }
+    out
 }
 
 /// What rules read of the resource: its facts, its normalized native tags, and as virtual tags
@@ -133,17 +138,20 @@ fn reading<'a>(
     people: &'a BTreeMap<String, String>,
 ) -> Reading<'a> {
     let slots = program.slots();
-    let mut native = vec![None; slots.keys().len()];
+    let mut native = TagValues::new(slots);
     for tag in normalized {
         if let Some(slot) = slots.get(&tag.key) {
-            native[slot] = Some(tag.value.as_ref());
+            native.set(slot, Some(tag.value.as_ref()));
         }
     }
-    let virtual_tags = if people.is_empty() {
-        native.clone()
-    } else {
-        slots.keys().iter().zip(&native).map(|(k, n)| people.get(k).map(String::as_str).or(*n)).collect()
-    };
+    let mut virtual_tags = native.clone();
+    if !people.is_empty() {
+        for (slot, key) in slots.keys().iter().enumerate() {
+            if let Some(value) = people.get(key) {
+                virtual_tags.set(slot, Some(value));
+            }
+        }
+    }
     Reading {
         name: &facts.name,
         provider: &facts.provider,
@@ -163,22 +171,12 @@ fn promoted<'n, 'a>(normalized: &'n [Normalized<'a>], key: &str) -> Option<&'n N
     Some(&normalized[i]).filter(|t| t.key_mapping != KeyMapping::Unknown)
 }
 
-/// The promoted native tags and the decided keys, the latter winning: by key.
-fn assemble(normalized: &[Normalized<'_>], mut decided: Vec<(&str, &str, Option<&Rule>)>) -> BTreeMap<String, DerivedTag> {
-    decided.sort_unstable_by_key(|(key, _, _)| *key); // plan keys are distinct
-    let native = normalized.iter().filter(|t| t.key_mapping != KeyMapping::Unknown && decided.binary_search_by_key(&t.key.as_ref(), |d| d.0).is_err());
-    let native = native.map(|t| {
-        let origin = Origin::Native {
-            native_key: t.native_key.to_owned(),
-            native_value: t.native_value.to_owned(),
-            key_mapping: t.key_mapping.clone(),
-            value_mapping: t.value_mapping.clone(),
-        };
-        (t.key.to_string(), DerivedTag { value: t.value.to_string(), origin })
-    });
-    let decided = decided.iter().map(|&(key, value, rule)| {
-        let origin = rule.map_or(Origin::Default, |r| Origin::Rule { rule_id: r.id.clone() });
-        (key.to_owned(), DerivedTag { value: value.to_owned(), origin })
-    });
-    native.chain(decided).collect()
+fn native_tag(t: &Normalized<'_>) -> DerivedTag {
+    let origin = Origin::Native {
+        native_key: t.native_key.to_owned(),
+        native_value: t.native_value.to_owned(),
+        key_mapping: t.key_mapping.clone(),
+        value_mapping: t.value_mapping.clone(),
+    };
+    DerivedTag { value: t.value.to_string(), origin }
 }

@@ -1,24 +1,26 @@
 //! Rules compiled for evaluation: what [`RuleSet::new`](super::RuleSet::new) prepares once so that
 //! deriving a resource's tags does little work per resource — with exactly the rules' meaning.
 //!
-//! - The tag keys rules read are numbered (slots): a resource's values sit in a slice, not a map.
+//! - The tag keys rules read are numbered (slots): a resource's values sit in an array, not a map.
 //! - `ignore_case` operands are lower-cased once; values are lower-cased without allocating.
 //! - In `all` and `any`, cheap tests run before costly ones (regexes): tests have no effects, so
 //!   the order a conjunction or disjunction is evaluated in cannot change its result.
-//! - A regex anchored on a literal (`^web-(batch|etl)`) cannot match a text that lacks the literal;
-//!   whether it has it is looked up once per resource and literal, not once per regex.
-//! - A run of consecutive rules of one key that each require one field to equal one of their
-//!   values (a chain of `equals`) is one hash lookup; a run whose rules all require one same test
-//!   evaluates it once. Both only skip rules that cannot match; the others are evaluated in plan
-//!   order, fully (enablement, effective dates, condition, action), so "the first rule that matches
-//!   and yields a value wins" holds as written.
+//! - A regex whose pattern contains a plain literal (`^web-(batch|etl)`, `(^|-)prod`) cannot match a
+//!   text that lacks it; whether the text has it is found out once per resource and literal.
+//! - A run of consecutive rules of one key that can each hold only for resources found under some
+//!   index entries — a chain of `equals`/`in`, of `starts_with` (by first character), or of `any` of
+//!   those — is a few hash lookups; a run whose rules all require one same test evaluates it once.
+//!   Both only skip rules that cannot match; the others are evaluated in plan order, fully
+//!   (enablement, effective dates, condition, action), so "the first rule that matches and yields
+//!   a value wins" holds as written.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use regex::Regex;
+use regex::{CaptureLocations, Regex};
 
 use super::derive::RuleHit;
 use super::fx::FxMap;
@@ -98,25 +100,87 @@ pub(crate) struct Reading<'a> {
     pub resource_type: &'a str,
     pub monthly_cost: Option<f64>,
     /// Native tags after normalization.
-    pub native: Vec<Option<&'a str>>,
+    pub native: TagValues<'a>,
     /// What a rule reading a virtual tag sees: people's value, else the value derived so far.
-    pub virtual_tags: Vec<Option<&'a str>>,
+    pub virtual_tags: TagValues<'a>,
     pub literals: LiteralMemo,
 }
 
-/// Per literal a regex requires: whether the resource's text may contain it, once known.
+/// Tag values by slot: inline for the handful of keys rules usually read, so that reading a
+/// resource allocates nothing.
 #[derive(Debug, Clone)]
-pub(crate) struct LiteralMemo(Vec<Cell<Option<bool>>>);
+pub(crate) struct TagValues<'a> {
+    inline: [Option<&'a str>; INLINE_SLOTS],
+    /// All of them, instead, when there are more.
+    heap: Vec<Option<&'a str>>,
+}
+
+const INLINE_SLOTS: usize = 16;
+
+impl<'a> TagValues<'a> {
+    pub(crate) fn new(slots: &Slots) -> Self {
+        let len = slots.keys.len();
+        Self { inline: [None; INLINE_SLOTS], heap: if len > INLINE_SLOTS { vec![None; len] } else { Vec::new() } }
+    }
+
+    pub(crate) fn get(&self, slot: usize) -> Option<&'a str> {
+        if self.heap.is_empty() {
+            self.inline[slot]
+        } else {
+            self.heap[slot]
+        }
+    }
+
+    pub(crate) fn set(&mut self, slot: usize, value: Option<&'a str>) {
+        if self.heap.is_empty() {
+            self.inline[slot] = value;
+        } else {
+            self.heap[slot] = value;
+        }
+    }
+}
+
+/// Per literal a regex requires: whether the resource's text may contain it, once known. The
+/// first 64 in bits, so that reading a resource allocates nothing.
+#[derive(Debug, Clone)]
+pub(crate) struct LiteralMemo {
+    known: Cell<u64>,
+    may: Cell<u64>,
+    more: Vec<Cell<Option<bool>>>,
+}
 
 impl LiteralMemo {
     pub(crate) fn new(slots: &Slots) -> Self {
-        Self(vec![Cell::new(None); slots.literals.len()])
+        Self { known: Cell::new(0), may: Cell::new(0), more: vec![Cell::new(None); slots.literals.len().saturating_sub(64)] }
+    }
+
+    fn get(&self, id: usize) -> Option<bool> {
+        match id.checked_sub(64) {
+            None => (self.known.get() >> id & 1 == 1).then(|| self.may.get() >> id & 1 == 1),
+            Some(more) => self.more[more].get(),
+        }
+    }
+
+    fn set(&self, id: usize, may: bool) {
+        match id.checked_sub(64) {
+            None => {
+                self.known.set(self.known.get() | 1 << id);
+                self.may.set(self.may.get() | u64::from(may) << id);
+            }
+            Some(more) => self.more[more].set(Some(may)),
+        }
     }
 }
 
 impl<'a> Reading<'a> {
     fn of_facts(facts: &Facts<'a>, slots: &Slots) -> Self {
-        let by_slot = |map: &'a BTreeMap<String, String>| slots.keys().iter().map(|k| map.get(k).map(String::as_str)).collect();
+        let by_slot = |map: &'a BTreeMap<String, String>| {
+            let mut values = TagValues::new(slots);
+            for (slot, key) in slots.keys().iter().enumerate() {
+                values.set(slot, map.get(key).map(String::as_str));
+            }
+            values
+        };
         Reading {
             name: facts.name,
             provider: facts.provider,
@@ -132,12 +196,12 @@ impl<'a> Reading<'a> {
 
     /// False when `src` cannot hold a match of a regex requiring `literal` (see [`required_literal`]).
     fn may_contain(&self, id: usize, src: Src, literal: &str) -> bool {
-        if let Some(known) = self.literals.0[id].get() {
+        if let Some(known) = self.literals.get(id) {
             return known;
         }
         // Beyond ASCII, ignoring case has its own equivalences (`k` matches the Kelvin sign).
         let may = self.text(src).is_none_or(|t| !t.is_ascii() || with_lowercase(&t, |t| t.contains(literal)));
-        self.literals.0[id].set(Some(may));
+        self.literals.set(id, may);
         may
     }
 
@@ -148,8 +212,8 @@ impl<'a> Reading<'a> {
             Src::Account => self.account,
             Src::Region => self.region,
             Src::ResourceType => self.resource_type,
-            Src::Native(slot) => self.native[slot]?,
-            Src::Virtual(slot) => self.virtual_tags[slot]?,
+            Src::Native(slot) => self.native.get(slot)?,
+            Src::Virtual(slot) => self.virtual_tags.get(slot)?,
             Src::MonthlyCost => return self.monthly_cost.map(|c| Cow::Owned(c.to_string())),
         };
         Some(Cow::Borrowed(text))
@@ -210,11 +274,13 @@ impl TextOp {
         }
     }
 
-    /// The values one of which the tested text must be, for an `equals` or an `in`.
-    fn required_values(&self) -> Option<&[String]> {
+    /// The index entries under which a text passing this test is found, if it can be indexed: its
+    /// values for `equals` and `in`, a non-empty prefix (by its first character) for `starts_with`.
+    fn index_keys(&self) -> Option<(Lookup, &[String])> {
         match self {
-            Self::Equals(s) => Some(std::slice::from_ref(s)),
-            Self::In(list) => Some(list),
+            Self::Equals(s) => Some((Lookup::Exact, std::slice::from_ref(s))),
+            Self::In(list) => Some((Lookup::Exact, list)),
+            Self::StartsWith(p) if !p.is_empty() => Some((Lookup::FirstChar, std::slice::from_ref(p))),
             _ => None,
         }
     }
@@ -303,12 +369,12 @@ impl Test {
             }
     }
 
-    /// For an `equals` or `in`: the field, whether it is compared in lower case, and the values.
-    fn required_values(&self) -> Option<(Src, bool, &[String])> {
-        match &self.op {
-            Op::Text { op, fold } => op.required_values().map(|values| (self.src, *fold, values)),
-            _ => None,
-        }
+    /// The index entries one of which a resource passing this test is found under.
+    fn alternatives(&self) -> Option<Vec<(Dim, &str)>> {
+        let Op::Text { op, fold } = &self.op else { return None };
+        let (lookup, keys) = op.index_keys()?;
+        let dim = Dim { src: self.src, fold: *fold, lookup };
+        Some(keys.iter().map(|k| (dim, k.as_str())).collect())
     }
 }
 
@@ -351,6 +417,22 @@ impl Cond {
         }
     }
 
+    /// Ways to tell, from indexes, that the condition cannot hold: each is a list of index entries
+    /// one of which a resource must be found under for the condition to hold.
+    fn filters(&self) -> Vec<Vec<(Dim, &str)>> {
+        match self {
+            Self::Test(t) => t.alternatives().into_iter().collect(),
+            // Any one member's filter is the conjunction's.
+            Self::All(cs) => cs.iter().flat_map(Self::filters).collect(),
+            // A disjunction holds only where one of its members may: all of theirs together.
+            Self::Any(cs) => {
+                let each: Option<Vec<Vec<(Dim, &str)>>> = cs.iter().map(|c| c.filters().into_iter().next()).collect();
+                each.map(|e| e.concat()).into_iter().collect()
+            }
+            Self::Always | Self::Not(_) => Vec::new(),
+        }
+    }
+
     /// Tests that must hold for the condition to hold.
     fn required<'c>(&'c self, out: &mut Vec<&'c Test>) {
         match self {
@@ -367,27 +449,37 @@ fn cheapest_first(conditions: &[Condition], slots: &mut Slots) -> Vec<Cond> {
     compiled
 }
 
-/// A rule's condition and lookup table, compiled; the rest is read from the rule itself.
+/// A rule's condition and action, compiled; the rest is read from the rule itself.
 #[derive(Debug, Clone)]
 struct CompiledRule {
     condition: Cond,
-    lookup: Option<(Src, FxMap<String, String>)>,
+    action: Act,
     required: Vec<Test>,
+}
+
+#[derive(Debug, Clone)]
+enum Act {
+    Set,
+    /// The capture group's index (by name, once), if the regex has it; `memo` names the rule for
+    /// [`capture`].
+    Capture { group: Option<usize>, memo: Option<(u64, usize)> },
+    Lookup(Src, FxMap<String, String>),
 }
 
 impl CompiledRule {
     fn new(rule: &Rule, slots: &mut Slots) -> Self {
         let condition = Cond::new(&rule.condition, slots);
-        let lookup = match &rule.action {
-            Action::Lookup { field, table } => {
-                Some((Src::new(field, slots), table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        let action = match &rule.action {
+            Action::Set(_) => Act::Set,
+            Action::NameCapture { pattern, group } => {
+                Act::Capture { group: pattern.capture_names().position(|n| n == Some(group.as_str())), memo: None }
             }
-            Action::Set(_) | Action::NameCapture { .. } => None,
+            Action::Lookup { field, table } => Act::Lookup(Src::new(field, slots), table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         };
         let mut required = Vec::new();
         condition.required(&mut required);
         let required = required.into_iter().cloned().collect();
-        Self { condition, lookup, required }
+        Self { condition, action, required }
     }
 
     /// The value `rule` (the one this was compiled from) gives the resource, if it applies.
@@ -395,13 +487,11 @@ impl CompiledRule {
         if !rule.in_effect(at) || !self.condition.holds(r) {
             return None;
         }
-        match &rule.action {
-            Action::Set(v) => Some(v),
-            Action::NameCapture { pattern, group } => pattern.captures(r.name).and_then(|c| c.name(group)).map(|m| m.as_str()),
-            Action::Lookup { .. } => {
-                let (src, table) = self.lookup.as_ref()?;
-                r.text(*src).and_then(|v| table.get(v.as_ref())).map(String::as_str)
-            }
+        match (&self.action, &rule.action) {
+            (Act::Set, Action::Set(v)) => Some(v),
+            (Act::Capture { group, memo }, Action::NameCapture { pattern, .. }) => capture(pattern, (*group)?, *memo, r.name),
+            (Act::Lookup(src, table), _) => r.text(*src).and_then(|v| table.get(v.as_ref())).map(String::as_str),
+            _ => unreachable!("compiled from this rule"),
         }
     }
 
@@ -409,9 +499,9 @@ impl CompiledRule {
         self.required.iter().any(|t| t.same_as(test))
     }
 
-    /// The values one of which `src` must have for this rule to match.
-    fn required_values(&self, src: Src, fold: bool) -> Option<&[String]> {
-        self.required.iter().filter_map(Test::required_values).find(|(s, f, _)| *s == src && *f == fold).map(|(_, _, v)| v)
+    /// The filter of this rule's condition that looks only at `dims`, if it has one.
+    fn filter_within(&self, dims: &[Dim]) -> Option<Vec<(Dim, &str)>> {
+        self.condition.filters().into_iter().find(|f| f.iter().all(|(d, _)| dims.contains(d)))
     }
 }
 
@@ -420,9 +510,8 @@ impl CompiledRule {
 enum Step {
     /// Rule by rule.
     Each(Vec<usize>),
-    /// Rules each requiring `src` (in lower case when `fold`) to be one of their values: only the
-    /// rules listing the resource's value are tried, in plan order.
-    Index { src: Src, fold: bool, by_value: FxMap<String, Vec<usize>> },
+    /// Rules found through indexes: only those the resource is found under are tried, in order.
+    Index(Index),
     /// Rules all requiring `test`: tried rule by rule when it holds.
     Guard { test: Test, rules: Vec<usize> },
 }
@@ -432,13 +521,106 @@ impl Step {
     fn offer(&self, r: &Reading<'_>, try_rule: &mut impl FnMut(usize) -> bool) -> bool {
         match self {
             Self::Each(rules) => rules.iter().any(|i| try_rule(*i)),
-            Self::Index { src, fold, by_value } => {
-                let Some(value) = r.text(*src) else { return false };
-                let candidates = if *fold { with_lowercase(&value, |v| by_value.get(v)) } else { by_value.get(value.as_ref()) };
-                candidates.is_some_and(|rules| rules.iter().any(|i| try_rule(*i)))
-            }
+            Self::Index(index) => index.offer(r, try_rule),
             Self::Guard { test, rules } => test.holds(r) && rules.iter().any(|i| try_rule(*i)),
         }
+    }
+}
+
+/// Indexes a run of rules with at most this many lookups; a run needing more is split.
+const MAX_DIMS: usize = 3;
+
+/// What an index looks up: a field (in lower case when `fold`), whole or by its first character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Dim {
+    src: Src,
+    fold: bool,
+    lookup: Lookup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lookup {
+    /// By the whole value: `equals`, `in`.
+    Exact,
+    /// By the first character: `starts_with` a non-empty prefix.
+    FirstChar,
+}
+
+/// A run of rules, and per dimension the rules (by position in the run, ascending) a resource
+/// may match when found under an entry.
+#[derive(Debug, Clone)]
+struct Index {
+    rules: Vec<usize>,
+    dims: Vec<(Dim, FxMap<String, Vec<u32>>)>,
+}
+
+impl Index {
+    fn new(rules: Vec<usize>, filters: &[Vec<(Dim, &str)>]) -> Self {
+        let mut dims: Vec<(Dim, FxMap<String, Vec<u32>>)> = Vec::new();
+        for (position, filter) in filters.iter().enumerate() {
+            for (dim, key) in filter {
+                let at = dims.iter().position(|(d, _)| d == dim).unwrap_or_else(|| {
+                    dims.push((*dim, FxMap::default()));
+                    dims.len() - 1
+                });
+                let key = match dim.lookup {
+                    Lookup::Exact => key,
+                    Lookup::FirstChar => first_char(key),
+                };
+                let positions = dims[at].1.entry(key.to_owned()).or_default();
+                if positions.last() != Some(&(position as u32)) {
+                    positions.push(position as u32);
+                }
+            }
+        }
+        Self { rules, dims }
+    }
+
+    /// How many sets of rules the index tells apart.
+    fn entries(&self) -> usize {
+        self.dims.iter().map(|(_, m)| m.len()).sum()
+    }
+
+    fn offer(&self, r: &Reading<'_>, try_rule: &mut impl FnMut(usize) -> bool) -> bool {
+        let mut lists: [&[u32]; MAX_DIMS] = [&[]; MAX_DIMS];
+        for (list, (dim, entries)) in lists.iter_mut().zip(&self.dims) {
+            *list = candidates(r, dim, entries);
+        }
+        // The union of the lists, in order, each rule once.
+        let lists = &mut lists[..self.dims.len()];
+        loop {
+            let Some(next) = lists.iter().filter_map(|l| l.first()).min().copied() else { return false };
+            for list in lists.iter_mut() {
+                if list.first() == Some(&next) {
+                    *list = &list[1..];
+                }
+            }
+            if try_rule(self.rules[next as usize]) {
+                return true;
+            }
+        }
+    }
+}
+
+/// A text starting with a prefix starts with the prefix's first character.
+fn first_char(s: &str) -> &str {
+    s.chars().next().map_or("", |c| &s[..c.len_utf8()])
+}
+
+/// The rules (by position) listed under the resource's entry in one dimension.
+fn candidates<'i>(r: &Reading<'_>, dim: &Dim, entries: &'i FxMap<String, Vec<u32>>) -> &'i [u32] {
+    let Some(text) = r.text(dim.src) else { return &[] };
+    let find = |text: &str| {
+        let key = match dim.lookup {
+            Lookup::Exact => text,
+            Lookup::FirstChar => first_char(text),
+        };
+        entries.get(key).map_or(&[][..], Vec::as_slice)
+    };
+    if dim.fold {
+        with_lowercase(&text, find)
+    } else {
+        find(&text)
     }
 }
 
@@ -474,6 +656,13 @@ impl Program {
                 steps: steps(order, &compiled),
             })
             .collect();
+        let id = NEXT_PROGRAM.fetch_add(1, Ordering::Relaxed);
+        let mut compiled = compiled;
+        for (i, rule) in compiled.iter_mut().enumerate() {
+            if let Act::Capture { memo, .. } = &mut rule.action {
+                *memo = Some((id, i));
+            }
+        }
         Self { rules: compiled, keys, slots }
     }
 
@@ -516,6 +705,33 @@ impl Program {
     }
 }
 
+/// Tells programs apart for [`capture`]; a clone, whose regexes are clones, keeps its number.
+static NEXT_PROGRAM: AtomicU64 = AtomicU64::new(0);
+
+/// Capture slots kept per thread and capturing rule (program, rule index); beyond, it starts over.
+const MEMO_CAPTURES: usize = 256;
+
+thread_local! {
+    /// A capture needs slots for its groups: allocated once per thread and rule, not per resource
+    /// (and without sharing a reference count across threads, as each fresh set of slots would).
+    static CAPTURES: RefCell<FxMap<(u64, usize), CaptureLocations>> = RefCell::new(FxMap::default());
+}
+
+/// The text of `group` in the first match of `pattern` in `name`.
+fn capture<'h>(pattern: &Regex, group: usize, memo: Option<(u64, usize)>, name: &'h str) -> Option<&'h str> {
+    let direct = || pattern.captures(name)?.get(group).map(|m| m.as_str());
+    let Some(memo) = memo else { return direct() };
+    CAPTURES.with(|slots| {
+        let Ok(mut slots) = slots.try_borrow_mut() else { return direct() };
+        if slots.len() >= MEMO_CAPTURES && !slots.contains_key(&memo) {
+            slots.clear();
+        }
+        let locations = slots.entry(memo).or_insert_with(|| pattern.capture_locations());
+        pattern.captures_read(locations, name)?;
+        locations.get(group).map(|(start, end)| &name[start..end])
+    })
+}
+
 /// Splits a key's rules (in plan order) into steps: the longest run that can be indexed or guarded
 /// at each point, else one rule at a time.
 fn steps(order: &[usize], rules: &[CompiledRule]) -> Vec<Step> {
@@ -545,29 +761,26 @@ fn best_run(order: &[usize], rules: &[CompiledRule]) -> Option<(usize, Step)> {
             best = Some((score, step));
         }
     };
-    for test in &rules[order[0]].required {
-        if let Some((src, fold, _)) = test.required_values() {
-            let len = order.iter().take_while(|i| rules[**i].required_values(src, fold).is_some()).count();
-            let by_value = index(&order[..len], rules, src, fold);
-            consider((len, 1 + by_value.len()), Step::Index { src, fold, by_value });
+    let first = &rules[order[0]];
+    for filter in first.condition.filters() {
+        let mut dims: Vec<Dim> = Vec::new();
+        for (dim, _) in &filter {
+            if !dims.contains(dim) {
+                dims.push(*dim);
+            }
         }
+        if dims.len() > MAX_DIMS {
+            continue;
+        }
+        let filters: Vec<_> = order.iter().map_while(|i| rules[*i].filter_within(&dims)).collect();
+        let index = Index::new(order[..filters.len()].to_vec(), &filters);
+        consider((filters.len(), 1 + index.entries()), Step::Index(index));
+    }
+    for test in &first.required {
         let len = order.iter().take_while(|i| rules[**i].requires(test)).count();
         consider((len, 0), Step::Guard { test: test.clone(), rules: order[..len].to_vec() });
     }
     best.map(|((len, _), step)| (len, step))
-}
-
-fn index(run: &[usize], rules: &[CompiledRule], src: Src, fold: bool) -> FxMap<String, Vec<usize>> {
-    let mut by_value: FxMap<String, Vec<usize>> = FxMap::default();
-    for &i in run {
-        for value in rules[i].required_values(src, fold).into_iter().flatten() {
-            let candidates = by_value.entry(value.clone()).or_default();
-            if candidates.last() != Some(&i) {
-                candidates.push(i);
-            }
-        }
-    }
-    by_value
 }
 
 /// [`Condition::holds`] for the public [`Facts`] view: compiled for the one call.
@@ -585,38 +798,79 @@ pub(crate) fn rule_value(rule: &Rule, facts: &Facts<'_>, at: DateTime<Utc>) -> O
     compiled.value(rule, &reading, at).map(str::to_owned)
 }
 
-/// A literal (in lower case) every match of `pattern` contains, whatever the regex's flags — which
-/// are not visible, only the pattern is: for `^` then letters, digits, `-` or `_`, those. A match
-/// starts at the start of the text or, multi-line, of a line (after any terminator byte), where the
-/// literal must follow, up to case. Patterns with anything that could change that (a top-level `|`,
-/// a class, whitespace or `#` that verbose mode reads differently) have none.
+/// A literal (in lower case) every match of `pattern` contains, whatever the regex's flags — only
+/// the pattern is visible, not how it was built (case, multi-line, verbose…). Without a top-level
+/// `|`, the pattern is a sequence every match matches in order, so a run of plain characters
+/// (letters, digits, `-`, `_`) outside groups and classes and not under a repetition is in every
+/// match, up to case. Whitespace and `#` (verbose-mode syntax) and anything unclear give none.
 fn required_literal(pattern: &str) -> Option<String> {
-    let rest = pattern.strip_prefix('^')?;
-    if pattern.contains(['[', ']', '#']) || pattern.contains(char::is_whitespace) || has_top_level_alternation(pattern) {
+    if pattern.contains('#') || pattern.contains(char::is_whitespace) {
         return None;
     }
-    let mut literal: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
-    if rest[literal.len()..].starts_with(['?', '*', '+', '{']) {
-        literal.pop(); // the last one is optional or repeated
-    }
-    (!literal.is_empty()).then(|| literal.to_ascii_lowercase())
-}
-
-fn has_top_level_alternation(pattern: &str) -> bool {
-    let mut depth = 0i32;
-    let mut chars = pattern.chars();
+    let mut literal = Literal::default();
+    let mut depth = 0usize;
+    let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
+        if depth == 0 && (c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            literal.run.push(c);
+            continue;
+        }
+        literal.end_run(c);
         match c {
-            '\\' => {
-                chars.next();
-            }
+            '\\' => skip_escape(&mut chars)?,
+            '[' => skip_class(&mut chars)?,
             '(' => depth += 1,
-            ')' => depth -= 1,
-            '|' if depth <= 0 => return true,
+            ')' => depth = depth.checked_sub(1)?,
+            '|' if depth == 0 => return None,
             _ => {}
         }
     }
-    false
+    literal.end_run('$');
+    literal.longest.map(|l| l.to_ascii_lowercase())
+}
+
+#[derive(Default)]
+struct Literal {
+    run: String,
+    longest: Option<String>,
+}
+
+impl Literal {
+    /// The run ends at `next`; a repetition there applies to its last character only.
+    fn end_run(&mut self, next: char) {
+        if matches!(next, '?' | '*' | '+' | '{') {
+            self.run.pop();
+        }
+        if self.longest.as_ref().is_none_or(|l| self.run.len() > l.len()) && !self.run.is_empty() {
+            self.longest = Some(std::mem::take(&mut self.run));
+        }
+        self.run.clear();
+    }
+}
+
+/// Skips an escape after its `\`: an escaped character, or a letter with what may follow it
+/// (`\pL`, `\x41`, `\u{…}`, octal digits) — conservatively, every letter, digit and brace.
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<()> {
+    if chars.next()?.is_ascii_alphanumeric() {
+        while chars.next_if(|c| c.is_ascii_alphanumeric() || matches!(c, '{' | '}' | ':' | '=' | '!' | '^')).is_some() {}
+    }
+    Some(())
+}
+
+/// Skips a class after its `[`; nested classes are not followed (none).
+fn skip_class(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<()> {
+    chars.next_if_eq(&'^');
+    chars.next_if_eq(&']');
+    loop {
+        match chars.next()? {
+            ']' => return Some(()),
+            '[' => return None,
+            '\\' => {
+                chars.next()?;
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -625,13 +879,31 @@ mod tests {
 
     #[test]
     fn required_literals_are_what_every_match_contains() {
-        assert_eq!(required_literal("^web-(batch|etl|report)-12").as_deref(), Some("web-"));
-        assert_eq!(required_literal("^Pay_Ments").as_deref(), Some("pay_ments"));
-        assert_eq!(required_literal("^webs?").as_deref(), Some("web"), "an optional last letter is not required");
-        assert_eq!(required_literal("^ab{0,2}").as_deref(), Some("a"));
-        assert_eq!(required_literal("^a\\|b").as_deref(), Some("a"), "an escaped bar is no alternation");
-        for none in ["web", "^web|api", "(^|-)prod", "^[a-z]+-", "^ärger", "^w*", "^web #comment", "^we b", "(?m)^web", "^(web)"] {
-            assert_eq!(required_literal(none), None, "{none}");
+        let cases = [
+            ("^web-(batch|etl|report)-12", Some("web-")),
+            ("^Pay_Ments", Some("pay_ments")),
+            ("web", Some("web")),
+            ("(^|[-_])prod([-_0-9]|$)", Some("prod")),
+            ("(?m)^web", Some("web")),
+            ("^webs?", Some("web")),
+            ("^ab{0,2}", Some("a")),
+            ("^a\\|b", Some("a")),
+            ("\\(abc\\)", Some("abc")),
+            ("[(]abc", Some("abc")),
+            ("^[a-z]+-", Some("-")),
+            ("^ärger", Some("rger")),
+            ("\\x41bc-d", Some("-d")),
+            ("\\pLabc", None),
+            ("\\p{Greek}x", None),
+            ("^web|api", None),
+            ("^w*", None),
+            ("^web #comment", None),
+            ("^we b", None),
+            ("^(web)", None),
+            ("[[:alpha:]]web", None),
+        ];
+        for (pattern, literal) in cases {
+            assert_eq!(required_literal(pattern).as_deref(), literal, "{pattern}");
         }
     }
 }

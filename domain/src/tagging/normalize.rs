@@ -3,8 +3,10 @@
 //! "why does this resource carry environment=production?" always has an answer.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use super::fx::FxMap;
 use super::schema::TagSchema;
 
 /// Prefixes clouds put on keys they define; the rest of the key is what carries meaning.
@@ -22,6 +24,10 @@ pub fn key_form(raw: &str) -> String {
 /// [`key_form`] into a buffer (cleared first), so normalizing a resource's keys reuses one.
 pub(crate) fn key_form_into(raw: &str, out: &mut String) {
     out.clear();
+    if is_in_form(raw) {
+        out.push_str(raw);
+        return;
+    }
     let unprefixed = strip_provider_prefix(raw.trim());
     // Keys are ASCII nearly always; bytes then say everything chars would, without decoding.
     if unprefixed.is_ascii() {
@@ -32,6 +38,21 @@ pub(crate) fn key_form_into(raw: &str, out: &mut String) {
     while out.ends_with('-') {
         out.pop();
     }
+}
+
+/// Already a key form, as most keys are: lower-case ASCII words joined by single dashes, without
+/// a provider prefix.
+fn is_in_form(raw: &str) -> bool {
+    // At the start as after a dash: a leading dash is out of form.
+    let mut after_dash = true;
+    for &b in raw.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' => after_dash = false,
+            b'-' if !after_dash => after_dash = true,
+            _ => return false,
+        }
+    }
+    !after_dash && !raw.starts_with("goog-")
 }
 
 fn strip_provider_prefix(trimmed: &str) -> &str {
@@ -208,22 +229,94 @@ pub(crate) fn normalize_borrowed<'a>(
     native: &'a BTreeMap<String, String>,
     keep_unknown: impl Fn(&str) -> bool,
 ) -> Vec<Normalized<'a>> {
+    NATIVE_KEYS.with(|memo| match memo.try_borrow_mut() {
+        Ok(mut memo) => {
+            if memo.len() >= MEMO_SCHEMAS && !memo.contains_key(&schema.id()) {
+                memo.clear();
+            }
+            normalize_with(schema, native, keep_unknown, Some(memo.entry(schema.id()).or_default()))
+        }
+        Err(_) => normalize_with(schema, native, keep_unknown, None),
+    })
+}
+
+/// What a native key stands for under a schema.
+#[derive(Debug)]
+struct NativeKey {
+    form: Box<str>,
+    /// The schema key, by index.
+    index: Option<usize>,
+    /// Spelled as the schema key, up to form.
+    canonical: bool,
+}
+
+impl NativeKey {
+    fn of(schema: &TagSchema, raw: &str) -> Self {
+        let form = key_form(raw);
+        let index = if form.is_empty() { None } else { schema.lookup_form(&form) };
+        let canonical = index.is_some_and(|i| form == schema.canonical_form(i));
+        Self { form: form.into(), index, canonical }
+    }
+}
+
+/// Schemas and keys per schema remembered per thread; beyond, the memo starts over or stops
+/// growing. Native keys repeat across resources — a few hundred spellings in a large estate.
+const MEMO_SCHEMAS: usize = 16;
+const MEMO_KEYS: usize = 4096;
+
+thread_local! {
+    /// Per schema (by id), native key → what it stands for: forming and looking up every key of
+    /// every resource is most of normalization's work, and its answer never changes.
+    static NATIVE_KEYS: RefCell<FxMap<u64, KeyMemo>> = RefCell::new(FxMap::default());
+}
+
+#[derive(Debug, Default)]
+struct KeyMemo {
+    by_raw: FxMap<Box<str>, usize>,
+    keys: Vec<NativeKey>,
+}
+
+impl KeyMemo {
+    fn get(&mut self, schema: &TagSchema, raw: &str) -> Option<&NativeKey> {
+        if let Some(&i) = self.by_raw.get(raw) {
+            return Some(&self.keys[i]);
+        }
+        if self.keys.len() >= MEMO_KEYS {
+            return None;
+        }
+        self.by_raw.insert(raw.into(), self.keys.len());
+        self.keys.push(NativeKey::of(schema, raw));
+        self.keys.last()
+    }
+}
+
+fn normalize_with<'a>(
+    schema: &'a TagSchema,
+    native: &'a BTreeMap<String, String>,
+    keep_unknown: impl Fn(&str) -> bool,
+    mut memo: Option<&mut KeyMemo>,
+) -> Vec<Normalized<'a>> {
     let mut out = Vec::with_capacity(native.len());
-    let mut form = String::with_capacity(32);
     for (native_key, native_value) in native {
-        key_form_into(native_key, &mut form);
-        let index = schema.lookup_form(&form);
-        if form.is_empty() || (index.is_none() && !keep_unknown(&form)) {
+        let computed;
+        let key = match memo.as_deref_mut().and_then(|m| m.get(schema, native_key)) {
+            Some(key) => key,
+            None => {
+                computed = NativeKey::of(schema, native_key);
+                &computed
+            }
+        };
+        if key.form.is_empty() || (key.index.is_none() && !keep_unknown(&key.form)) {
             continue;
         }
         let value = value_form_cow(native_value);
         if value.is_empty() {
             continue;
         }
-        out.push(match index {
-            Some(index) => canonical_tag(schema, index, native_key, native_value, &form, value),
+        out.push(match key.index {
+            Some(index) => canonical_tag(schema, index, key.canonical, native_key, native_value, value),
             None => Normalized {
-                key: Cow::Owned(form.clone()),
+                key: Cow::Owned(key.form.to_string()),
                 value,
                 native_key,
                 native_value,
@@ -247,13 +340,13 @@ fn rank(t: &Normalized<'_>) -> u8 {
 fn canonical_tag<'a>(
     schema: &'a TagSchema,
     index: usize,
+    spelled_canonically: bool,
     native_key: &'a str,
     native_value: &'a str,
-    form: &str,
     value: Cow<'a, str>,
 ) -> Normalized<'a> {
     let canonical = &schema.keys()[index];
-    let key_mapping = if form == schema.canonical_form(index) { KeyMapping::Canonical } else { KeyMapping::Alias };
+    let key_mapping = if spelled_canonically { KeyMapping::Canonical } else { KeyMapping::Alias };
     let (value, value_mapping) = with_lowercase(&value, |lower| match schema.known_value(index, lower) {
         Some(known) => {
             let mapping = if known.value == *value { ValueMapping::Kept } else { known.mapping.clone() };

@@ -2,6 +2,7 @@
 //! allowed, and the aliases under which clouds and teams spell them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fx::FxMap;
 use super::normalize::{key_form, value_form, ValueMapping};
@@ -68,8 +69,11 @@ impl CanonicalKey {
 ///
 /// Everything normalization asks per native tag is answered here from tables built once in
 /// [`TagSchema::new`]: the schema never changes after (its keys are only lent out, immutably).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TagSchema {
+    /// Tells schemas apart for what normalization remembers per thread (see `normalize`); a clone,
+    /// which answers alike, keeps it.
+    id: u64,
     keys: Vec<CanonicalKey>,
     /// Every spelling's key form → the index of its key in `keys`.
     by_form: FxMap<String, usize>,
@@ -77,6 +81,15 @@ pub struct TagSchema {
     forms: Vec<String>,
     /// Per key, lower-case value → the value it stands for.
     values: Vec<FxMap<String, KnownValue>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Schemas are equal by their keys: everything else is built from them.
+impl PartialEq for TagSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
+    }
 }
 
 /// A value a key maps a spelling to, and how: through a value alias, or an allowed value's case.
@@ -101,7 +114,11 @@ impl TagSchema {
             }
         }
         let values = keys.iter().map(known_values).collect();
-        Self { keys, by_form, forms, values }
+        Self { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), keys, by_form, forms, values }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn keys(&self) -> &[CanonicalKey] {

@@ -610,20 +610,24 @@ impl Messy {
             let priority = (self.next() % 40) as u32;
             rules.push(self.rule(rules.len(), key, priority, condition, at));
         }
-        for _ in 0..4 {
+        for _ in 0..5 {
             let key = (self.next() % RULE_KEYS.len() as u64) as usize;
-            let (field, ignore_case, shared) = (self.field(key), self.chance(3), self.test(key));
-            let (base, guarded) = ((self.next() % 40) as u32, self.chance(3));
+            let (field, other, ignore_case, shared) = (self.field(key), self.field(key), self.chance(3), self.test(key));
+            let (base, guarded, prefixes) = ((self.next() % 40) as u32, self.chance(4), self.chance(3));
             for step in 0..4 + self.next() % 6 {
-                let chained = match self.next() % 3 {
-                    0 => Operator::In(vec![self.operand(), self.operand()]),
-                    _ => Operator::Equals(self.operand()),
+                let chained = |gen: &mut Self, field: &Field| {
+                    let operator = match gen.next() % 4 {
+                        0 => Operator::In((0..gen.next() % 3).map(|_| gen.operand()).collect()),
+                        _ if prefixes => Operator::StartsWith(gen.operand()),
+                        _ => Operator::Equals(gen.operand()),
+                    };
+                    Condition::Test { field: field.clone(), operator, ignore_case: ignore_case != gen.chance(9) }
                 };
-                let chained = Condition::Test { field: field.clone(), operator: chained, ignore_case };
-                let condition = match self.next() % 3 {
+                let condition = match self.next() % 4 {
                     _ if guarded => Condition::All(vec![self.condition(key, 1), shared.clone()]),
-                    0 => Condition::All(vec![self.test(key), chained]),
-                    _ => chained,
+                    0 => Condition::All(vec![self.test(key), chained(self, &field)]),
+                    1 => Condition::Any(vec![chained(self, &field), chained(self, &other)]),
+                    _ => chained(self, &field),
                 };
                 rules.push(self.rule(rules.len(), key, base + step as u32, condition, at));
             }
@@ -732,7 +736,10 @@ fn public_rule_evaluation_equals_the_reference() {
 fn fast_normalization_equals_the_reference() {
     let schemas = [TagSchema::seed_default(), overlapping_schema()];
     let mut gen = Messy(0xfeed);
-    let unicode = ["Ümgebung", "ÉQUIPE", "CostÇenter", "ΣΑΣ", "Straße", "ärger", "\u{212A}ey", "a\u{a0}b", "x\t y", "\u{3000}z "];
+    let unicode = [
+        "Ümgebung", "ÉQUIPE", "CostÇenter", "ΣΑΣ", "Straße", "ärger", "\u{212A}ey", "a\u{a0}b", "x\t y", "\u{3000}z ", "goog-gke-node", "goog-",
+        "-a", "a--b", "a-", "cost-center", "team",
+    ];
     for i in 0..5_000 {
         let mut native = gen.tag_set();
         if gen.chance(3) {
@@ -753,8 +760,11 @@ fn fast_normalization_equals_the_reference() {
 /// does not show (case, multi-line with any line terminator), exactly when the regex cannot match.
 #[test]
 fn regexes_skipped_by_their_literal_could_not_have_matched() {
-    let patterns = ["^web", "^WEB-", "^web-(batch|etl)-1", "^pay|prod", "^ww?eb", "^k", "^line", "^a\\|b", "^api-WEB"];
-    let texts = TEXTS.iter().copied().chain(["x-web-2", "linex", "pay", "a|b", "API-web", "\u{212A}"]);
+    let patterns = [
+        "^web", "^WEB-", "^web-(batch|etl)-1", "^pay|prod", "^ww?eb", "^k", "^line", "^a\\|b", "^api-WEB", "(^|[-_])prod([-_0-9]|$)",
+        "web-", "\\x41PI", "\\x{41}pi-", "(?i)web", "x?web", "\\bweb\\b",
+    ];
+    let texts = TEXTS.iter().copied().chain(["x-web-2", "linex", "pay", "a|b", "API-web", "\u{212A}", "Api-x", "a_prod_1", "PROD", "xweb"]);
     let empty = BTreeMap::new();
     for pattern in patterns {
         for (ignore_case, terminator) in [(false, None), (true, None), (false, Some(b'\n')), (true, Some(b'-')), (false, Some(b'x')), (true, Some(b'_'))] {
@@ -778,5 +788,47 @@ fn regexes_skipped_by_their_literal_could_not_have_matched() {
                 assert_eq!(condition.holds(&facts), reference::holds(&condition, &facts), "{pattern} {ignore_case} {terminator:?} {name:?}");
             }
         }
+    }
+}
+
+/// Rule sets reading more tag keys and regex literals than a resource keeps inline.
+#[test]
+fn wide_rule_sets_equal_the_reference() {
+    use chrono::{TimeZone, Utc};
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let mut rules = Vec::new();
+    for i in 0..90 {
+        let condition = Condition::Any(vec![
+            Condition::Test { field: Field::NativeTag(format!("k{}", i % 40)), operator: Operator::Equals(format!("v{i}")), ignore_case: false },
+            Condition::Test { field: Field::VirtualTag(format!("k{}", (i + 7) % 40)), operator: Operator::Exists, ignore_case: false },
+            Condition::Test { field: Field::Name, operator: Operator::Matches(regex::Regex::new(&format!("^n{i}-")).unwrap()), ignore_case: false },
+        ]);
+        let key = if i % 3 == 0 { "team" } else { "environment" };
+        rules.push(Rule {
+            id: format!("w{i:03}"),
+            key: key.into(),
+            priority: i,
+            enabled: true,
+            condition,
+            action: Action::Set(format!("s{i}")),
+            effective_from: None,
+            effective_to: None,
+        });
+    }
+    let config = TaggingConfig { version: 1, schema: TagSchema::seed_default(), rules: RuleSet::new(1, rules, BTreeMap::new()).unwrap() };
+    for i in 0..200 {
+        let facts = ResourceFacts {
+            provider: "aws".into(),
+            account: "1".into(),
+            region: "r".into(),
+            resource_type: "t".into(),
+            name: format!("n{}-x", i % 97),
+            native_tags: [(format!("k{}", i % 43), format!("v{}", i % 91)), ("project".to_owned(), "p".to_owned())].into_iter().collect(),
+            monthly_cost: None,
+        };
+        let people = if i % 5 == 0 { tags(&[(&format!("k{}", i % 40), "x")]) } else { BTreeMap::new() };
+        let (expected, expected_hits) = reference::derive(&config, &facts, &people, at);
+        assert_eq!(derive(&config, &facts, &people, at), expected, "{facts:?}");
+        assert_eq!(rule_hits(&config, &facts, &people, at), expected_hits, "{facts:?}");
     }
 }
