@@ -34,6 +34,7 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
     wait_healthy(&mut commands, &base, Duration::from_secs(120)).await?;
     let projector = ChildService::spawn(&env, "projector", "vtag-projector", &[("VTAG_PROJECTOR_BATCH", String::new())])?;
     let mut db = PgConnection::connect(&env.database_url).await?;
+    wait_migrated(&mut db, Duration::from_secs(120)).await?;
     let client = reqwest::Client::new();
     let admin = env.token(TENANT, "finops@bench.test", Role::Admin);
 
@@ -156,6 +157,22 @@ async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyho
             bail!("job {job} not done after {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The projector creates the read model (migrations) when it starts.
+async fn wait_migrated(db: &mut PgConnection, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let ready: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('rederivation_progress')::text").fetch_one(&mut *db).await?;
+        if ready.is_some() {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("the projector did not create the read model within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -9,7 +9,7 @@
 //!     partition is done (i.e. the change is in the Postgres read model), against raw baselines for
 //!     the same number of records (produce to the broker, COPY into Postgres) in the same run.
 //!
-//! `--engine-only` skips 2. Results go to stdout and `$VTAG_HOME/bench/p2-<timestamp>.json`.
+//! `--engine-only` skips 2, `--retroactive-only` skips 1. Results go to stdout and `$VTAG_HOME/bench/p2-<timestamp>.json`.
 
 use std::time::Duration;
 
@@ -27,11 +27,12 @@ struct Args {
     resources: usize,
     rules: usize,
     engine_only: bool,
+    retro_only: bool,
     timeout: Duration,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { resources: 1_000_000, rules: 200, engine_only: false, timeout: Duration::from_secs(1800) };
+    let mut a = Args { resources: 1_000_000, rules: 200, engine_only: false, retro_only: false, timeout: Duration::from_secs(1800) };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -42,8 +43,9 @@ fn parse_args() -> Args {
             "--rules" => a.rules = num("--rules"),
             "--timeout-secs" => a.timeout = Duration::from_secs(num("--timeout-secs") as u64),
             "--engine-only" => a.engine_only = true,
+            "--retroactive-only" => a.retro_only = true,
             _ => {
-                eprintln!("usage: vtag-bench-tagging [--resources N (1000000)] [--rules R (200)] [--engine-only] [--timeout-secs S (1800)]");
+                eprintln!("usage: vtag-bench-tagging [--resources N (1000000)] [--rules R (200)] [--engine-only | --retroactive-only] [--timeout-secs S (1800)]");
                 std::process::exit(2);
             }
         }
@@ -72,12 +74,34 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .and_then(|d| d.compile(1))
         .map_err(|e| anyhow::anyhow!("the bench rule set does not compile: {e:?}"))?;
     anyhow::ensure!(config.rules.rules().len() == args.rules, "rule set has {} rules", config.rules.rules().len());
+    let mut report = json!({"resources": args.resources, "rules": args.rules, "threads": threads});
+    if !args.retro_only {
+        report["engine"] = engine(&args, &resources, &config, threads);
+    }
+    if !args.engine_only {
+        let retro = retro::run(&resources, &doc, args.timeout).await?;
+        println!("retroactive re-derivation at {} resources", thousands(args.resources as f64));
+        for line in retro::summary(&retro) {
+            println!("  {line}");
+        }
+        report["retroactive"] = retro;
+    }
+    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
+    let dir = format!("{home}/bench");
+    std::fs::create_dir_all(&dir).context("bench directory")?;
+    let path = format!("{dir}/p2-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    println!("full results: {path}");
+    Ok(())
+}
+
+fn engine(args: &Args, resources: &[GeneratedResource], config: &vtag_domain::tagging::TaggingConfig, threads: usize) -> serde_json::Value {
     let all_facts: Vec<ResourceFacts> = resources.iter().map(facts).collect();
 
     eprintln!("[bench] engine: {} resources × {} rules, 1 and {threads} threads, 3 passes each", args.resources, args.rules);
     let mut engine = serde_json::Map::new();
-    let derive = derive_all(&config);
-    let normalize = normalize_only(&config);
+    let derive = derive_all(config);
+    let normalize = normalize_only(config);
     let cases: [(&str, &(dyn Fn(&ResourceFacts) -> usize + Sync)); 3] =
         [("raw_read_facts", &read_facts), ("normalize_only", &normalize), ("derive", &derive)];
     let mut derived_tags = 0;
@@ -97,13 +121,6 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         }
     }
     let rate = |k: &str| engine[k]["median_per_s"].as_f64().unwrap_or(f64::NAN);
-    let mut report = json!({
-        "resources": args.resources,
-        "rules": args.rules,
-        "threads": threads,
-        "derived_tags_per_resource": derived_tags as f64 / args.resources as f64,
-        "engine": engine,
-    });
     println!("tagging engine, {} resources × {} rules (medians of 3)", thousands(args.resources as f64), args.rules);
     println!("  derive, 1 thread          {:>12} res/s  ({:.1}% of raw read, {:.1}% of normalization alone)",
         thousands(rate("derive_1t")), 100.0 * rate("derive_1t") / rate("raw_read_facts_1t"), 100.0 * rate("derive_1t") / rate("normalize_only_1t"));
@@ -112,20 +129,6 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     println!("  raw read facts, 1 thread  {:>12} res/s", thousands(rate("raw_read_facts_1t")));
     println!("  normalize only, 1 thread  {:>12} res/s", thousands(rate("normalize_only_1t")));
 
-    if !args.engine_only {
-        drop(all_facts);
-        let retro = retro::run(&resources, &doc, args.timeout).await?;
-        println!("retroactive re-derivation at {} resources", thousands(args.resources as f64));
-        for line in retro::summary(&retro) {
-            println!("  {line}");
-        }
-        report["retroactive"] = retro;
-    }
-    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
-    let dir = format!("{home}/bench");
-    std::fs::create_dir_all(&dir).context("bench directory")?;
-    let path = format!("{dir}/p2-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    println!("full results: {path}");
-    Ok(())
+    engine.insert("derived_tags_per_resource".into(), json!(derived_tags as f64 / args.resources as f64));
+    serde_json::Value::Object(engine)
 }
