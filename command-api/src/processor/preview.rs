@@ -12,6 +12,9 @@ use vtag_domain::{decide, Actor, CommandContext, ResourceCommand, ResourceEvent,
 
 use super::CommandProcessor;
 
+/// (key, value before, value after); `None` is "no value".
+type Transition = (String, Option<String>, Option<String>);
+
 /// Samples kept per (key, before, after).
 const SAMPLES: usize = 5;
 
@@ -59,7 +62,7 @@ impl CommandProcessor {
             occurred_at: now,
             recorded_at: now,
         };
-        let mut transitions: BTreeMap<(String, Option<String>, Option<String>), (u64, Vec<Uuid>)> = BTreeMap::new();
+        let mut transitions: BTreeMap<Transition, (u64, Vec<Uuid>)> = BTreeMap::new();
         let mut stats: BTreeMap<&str, (u64, u64)> = proposed.rules.rules().iter().map(|r| (r.id.as_str(), (0, 0))).collect();
         let (mut evaluated, mut changing, mut covered) = (0u64, 0u64, 0usize);
         for partition in self.partitions.iter() {

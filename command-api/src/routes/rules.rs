@@ -101,13 +101,13 @@ pub async fn replace(State(state): State<AppState>, caller: Caller, headers: Hea
     caller.require(Role::Admin)?;
     let next = state.processor.configs().get(&caller.tenant).version + 1;
     let doc = document(&headers, &body, next)?;
-    publish(&state, &caller, &headers, ConfigChange::Replace(doc)).await
+    publish(&state, &caller, &headers, ConfigChange::Replace(Box::new(doc))).await
 }
 
 /// `POST /api/v1/rules` and `PUT /api/v1/rules/{id}`: saves one rule (replacing one of that id).
 pub async fn save_rule(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let rule = RuleDoc::from_json(&body).map_err(problem_for_docs)?;
-    publish(&state, &caller, &headers, ConfigChange::UpsertRule(rule)).await
+    publish(&state, &caller, &headers, ConfigChange::UpsertRule(Box::new(rule))).await
 }
 
 pub async fn put_rule(
@@ -121,7 +121,7 @@ pub async fn put_rule(
     if rule.id != id {
         return Err(Problem::invalid_field("id", "matches_path", format!("the body's id '{}' differs from the path's '{id}'", rule.id)));
     }
-    publish(&state, &caller, &headers, ConfigChange::UpsertRule(rule)).await
+    publish(&state, &caller, &headers, ConfigChange::UpsertRule(Box::new(rule))).await
 }
 
 pub async fn remove_rule(State(state): State<AppState>, Path(id): Path<String>, caller: Caller, headers: HeaderMap) -> Result<Response, Problem> {
@@ -162,21 +162,21 @@ pub async fn set_defaults(State(state): State<AppState>, caller: Caller, headers
 
 /// `POST /api/v1/tag-mappings`: key aliases and value aliases for a canonical key (created if new).
 pub async fn add_mapping(State(state): State<AppState>, caller: Caller, headers: HeaderMap, ValidJson(mapping): ValidJson<MappingDoc>) -> Result<Response, Problem> {
-    publish(&state, &caller, &headers, ConfigChange::AddMapping(mapping)).await
+    publish(&state, &caller, &headers, ConfigChange::AddMapping(Box::new(mapping))).await
 }
 
 /// What a preview evaluates: a whole proposed document, or one change to the current one.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProposedChange {
-    Document(ConfigDocument),
-    UpsertRule(RuleDoc),
+    Document(Box<ConfigDocument>),
+    UpsertRule(Box<RuleDoc>),
     RemoveRule(String),
     EnableRule(String),
     DisableRule(String),
     Reorder(ReorderRequest),
     Defaults(BTreeMap<String, String>),
-    Mapping(MappingDoc),
+    Mapping(Box<MappingDoc>),
 }
 
 impl From<ProposedChange> for ConfigChange {

@@ -22,12 +22,12 @@ use super::registry::ConfigRegistry;
 #[derive(Debug, Clone)]
 pub enum ConfigChange {
     /// A whole new document (PUT, or a YAML import).
-    Replace(ConfigDocument),
-    UpsertRule(RuleDoc),
+    Replace(Box<ConfigDocument>),
+    UpsertRule(Box<RuleDoc>),
     RemoveRule(String),
     SetEnabled(String, bool),
     Reorder { key: String, ids: Vec<String> },
-    AddMapping(MappingDoc),
+    AddMapping(Box<MappingDoc>),
     SetDefaults(BTreeMap<String, String>),
 }
 
@@ -56,12 +56,12 @@ pub enum PublishError {
 impl ConfigChange {
     pub fn apply(&self, doc: &ConfigDocument) -> Result<ConfigDocument, Vec<DocError>> {
         match self {
-            Self::Replace(new) => Ok(new.clone()),
-            Self::UpsertRule(rule) => doc.upsert_rule(rule.clone()),
+            Self::Replace(new) => Ok((**new).clone()),
+            Self::UpsertRule(rule) => doc.upsert_rule((**rule).clone()),
             Self::RemoveRule(id) => doc.remove_rule(id),
             Self::SetEnabled(id, on) => doc.set_enabled(id, *on),
             Self::Reorder { key, ids } => doc.reorder(key, ids),
-            Self::AddMapping(m) => doc.add_mapping(m.clone()),
+            Self::AddMapping(m) => doc.add_mapping((**m).clone()),
             Self::SetDefaults(d) => doc.set_defaults(d.clone()),
         }
     }

@@ -106,11 +106,12 @@ fn derive_traced(
     // Keys outside the schema matter only to rules reading them as native tags.
     let normalized = normalize_borrowed(&config.schema, &facts.native_tags, |form| program.slots().get(form).is_some());
     let mut reading = reading(program, facts, &normalized, people);
+    // Built as keys are decided (values borrow from the configuration and the facts until here).
     let mut out = BTreeMap::new();
     for key in program.keys() {
         let chosen = match program.decide(config.rules.rules(), key, &reading, at, hits.as_deref_mut()) {
             Some((value, rule)) => Some((value, Origin::Rule { rule_id: rule.id.clone() })),
-            None if promoted(&normalized, &key.key).is_some() => None,
+            None if promoted(&normalized, &key.key) => None,
             None => key.default.as_deref().map(|v| (v, Origin::Default)),
         };
         if let Some((value, origin)) = chosen {
@@ -165,10 +166,9 @@ fn reading<'a>(
     }
 }
 
-/// The native tag of a schema key, which becomes a virtual tag unless a rule decides the key.
-fn promoted<'n, 'a>(normalized: &'n [Normalized<'a>], key: &str) -> Option<&'n Normalized<'a>> {
-    let i = normalized.binary_search_by(|t| t.key.as_ref().cmp(key)).ok()?;
-    Some(&normalized[i]).filter(|t| t.key_mapping != KeyMapping::Unknown)
+/// Whether a native tag of the schema's `key` becomes a virtual tag (unless a rule decides the key).
+fn promoted(normalized: &[Normalized<'_>], key: &str) -> bool {
+    normalized.binary_search_by(|t| t.key.as_ref().cmp(key)).is_ok_and(|i| normalized[i].key_mapping != KeyMapping::Unknown)
 }
 
 fn native_tag(t: &Normalized<'_>) -> DerivedTag {

@@ -232,7 +232,9 @@ pub(crate) fn normalize_borrowed<'a>(
     NATIVE_KEYS.with(|memo| match memo.try_borrow_mut() {
         Ok(mut memo) => {
             if memo.len() >= MEMO_SCHEMAS && !memo.contains_key(&schema.id()) {
-                memo.clear();
+                // Schemas of past configuration versions linger here: any one makes room.
+                let evicted = *memo.keys().next().expect("full");
+                memo.remove(&evicted);
             }
             normalize_with(schema, native, keep_unknown, Some(memo.entry(schema.id()).or_default()))
         }
@@ -259,10 +261,11 @@ impl NativeKey {
     }
 }
 
-/// Schemas and keys per schema remembered per thread; beyond, the memo starts over or stops
-/// growing. Native keys repeat across resources — a few hundred spellings in a large estate.
-const MEMO_SCHEMAS: usize = 16;
-const MEMO_KEYS: usize = 4096;
+/// Schemas (one per tenant and configuration version) and keys per schema remembered per thread;
+/// beyond, one schema is forgotten, or no more keys are remembered. Native keys repeat across
+/// resources: a few hundred spellings in a large estate.
+const MEMO_SCHEMAS: usize = 64;
+const MEMO_KEYS: usize = 1024;
 
 thread_local! {
     /// Per schema (by id), native key → what it stands for: forming and looking up every key of

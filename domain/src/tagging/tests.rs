@@ -832,3 +832,22 @@ fn wide_rule_sets_equal_the_reference() {
         assert_eq!(rule_hits(&config, &facts, &people, at), expected_hits, "{facts:?}");
     }
 }
+
+/// What normalization remembers per thread is bounded — in schemas and in keys per schema — and
+/// forgetting changes no answer.
+#[test]
+fn normalization_beyond_what_is_remembered_equals_the_reference() {
+    let schemas: Vec<TagSchema> = (0..80).map(|i| if i % 2 == 0 { TagSchema::seed_default() } else { overlapping_schema() }).collect();
+    let mut gen = Messy(5);
+    for round in 0..3 {
+        for schema in &schemas {
+            let native = gen.tag_set();
+            assert_eq!(normalize(schema, &native), reference::normalize(schema, &native), "round {round}: {native:?}");
+        }
+    }
+    let schema = TagSchema::seed_default();
+    for i in 0..3_000 {
+        let native = tags(&[(&format!("Key{i}_{}", i % 7), "v"), ("ENV", "prod"), (&format!("team{}", i % 3), "x")]);
+        assert_eq!(normalize(&schema, &native), reference::normalize(&schema, &native), "{native:?}");
+    }
+}

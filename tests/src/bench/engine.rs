@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use vtag_domain::tagging::{derive, normalize, ResourceFacts, TaggingConfig};
 
+/// One unit of engine work on a resource (returns something so it cannot be optimized away).
+pub type Work<'a> = &'a (dyn Fn(&ResourceFacts) -> usize + Sync);
+
 /// Resources per second of `work` over `facts`, split across `threads` scoped threads.
-pub fn throughput(facts: &[ResourceFacts], threads: usize, work: &(dyn Fn(&ResourceFacts) -> usize + Sync)) -> (f64, usize) {
+pub fn throughput(facts: &[ResourceFacts], threads: usize, work: Work<'_>) -> (f64, usize) {
     let started = Instant::now();
     let chunk = facts.len().div_ceil(threads.max(1));
     let produced: usize = std::thread::scope(|s| {

@@ -52,14 +52,29 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
         .collect();
     eprintln!("[bench] observing {} resources ({} requests, {IN_FLIGHT} in flight)", resources.len(), bodies.len());
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
-        .map(|body| {
-            let req = client.post(format!("{base}/api/v1/resources/observe")).bearer_auth(&admin).header("content-type", "application/json").body(body);
+        .enumerate()
+        .map(|(i, body)| {
+            let (client, base, admin) = (&client, &base, &admin);
             async move {
-                let resp = req.send().await.context("observe")?;
-                if !resp.status().is_success() {
-                    bail!("observe answered {}", resp.status());
+                // 503 (a partition lease moving under load) is retried with the same Idempotency-Key,
+                // as a collector would: nothing is recorded twice.
+                for attempt in 0..30 {
+                    let resp = client
+                        .post(format!("{base}/api/v1/resources/observe"))
+                        .bearer_auth(admin)
+                        .header("content-type", "application/json")
+                        .header("idempotency-key", format!("bench-observe-{i}"))
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .context("observe")?;
+                    match resp.status().as_u16() {
+                        200 => return Ok(()),
+                        503 if attempt < 29 => tokio::time::sleep(Duration::from_secs(1)).await,
+                        other => bail!("observe answered {other}"),
+                    }
                 }
-                Ok(())
+                bail!("observe kept answering 503")
             }
         })
         .buffer_unordered(IN_FLIGHT)

@@ -18,7 +18,7 @@ use serde_json::json;
 use vtag_domain::tagging::ResourceFacts;
 use vtag_inventory::{GeneratedResource, Generator, GeneratorConfig};
 use vtag_tagging_config::ConfigDocument;
-use vtag_tests::bench::engine::{derive_all, normalize_only, read_facts, throughput};
+use vtag_tests::bench::engine::{derive_all, normalize_only, read_facts, throughput, Work};
 use vtag_tests::bench::rules::rule_document;
 use vtag_tests::bench::{median, retro, thousands};
 use vtag_tests::derivation::facts;
@@ -102,7 +102,7 @@ fn engine(args: &Args, resources: &[GeneratedResource], config: &vtag_domain::ta
     let mut engine = serde_json::Map::new();
     let derive = derive_all(config);
     let normalize = normalize_only(config);
-    let cases: [(&str, &(dyn Fn(&ResourceFacts) -> usize + Sync)); 3] =
+    let cases: [(&str, Work<'_>); 3] =
         [("raw_read_facts", &read_facts), ("normalize_only", &normalize), ("derive", &derive)];
     let mut derived_tags = 0;
     for (name, work) in cases {
