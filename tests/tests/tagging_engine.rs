@@ -200,7 +200,7 @@ fn urlencode(s: &str) -> String {
     s.replace(':', "%3A").replace('+', "%2B")
 }
 
-/// A new key alias and value alias reach resources observed before them (retroactive through the
+/// A new key alias reaches resources observed before it (retroactive through the
 /// schema, not only rules); disabling and enabling a rule re-derives both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mappings_and_rule_switches_rederive_what_was_already_observed() {

@@ -113,7 +113,7 @@ impl Publisher {
         }
         let document = change.apply(&current.document).map_err(PublishError::Invalid)?;
         let version = current.version + 1;
-        document.compile(version).map_err(PublishError::Invalid)?;
+        let compiled = document.compile(version).map_err(PublishError::Invalid)?;
         if document == current.document {
             let job_id = ProgressMarker::job_id(&ctx.tenant, current.version);
             return Ok(ConfigOutcome { version: current.version, job_id, position: None, changed: false });
@@ -139,7 +139,7 @@ impl Publisher {
             .send(FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| PublishError::Unavailable(e.to_string()))?;
-        self.registry.install(&record).map_err(PublishError::Unavailable)?;
+        self.registry.install_compiled(&record, document, compiled);
         let outcome = ConfigOutcome {
             version,
             job_id: ProgressMarker::job_id(&ctx.tenant, version),

@@ -69,6 +69,13 @@ impl ConfigRegistry {
         let compiled = document
             .compile(record.version)
             .map_err(|e| format!("configuration v{} of {}: {e:?}", record.version, record.tenant))?;
+        self.install_compiled(record, document, compiled);
+        Ok(true)
+    }
+
+    /// Installs a change this instance just decided and wrote: the writer already holds the
+    /// document and its compiled form, so nothing is parsed or compiled again.
+    pub fn install_compiled(&self, record: &ConfigRecord, document: ConfigDocument, compiled: TaggingConfig) {
         let config = TenantConfig {
             version: record.version,
             document,
@@ -78,6 +85,5 @@ impl ConfigRegistry {
         };
         self.tenants.write().expect("registry lock").insert(record.tenant.clone(), Arc::new(config));
         self.changed.send_modify(|n| *n += 1);
-        Ok(true)
     }
 }
