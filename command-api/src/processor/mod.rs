@@ -4,7 +4,7 @@
 //! partition's state sits behind one lock; a command is decided against it, its events are appended
 //! with an idempotent producer, and only the broker's acknowledgement makes the answer final. A write
 //! whose fate is unknown marks the partition untrusted and it is rebuilt from the log before deciding
-//! anything else. Event ids derive from command ids, and recent outcomes are remembered by command
+//! anything else; a partition whose lease comes back only reads what was appended meanwhile. Event ids derive from command ids, and recent outcomes are remembered by command
 //! id, so a client that re-sends a command gets the original answer and the log gets no duplicate.
 //!
 //! Which instance owns which partition is decided by a Kafka consumer group (see `ownership`); a
@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Mutex;
-use vtag_domain::{decide, CommandContext, ResourceCommand, ResourceError, ResourceId};
+use vtag_domain::{decide, CommandContext, ResourceCommand, ResourceError, ResourceId, ResourceState};
 use vtag_eventlog::kafka::producer_config;
 use vtag_eventlog::{partition_for, EventCodec, EventTopics};
 
@@ -115,15 +115,29 @@ impl CommandProcessor {
         Ok(processor)
     }
 
-    /// Rebuilds a partition from the log if it is ours and its state is not trusted.
+    /// Brings a partition we own up to the log now rather than on its first command.
     async fn recover(&self, partition: i32) {
         let mut state = self.partitions[partition as usize].lock().await;
-        if state.owned && !state.trusted {
-            match rebuild::rebuild_partition(&self.brokers, &self.codec, partition, true).await {
-                Ok(fresh) => *state = fresh,
-                Err(e) => tracing::error!(partition, error = %e, "could not rebuild partition; will retry on the next command"),
+        if state.owned {
+            if let Err(e) = self.up_to_date(partition, &mut state).await {
+                tracing::error!(partition, error = %e, "could not read partition from the log; will retry on the next command");
             }
         }
+    }
+
+    /// Makes `state` reflect the whole log of `partition` before a decision: a rebuild when it is
+    /// untrusted, a catch-up when the lease came back (another owner may have appended).
+    async fn up_to_date(&self, partition: i32, state: &mut PartitionState) -> anyhow::Result<()> {
+        if state.trusted && state.behind {
+            if let Err(e) = rebuild::catch_up(&self.brokers, &self.codec, partition, state).await {
+                tracing::warn!(partition, error = %e, "catch-up failed; rebuilding the partition from the log");
+                state.trusted = false;
+            }
+        }
+        if !state.trusted {
+            *state = rebuild::rebuild_partition(&self.brokers, &self.codec, partition, state.owned).await?;
+        }
+        Ok(())
     }
 
     /// Leaves the ownership group (so other instances take the partitions over) and flushes.
@@ -173,28 +187,27 @@ impl CommandProcessor {
         if !state.owned {
             return group.into_iter().map(|(i, _)| (i, Err(SubmitError::NotOwner(partition)))).collect();
         }
-        if !state.trusted {
-            match rebuild::rebuild_partition(&self.brokers, &self.codec, partition, true).await {
-                Ok(fresh) => *state = fresh,
-                Err(e) => {
-                    let reason = format!("partition {partition} is recovering: {e}");
-                    return group.into_iter().map(|(i, _)| (i, Err(SubmitError::Unavailable(reason.clone())))).collect();
-                }
-            }
+        if let Err(e) = self.up_to_date(partition, &mut state).await {
+            let reason = format!("partition {partition} is recovering: {e}");
+            return group.into_iter().map(|(i, _)| (i, Err(SubmitError::Unavailable(reason.clone())))).collect();
         }
 
         // Decide everything first (state moves on optimistically), send everything, then await the
         // acknowledgements together: the producer pipelines, the lock keeps the order.
         let mut answers: Vec<(usize, Result<Outcome, SubmitError>)> = Vec::with_capacity(group.len());
         let mut pending = Vec::new();
+        let unseen = ResourceState::default();
         for (i, s) in group {
             if let Some(done) = state.outcome_of(&s.context.command_id) {
                 answers.push((i, Ok(done.clone())));
                 continue;
             }
-            let current = state.state_of(&s.aggregate);
             let config = self.configs.get(&s.context.tenant);
-            let events = match decide(&current, s.aggregate, &s.command, &s.context, &config.compiled) {
+            // Decided against a borrow: a re-derivation walk decides a million resources and most
+            // record nothing, so copying each one's state would be most of its cost.
+            let current = state.aggregates.get(&s.aggregate).unwrap_or(&unseen);
+            let current_version = current.version;
+            let events = match decide(current, s.aggregate, &s.command, &s.context, &config.compiled) {
                 Ok(events) => events,
                 Err(refused) => {
                     answers.push((i, Err(refused.into())));
@@ -202,7 +215,7 @@ impl CommandProcessor {
                 }
             };
             if events.is_empty() {
-                let outcome = Outcome { resource_id: s.aggregate, version: current.version, events: 0, position: None };
+                let outcome = Outcome { resource_id: s.aggregate, version: current_version, events: 0, position: None };
                 answers.push((i, Ok(outcome)));
                 continue;
             }
@@ -215,7 +228,7 @@ impl CommandProcessor {
                 deliveries.push(sent);
                 state.apply(recorded);
             }
-            let version = events.last().map_or(current.version, |e| e.envelope.aggregate_version);
+            let version = events.last().map_or(current_version, |e| e.envelope.aggregate_version);
             pending.push((i, s.context.command_id, s.aggregate, version, events.len(), deliveries));
         }
 
@@ -226,7 +239,10 @@ impl CommandProcessor {
             for d in deliveries {
                 match d {
                     Ok(future) => match future.await {
-                        Ok(Ok(delivered)) => position = Some((delivered.partition, delivered.offset)),
+                        Ok(Ok(delivered)) => {
+                            state.reached(delivered.offset);
+                            position = Some((delivered.partition, delivered.offset));
+                        }
                         Ok(Err((e, _))) => failure = Some(e.to_string()),
                         Err(_) => failure = Some("delivery cancelled".to_owned()),
                     },

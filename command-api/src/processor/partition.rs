@@ -28,9 +28,16 @@ pub struct PartitionState {
     pub completed: HashMap<TenantId, u64>,
     recent: HashMap<Uuid, Outcome>,
     recent_order: VecDeque<Uuid>,
-    /// False after a write whose fate is unknown, or when ownership moved: the in-memory state may
-    /// differ from the log, so the partition is rebuilt from the log before it decides anything else.
+    /// False after a write whose fate is unknown: the in-memory state may differ from the log, so
+    /// the partition is rebuilt from the log before it decides anything else.
     pub trusted: bool,
+    /// The offset after the last record this state reflects (every record below it was read or
+    /// written, and acknowledged, by this instance).
+    pub log_end: i64,
+    /// Set when the lease is (re)gained: another instance may have appended since `log_end`, so
+    /// those records are read before the next decision. Usually there are none — a rebalance that
+    /// hands the partition straight back costs one watermark lookup, not a rebuild.
+    pub behind: bool,
     /// Whether this instance holds the partition's lease (see `ownership`).
     pub owned: bool,
 }
@@ -43,10 +50,6 @@ impl PartitionState {
     /// An empty state, to be filled by replaying the partition; it keeps the ownership it replaces.
     pub fn replaying(owned: bool) -> Self {
         Self { trusted: true, owned, ..Default::default() }
-    }
-
-    pub fn state_of(&self, id: &ResourceId) -> ResourceState {
-        self.aggregates.get(id).cloned().unwrap_or_default()
     }
 
     pub fn apply(&mut self, recorded: &Recorded<ResourceEvent>) {
@@ -68,6 +71,11 @@ impl PartitionState {
             let v = self.completed.entry(marker.tenant.clone()).or_default();
             *v = (*v).max(marker.rule_set_version);
         }
+    }
+
+    /// Records that the log holds everything up to `offset` (inclusive) as this state knows it.
+    pub fn reached(&mut self, offset: i64) {
+        self.log_end = self.log_end.max(offset + 1);
     }
 
     pub fn outcome_of(&self, command_id: &Uuid) -> Option<&Outcome> {

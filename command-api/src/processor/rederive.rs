@@ -131,7 +131,7 @@ impl CommandProcessor {
         (processed, total, changed): (u64, u64, u64),
         done: bool,
     ) -> Result<(), String> {
-        let state = self.partitions[partition as usize].lock().await;
+        let mut state = self.partitions[partition as usize].lock().await;
         if !state.owned {
             return Err(format!("partition {partition} is no longer ours"));
         }
@@ -152,7 +152,10 @@ impl CommandProcessor {
         let payload = self.codec.encode_progress(&marker).await.map_err(|e| e.to_string())?;
         let delivery = self.send(partition, &job_id.to_string(), payload)?;
         match delivery.await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(delivered)) => {
+                state.reached(delivered.offset);
+                Ok(())
+            }
             Ok(Err((e, _))) => Err(e.to_string()),
             Err(_) => Err("delivery cancelled".to_owned()),
         }?;

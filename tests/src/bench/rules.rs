@@ -29,50 +29,61 @@ pub fn rule_document(generator: &Generator, sample: &[GeneratedResource], count:
     }
     let owners: BTreeMap<&str, &str> = generator.accounts().iter().map(|a| (a.id(), a.owner())).collect();
 
-    let mut rules: Vec<Value> = Vec::new();
-    let push = |rules: &mut Vec<Value>, rule: Value| {
-        if rules.len() < count {
-            rules.push(rule);
-        }
-    };
-    push(&mut rules, json!({"id": "owner-by-account", "key": "owner", "priority": 10, "lookup": {"field": "account", "table": owners}}));
-    push(&mut rules, json!({"id": "app-from-name", "key": "application", "priority": 900,
-        "set_from_name": {"regex": "^(?P<app>[a-z]+)-", "group": "app"}}));
+    // Each family is what one kind of rule looks like; a rule set of `count` rules takes from every
+    // family in turn (and keeps a fifth for the long tail), so a small rule set is not all lookups
+    // and prefixes while the chains and regexes that cost the most are left out.
+    let core = vec![
+        json!({"id": "owner-by-account", "key": "owner", "priority": 10, "lookup": {"field": "account", "table": owners}}),
+        json!({"id": "app-from-name", "key": "application", "priority": 900, "set_from_name": {"regex": "^(?P<app>[a-z]+)-", "group": "app"}}),
+        json!({"id": "sensitive-stores", "key": "data-classification", "priority": 10,
+            "when": {"field": "resource_type", "in": ["rds", "sql-database", "cloud-sql", "dynamodb", "bigquery-dataset"]}, "set": "sensitive"}),
+    ];
+    let mut environments = Vec::new();
     for (i, (env, short)) in [("production", "prod"), ("staging", "stg"), ("development", "dev"), ("sandbox", "sbx"), ("test", "test")].iter().enumerate() {
-        push(&mut rules, json!({"id": format!("env-{short}-infix"), "key": "environment", "priority": 10 + i,
+        environments.push(json!({"id": format!("env-{short}-infix"), "key": "environment", "priority": 10 + i,
             "when": {"field": "name", "contains": format!("-{short}-")}, "set": env}));
-        push(&mut rules, json!({"id": format!("env-{short}-regex"), "key": "environment", "priority": 20 + i,
+        environments.push(json!({"id": format!("env-{short}-regex"), "key": "environment", "priority": 20 + i,
             "when": {"field": "name", "regex": format!("(^|[-_]){short}([-_0-9]|$)")}, "set": env}));
-        push(&mut rules, json!({"id": format!("env-{short}-native"), "key": "environment", "priority": 30 + i,
+        environments.push(json!({"id": format!("env-{short}-native"), "key": "environment", "priority": 30 + i,
             "when": {"field": "native.environment", "equals": env}, "set": env}));
     }
-    push(&mut rules, json!({"id": "sensitive-stores", "key": "data-classification", "priority": 10,
-        "when": {"field": "resource_type", "in": ["rds", "sql-database", "cloud-sql", "dynamodb", "bigquery-dataset"]}, "set": "sensitive"}));
+    let mut by_type = Vec::new();
     for (i, t) in types.iter().enumerate() {
-        push(&mut rules, json!({"id": format!("backup-{t}"), "key": "backup", "priority": 10 + i,
+        by_type.push(json!({"id": format!("backup-{t}"), "key": "backup", "priority": 10 + i,
             "when": {"all": [{"field": "resource_type", "equals": t}, {"field": "tag.environment", "equals": "production"}]}, "set": "daily"}));
-        push(&mut rules, json!({"id": format!("autostop-{t}"), "key": "auto-stop", "priority": 10 + i,
+        by_type.push(json!({"id": format!("autostop-{t}"), "key": "auto-stop", "priority": 10 + i,
             "when": {"all": [{"field": "resource_type", "equals": t}, {"not": {"field": "tag.environment", "in": ["production", "staging"]}}]}, "set": "nightly"}));
     }
+    let mut by_app = Vec::new();
     for (i, (app, team)) in apps.iter().enumerate() {
-        push(&mut rules, json!({"id": format!("team-{app}"), "key": "team", "priority": 10 + i,
+        by_app.push(json!({"id": format!("team-{app}"), "key": "team", "priority": 10 + i,
             "when": {"field": "name", "starts_with": format!("{app}-")}, "set": team}));
-        push(&mut rules, json!({"id": format!("project-{app}"), "key": "project", "priority": 10 + i,
+        by_app.push(json!({"id": format!("project-{app}"), "key": "project", "priority": 10 + i,
             "when": {"any": [{"field": "name", "starts_with": format!("{app}-")}, {"field": "native.application", "equals": app}]}, "set": app}));
     }
-    for (i, (team, cc)) in team_cc.iter().enumerate() {
-        push(&mut rules, json!({"id": format!("cc-{team}"), "key": "cost-center", "priority": 10 + i,
-            "when": {"field": "tag.team", "equals": team}, "set": cc}));
+    let cost_centers: Vec<Value> = team_cc.iter().enumerate().map(|(i, (team, cc))| json!({"id": format!("cc-{team}"), "key": "cost-center", "priority": 10 + i,
+        "when": {"field": "tag.team", "equals": team}, "set": cc})).collect();
+    let business_units: Vec<Value> = cc_bu.iter().enumerate().map(|(i, (cc, bu))| json!({"id": format!("bu-{cc}"), "key": "business-unit", "priority": 10 + i,
+        "when": {"field": "tag.cost-center", "equals": cc}, "set": bu})).collect();
+
+    let mut families: Vec<std::vec::IntoIter<Value>> = [core, environments, by_type, by_app, cost_centers, business_units]
+        .into_iter()
+        .map(Vec::into_iter)
+        .collect();
+    let before_tail = count - count / 5;
+    let mut rules: Vec<Value> = Vec::with_capacity(count);
+    while rules.len() < before_tail {
+        let taken = families.iter_mut().filter_map(Iterator::next).take(before_tail - rules.len()).collect::<Vec<_>>();
+        if taken.is_empty() {
+            break;
+        }
+        rules.extend(taken);
     }
-    for (i, (cc, bu)) in cc_bu.iter().enumerate() {
-        push(&mut rules, json!({"id": format!("bu-{cc}"), "key": "business-unit", "priority": 10 + i,
-            "when": {"field": "tag.cost-center", "equals": cc}, "set": bu}));
-    }
-    // Fill up with the long tail every rule set has: narrow naming rules, mostly never matching.
+    // The long tail every rule set has: narrow naming rules with regexes, mostly never matching.
     let mut n = 0;
     while rules.len() < count {
         let app = apps.keys().nth(n % apps.len().max(1)).cloned().unwrap_or_else(|| "svc".into());
-        push(&mut rules, json!({"id": format!("tail-{n}"), "key": "compliance", "priority": 100 + n,
+        rules.push(json!({"id": format!("tail-{n}"), "key": "compliance", "priority": 100 + n,
             "when": {"all": [{"field": "name", "regex": format!("^{app}-(batch|etl|report)-{n}")}, {"field": "region", "starts_with": "eu"}]},
             "set": "gdpr"}));
         n += 1;

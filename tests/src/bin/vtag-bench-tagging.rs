@@ -74,7 +74,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .and_then(|d| d.compile(1))
         .map_err(|e| anyhow::anyhow!("the bench rule set does not compile: {e:?}"))?;
     anyhow::ensure!(config.rules.rules().len() == args.rules, "rule set has {} rules", config.rules.rules().len());
-    let mut report = json!({"resources": args.resources, "rules": args.rules, "threads": threads});
+    let mut per_key = std::collections::BTreeMap::<&str, usize>::new();
+    for rule in config.rules.rules() {
+        *per_key.entry(rule.key.as_str()).or_default() += 1;
+    }
+    eprintln!("[bench] rules per key: {per_key:?}");
+    let mut report = json!({"resources": args.resources, "rules": args.rules, "rules_per_key": per_key, "threads": threads});
     if !args.retro_only {
         report["engine"] = engine(&args, &resources, &config, threads);
     }
