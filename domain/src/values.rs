@@ -66,6 +66,13 @@ macro_rules! string_value {
                 &self.0
             }
         }
+
+        // Ordering and hashing are the inner string's, so maps keyed by it can be read by `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

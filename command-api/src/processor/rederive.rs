@@ -41,12 +41,22 @@ impl CommandProcessor {
         })
     }
 
-    async fn rederive_everything(&self) {
-        let tenants = self.configs.versions();
+    async fn rederive_everything(self: &Arc<Self>) {
+        let tenants: Arc<[(TenantId, u64)]> = self.configs.versions().into();
         if tenants.is_empty() {
             return;
         }
-        join_all((0..self.partitions.len() as i32).map(|p| self.rederive_partition(p, &tenants))).await;
+        // One task per partition: deciding is CPU work, and partitions are independent, so the walk
+        // uses every core rather than the one thread polling a joined future.
+        let jobs = (0..self.partitions.len() as i32).map(|p| {
+            let (this, tenants) = (self.clone(), tenants.clone());
+            tokio::spawn(async move { this.rederive_partition(p, &tenants).await })
+        });
+        for finished in join_all(jobs).await {
+            if let Err(e) = finished {
+                tracing::error!(error = %e, "a re-derivation task failed; the next round retries it");
+            }
+        }
     }
 
     async fn rederive_partition(&self, partition: i32, tenants: &[(TenantId, u64)]) {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use crate::envelope::{CommandContext, Recorded};
 use crate::fingerprint::{Fingerprint, FingerprintBuilder};
-use crate::tagging::{derive, Origin, ResourceFacts, TaggingConfig};
+use crate::tagging::{derive_each, Origin, OriginRef, ResourceFacts, TaggingConfig};
 use crate::values::{Confidence, ResourceDescription, ResourceId, TagKey, TagSource, TagValue};
 
 use super::command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand};
@@ -35,8 +35,13 @@ pub fn decide(
         ResourceCommand::RemoveVirtualTag(remove) => remove_virtual_tag(state, remove)?,
         ResourceCommand::Rederive => Vec::new(),
     };
-    let after = events.iter().fold(state.clone(), apply_event);
-    if let Some(derived) = rederive(&after, config, ctx) {
+    // Nothing to fold (a re-derivation): derive over the state as it is, without copying it.
+    let derived = if events.is_empty() {
+        rederive(state, config, ctx)
+    } else {
+        rederive(&events.iter().fold(state.clone(), apply_event), config, ctx)
+    };
+    if let Some(derived) = derived {
         events.push(ResourceEvent::VirtualTagsDerived(derived));
     }
     Ok(events
@@ -116,35 +121,43 @@ fn rederive(state: &ResourceState, config: &TaggingConfig, ctx: &CommandContext)
         .filter(|(_, t)| t.source.is_people())
         .map(|(k, t)| (k.as_str().to_owned(), t.value.as_str().to_owned()))
         .collect();
-    let derived = derive(config, facts, &people, ctx.recorded_at);
     let mut changes = Vec::new();
-    let mut wanted = std::collections::BTreeSet::new();
-    for (key, tag) in derived {
-        // A value the tag model cannot hold (a capture too long, a key of odd form) derives nothing.
-        let (Ok(key), Ok(value)) = (TagKey::parse(&key), TagValue::parse(&tag.value)) else { continue };
-        wanted.insert(key.clone());
-        let current = state.virtual_tags.get(&key);
-        if current.is_some_and(|t| t.source.is_people()) {
-            continue;
-        }
-        let (source, rule_id) = match &tag.origin {
-            Origin::Native { .. } => (TagSource::Native, None),
-            Origin::Rule { rule_id } => (TagSource::RuleBased, Some(rule_id.as_str())),
-            Origin::Default => (TagSource::RuleBased, None),
+    // The resource's keys derived again (the others lose their derived value).
+    let mut wanted: Vec<&TagKey> = Vec::new();
+    derive_each(config, facts, &people, ctx.recorded_at, |tag| {
+        let current = state.virtual_tags.get_key_value(tag.key);
+        let source = match tag.origin {
+            OriginRef::Native { .. } => TagSource::Native,
+            OriginRef::Rule { .. } | OriginRef::Default => TagSource::RuleBased,
         };
-        if current.is_some_and(|t| t.value == value && t.source == source && t.rule_id.as_deref() == rule_id) {
-            continue;
+        let unchanged = |t: &AppliedTag, value: &str| {
+            t.source.is_people() || (t.value.as_str() == value && t.source == source && t.rule_id.as_deref() == tag.origin.rule_id())
+        };
+        // The common case, without copying anything: the resource already carries this value.
+        if let Some((key, _)) = current.filter(|(_, t)| unchanged(t, tag.value)) {
+            wanted.push(key);
+            return;
+        }
+        // A value the tag model cannot hold (a capture too long, a key of odd form) derives nothing.
+        let (Ok(key), Ok(value)) = (TagKey::parse(tag.key), TagValue::parse(tag.value)) else { return };
+        if let Some((held, t)) = current {
+            wanted.push(held);
+            if unchanged(t, value.as_str()) {
+                return;
+            }
         }
         changes.push(DerivedChange {
             key,
             value: Some(value),
             source,
-            origin: Some(tag.origin),
-            previous: current.map(|t| PreviousTag { value: t.value.clone(), source: t.source }),
+            origin: Some(tag.origin.to_owned()),
+            previous: current.map(|(_, t)| PreviousTag { value: t.value.clone(), source: t.source }),
         });
-    }
+    });
+    // Keys are derived in evaluation order; events list changes by key.
+    changes.sort_by(|a, b| a.key.cmp(&b.key));
     for (key, t) in &state.virtual_tags {
-        if t.source.is_derived() && !wanted.contains(key) {
+        if t.source.is_derived() && !wanted.contains(&key) {
             changes.push(DerivedChange {
                 key: key.clone(),
                 value: None,

@@ -72,7 +72,64 @@ pub fn derive(
     people: &BTreeMap<String, String>,
     at: DateTime<Utc>,
 ) -> BTreeMap<String, DerivedTag> {
-    derive_traced(config, facts, people, at, None)
+    let mut out = BTreeMap::new();
+    derive_each(config, facts, people, at, |tag| {
+        out.insert(tag.key.to_owned(), DerivedTag { value: tag.value.to_owned(), origin: tag.origin.to_owned() });
+    });
+    out
+}
+
+/// One derived tag, borrowed from the configuration, the facts and `people`: a decision compares
+/// it with what the resource carries and copies only what changed.
+#[derive(Debug, Clone, Copy)]
+pub struct DerivedRef<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub origin: OriginRef<'a>,
+}
+
+/// [`Origin`], borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum OriginRef<'a> {
+    Native { native_key: &'a str, native_value: &'a str, key_mapping: &'a KeyMapping, value_mapping: &'a ValueMapping },
+    Rule { rule_id: &'a str },
+    Default,
+}
+
+impl OriginRef<'_> {
+    pub fn to_owned(&self) -> Origin {
+        match *self {
+            Self::Native { native_key, native_value, key_mapping, value_mapping } => Origin::Native {
+                native_key: native_key.to_owned(),
+                native_value: native_value.to_owned(),
+                key_mapping: key_mapping.clone(),
+                value_mapping: value_mapping.clone(),
+            },
+            Self::Rule { rule_id } => Origin::Rule { rule_id: rule_id.to_owned() },
+            Self::Default => Origin::Default,
+        }
+    }
+
+    /// The rule that set the value, if one did.
+    pub fn rule_id(&self) -> Option<&str> {
+        match self {
+            Self::Rule { rule_id } => Some(rule_id),
+            _ => None,
+        }
+    }
+}
+
+/// [`derive`] without copying: `visit` sees each derived tag once (rules' and defaults' keys in
+/// evaluation order, then native tags), borrowed. This is what a decision runs for every resource
+/// of a re-derivation, where almost every tag is unchanged.
+pub fn derive_each(
+    config: &TaggingConfig,
+    facts: &ResourceFacts,
+    people: &BTreeMap<String, String>,
+    at: DateTime<Utc>,
+    visit: impl FnMut(DerivedRef<'_>),
+) {
+    derive_traced(config, facts, people, at, None, visit);
 }
 
 /// A rule whose condition held for a resource, and whether it was the one that set the value.
@@ -91,7 +148,7 @@ pub fn rule_hits(
     at: DateTime<Utc>,
 ) -> Vec<RuleHit> {
     let mut hits = Vec::new();
-    derive_traced(config, facts, people, at, Some(&mut hits));
+    derive_traced(config, facts, people, at, Some(&mut hits), |_| {});
     hits
 }
 
@@ -101,33 +158,33 @@ fn derive_traced(
     people: &BTreeMap<String, String>,
     at: DateTime<Utc>,
     mut hits: Option<&mut Vec<RuleHit>>,
-) -> BTreeMap<String, DerivedTag> {
+    mut visit: impl FnMut(DerivedRef<'_>),
+) {
     let program = config.rules.program();
     // Keys outside the schema matter only to rules reading them as native tags.
     let normalized = normalize_borrowed(&config.schema, &facts.native_tags, |form| program.slots().get(form).is_some());
     let mut reading = reading(program, facts, &normalized, people);
-    // Built as keys are decided (values borrow from the configuration and the facts until here).
-    let mut out = BTreeMap::new();
+    let mut decided: Vec<&str> = Vec::with_capacity(program.keys().len());
     for key in program.keys() {
         let chosen = match program.decide(config.rules.rules(), key, &reading, at, hits.as_deref_mut()) {
-            Some((value, rule)) => Some((value, Origin::Rule { rule_id: rule.id.clone() })),
+            Some((value, rule)) => Some((value, OriginRef::Rule { rule_id: &rule.id })),
             None if promoted(&normalized, &key.key) => None,
-            None => key.default.as_deref().map(|v| (v, Origin::Default)),
+            None => key.default.as_deref().map(|v| (v, OriginRef::Default)),
         };
         if let Some((value, origin)) = chosen {
             if let (Some(slot), false) = (key.slot, people.contains_key(&key.key)) {
                 reading.virtual_tags.set(slot, Some(value));
             }
-            out.insert(key.key.clone(), DerivedTag { value: value.to_owned(), origin });
+            decided.push(&key.key);
+            visit(DerivedRef { key: &key.key, value, origin });
         }
     }
     // Native tags of the schema's keys fill what rules and defaults left.
     for tag in normalized.iter().filter(|t| t.key_mapping != KeyMapping::Unknown) {
-        if !out.contains_key(tag.key.as_ref()) {
-            out.insert(tag.key.to_string(), native_tag(tag));
+        if !decided.contains(&tag.key.as_ref()) {
+            visit(DerivedRef { key: &tag.key, value: &tag.value, origin: native_origin(tag) });
         }
     }
-    out
 }
 
 /// What rules read of the resource: its facts, its normalized native tags, and as virtual tags
@@ -171,12 +228,11 @@ fn promoted(normalized: &[Normalized<'_>], key: &str) -> bool {
     normalized.binary_search_by(|t| t.key.as_ref().cmp(key)).is_ok_and(|i| normalized[i].key_mapping != KeyMapping::Unknown)
 }
 
-fn native_tag(t: &Normalized<'_>) -> DerivedTag {
-    let origin = Origin::Native {
-        native_key: t.native_key.to_owned(),
-        native_value: t.native_value.to_owned(),
-        key_mapping: t.key_mapping.clone(),
-        value_mapping: t.value_mapping.clone(),
-    };
-    DerivedTag { value: t.value.to_string(), origin }
+fn native_origin<'a>(t: &'a Normalized<'a>) -> OriginRef<'a> {
+    OriginRef::Native {
+        native_key: t.native_key,
+        native_value: t.native_value,
+        key_mapping: &t.key_mapping,
+        value_mapping: &t.value_mapping,
+    }
 }

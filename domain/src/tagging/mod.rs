@@ -12,7 +12,7 @@ pub mod normalize;
 pub mod rules;
 pub mod schema;
 
-pub use derive::{derive, rule_hits, DerivedTag, Origin, ResourceFacts, RuleHit, TaggingConfig};
+pub use derive::{derive, derive_each, rule_hits, DerivedRef, DerivedTag, Origin, OriginRef, ResourceFacts, RuleHit, TaggingConfig};
 pub use normalize::{key_form, normalize, value_form, KeyMapping, NormalizedTag, ValueMapping};
 pub use rules::{Action, Condition, Facts, Field, Operator, Rule, RuleSet, RuleSetError};
 pub use schema::{CanonicalKey, Priority, TagSchema};

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use vtag_domain::tagging::{derive, normalize, ResourceFacts, TaggingConfig};
+use vtag_domain::tagging::{derive_each, normalize, ResourceFacts, TaggingConfig};
 
 /// One unit of engine work on a resource (returns something so it cannot be optimized away).
 pub type Work<'a> = &'a (dyn Fn(&ResourceFacts) -> usize + Sync);
@@ -45,5 +45,10 @@ pub fn normalize_only(config: &TaggingConfig) -> impl Fn(&ResourceFacts) -> usiz
 pub fn derive_all(config: &TaggingConfig) -> impl Fn(&ResourceFacts) -> usize + Sync + '_ {
     let people = BTreeMap::new();
     let at = Utc::now();
-    move |f| derive(config, f, &people, at).len()
+    // What a decision runs: every derived tag visited, borrowed (see `derive_each`).
+    move |f| {
+        let mut tags = 0;
+        derive_each(config, f, &people, at, |tag| tags += usize::from(!tag.value.is_empty()));
+        tags
+    }
 }
