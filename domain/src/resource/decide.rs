@@ -130,27 +130,24 @@ fn rederive(state: &ResourceState, config: &TaggingConfig, ctx: &CommandContext)
             OriginRef::Native { .. } => TagSource::Native,
             OriginRef::Rule { .. } | OriginRef::Default => TagSource::RuleBased,
         };
-        let unchanged = |t: &AppliedTag, value: &str| {
-            t.source.is_people() || (t.value.as_str() == value && t.source == source && t.rule_id.as_deref() == tag.origin.rule_id())
-        };
-        // The common case, without copying anything: the resource already carries this value.
-        if let Some((key, _)) = current.filter(|(_, t)| unchanged(t, tag.value)) {
-            wanted.push(key);
+        // The common case, without copying anything: people hold the key, or the resource already
+        // carries this value from the same place.
+        if let Some((held, _)) = current.filter(|(_, t)| {
+            t.source.is_people() || (t.value.as_str() == tag.value && t.source == source && t.rule_id.as_deref() == tag.origin.rule_id())
+        }) {
+            wanted.push(held);
             return;
         }
         // A value the tag model cannot hold (a capture too long, a key of odd form) derives nothing.
         let (Ok(key), Ok(value)) = (TagKey::parse(tag.key), TagValue::parse(tag.value)) else { return };
-        if let Some((held, t)) = current {
+        if let Some((held, _)) = current {
             wanted.push(held);
-            if unchanged(t, value.as_str()) {
-                return;
-            }
         }
         changes.push(DerivedChange {
             key,
             value: Some(value),
             source,
-            origin: Some(tag.origin.to_owned()),
+            origin: Some(tag.origin.to_origin()),
             previous: current.map(|(_, t)| PreviousTag { value: t.value.clone(), source: t.source }),
         });
     });

@@ -308,6 +308,28 @@ mod derivation {
     }
 
     #[test]
+    fn changes_are_listed_by_key_whatever_the_evaluation_order() {
+        // `application` reads `tag.team`, so team is evaluated first; the event lists by key.
+        let mut reads_team = rule("r-app", "application", 1, "", "checkout");
+        reads_team.condition = Condition::Test { field: Field::VirtualTag("team".into()), operator: Operator::Equals("payments".into()), ignore_case: false };
+        let mut s = with(seeded(1, vec![rule("r-team", "team", 1, "pay", "payments"), reads_team]));
+        let events = s.when(&observe("payments-api", &[("Env", "prod")])).unwrap();
+        let keys: Vec<&str> = derived(&events).changes.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["application", "environment", "team"]);
+    }
+
+    #[test]
+    fn a_value_the_tag_model_cannot_hold_derives_nothing_and_clears_the_old_one() {
+        let mut s = with(seeded(1, vec![rule("r1", "team", 1, "pay", "payments")]));
+        s.when(&observe("payments-api", &[])).unwrap();
+        s.config = seeded(2, vec![rule("r1", "team", 1, "pay", &"x".repeat(TagValue::MAX_LEN + 1))]);
+        let events = s.when(&ResourceCommand::Rederive).unwrap();
+        let change = &derived(&events).changes[0];
+        assert_eq!((change.key.as_str(), change.value.as_ref()), ("team", None));
+        assert!(s.state.virtual_tags.is_empty());
+    }
+
+    #[test]
     fn derived_tags_cannot_be_removed_or_applied_by_hand() {
         let mut s = with(seeded(1, vec![rule("r1", "team", 1, "pay", "payments")]));
         s.when(&observe("payments-api", &[])).unwrap();

@@ -74,7 +74,7 @@ pub fn derive(
 ) -> BTreeMap<String, DerivedTag> {
     let mut out = BTreeMap::new();
     derive_each(config, facts, people, at, |tag| {
-        out.insert(tag.key.to_owned(), DerivedTag { value: tag.value.to_owned(), origin: tag.origin.to_owned() });
+        out.insert(tag.key.to_owned(), DerivedTag { value: tag.value.to_owned(), origin: tag.origin.to_origin() });
     });
     out
 }
@@ -97,7 +97,7 @@ pub enum OriginRef<'a> {
 }
 
 impl OriginRef<'_> {
-    pub fn to_owned(&self) -> Origin {
+    pub fn to_origin(&self) -> Origin {
         match *self {
             Self::Native { native_key, native_value, key_mapping, value_mapping } => Origin::Native {
                 native_key: native_key.to_owned(),

@@ -205,9 +205,12 @@ async fn wait_read_model(db: &mut PgConnection, resources: i64, timeout: Duratio
     }
 }
 
-/// `n` records of a derivation event's size, to a scratch topic, with the services' producer settings.
+/// `n` records of a derivation event's size, with the services' producer settings, to a scratch
+/// topic shaped like the event topic (same partition count; brokers need topics created first).
 async fn raw_produce(env: &TestEnv, n: usize) -> anyhow::Result<Duration> {
-    let topic = format!("{}bench-raw", env.prefix);
+    let scratch = vtag_eventlog::EventTopics::new(format!("{}raw.", env.prefix), env.partitions);
+    scratch.ensure_created(&env.stack.brokers).await?;
+    let topic = scratch.resource_events();
     let producer: FutureProducer = vtag_eventlog::kafka::producer_config(&env.stack.brokers).create()?;
     let payload = vec![b'x'; 420];
     let started = Instant::now();
