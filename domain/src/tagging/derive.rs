@@ -190,7 +190,7 @@ fn derive_traced(
 /// What rules read of the resource: its facts, its normalized native tags, and as virtual tags
 /// people's values, else the native ones (until rules decide theirs).
 fn reading<'a>(
-    program: &Program,
+    program: &'a Program,
     facts: &'a ResourceFacts,
     normalized: &'a [Normalized<'a>],
     people: &'a BTreeMap<String, String>,

@@ -791,6 +791,45 @@ fn regexes_skipped_by_their_literal_could_not_have_matched() {
     }
 }
 
+/// The literals of every regex on a field are found in one pass: overlapping and nested literals,
+/// case and non-ASCII texts answer as each regex would alone.
+#[test]
+fn literals_found_together_equal_the_reference() {
+    use chrono::{TimeZone, Utc};
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let patterns = ["^web", "eb-a", "b-api", "(?i)API", "web-api-[0-9]", "^pay", "ay-", "(^|-)prod(-|$)", "\\bk8s\\b"];
+    let rules: Vec<Rule> = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, pattern)| Rule {
+            id: format!("re{i}"),
+            key: if i % 2 == 0 { "team".into() } else { "project".into() },
+            priority: i as u32,
+            enabled: true,
+            condition: Condition::Test { field: Field::Name, operator: Operator::Matches(regex::Regex::new(pattern).unwrap()), ignore_case: false },
+            action: Action::Set(format!("v{i}")),
+            effective_from: None,
+            effective_to: None,
+        })
+        .collect();
+    let config = TaggingConfig { version: 1, schema: TagSchema::seed_default(), rules: RuleSet::new(1, rules, BTreeMap::new()).unwrap() };
+    let names = ["web-api-1", "WEB-API-1", "xweb-ap", "pay-prod", "PAY-x", "k8s-web", "\u{212A}8s web", "wëb-api-2", "b-apiweb", "", "eb-api"];
+    for name in names {
+        let facts = ResourceFacts {
+            provider: "aws".into(),
+            account: "1".into(),
+            region: "r".into(),
+            resource_type: "t".into(),
+            name: name.into(),
+            native_tags: BTreeMap::new(),
+            monthly_cost: None,
+        };
+        let (expected, expected_hits) = reference::derive(&config, &facts, &BTreeMap::new(), at);
+        assert_eq!(derive(&config, &facts, &BTreeMap::new(), at), expected, "{name:?}");
+        assert_eq!(rule_hits(&config, &facts, &BTreeMap::new(), at), expected_hits, "{name:?}");
+    }
+}
+
 /// Rule sets reading more tag keys and regex literals than a resource keeps inline.
 #[test]
 fn wide_rule_sets_equal_the_reference() {
