@@ -4,8 +4,9 @@
 //! partition's state sits behind one lock; a command is decided against it, its events are appended
 //! with an idempotent producer, and only the broker's acknowledgement makes the answer final. A write
 //! whose fate is unknown marks the partition untrusted and it is rebuilt from the log before deciding
-//! anything else; a partition whose lease comes back only reads what was appended meanwhile. Event ids derive from command ids, and recent outcomes are remembered by command
-//! id, so a client that re-sends a command gets the original answer and the log gets no duplicate.
+//! anything else; a partition whose lease comes back only reads what was appended meanwhile. Event
+//! ids derive from command ids, and recent outcomes are remembered by command id, so a client that
+//! re-sends a command gets the original answer and the log gets no duplicate.
 //!
 //! Which instance owns which partition is decided by a Kafka consumer group (see `ownership`); a
 //! command for a partition this instance does not own is refused with 503 so a load balancer can

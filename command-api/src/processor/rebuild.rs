@@ -56,8 +56,9 @@ async fn read_from(brokers: &str, codec: &EventCodec, partition: i32, state: &mu
             Ok(LogRecord::Resource(recorded)) => {
                 let env = &recorded.envelope;
                 let current = state.aggregates.get(&env.aggregate_id).map_or(0, |s| s.version);
-                // The log may hold an event twice (a producer retry on a broker without idempotence),
-                // and a catch-up may re-read one this instance wrote: the version says whether it is news.
+                // The log may hold an event twice (a producer retry on a broker without
+                // idempotence), and a catch-up may re-read one this instance wrote: the version
+                // says whether it is news.
                 if env.aggregate_version == current + 1 {
                     state.apply(&recorded);
                     let outcome = Outcome {
