@@ -18,7 +18,7 @@ help:
 	@echo "make stack       install + build + start postgres, kafka (tansu), schema registry"
 	@echo "make run         stack + the vtag services (scripts/run-services.sh start)"
 	@echo "make test        start the stack and run the workspace tests against it"
-	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, retroactive rule edit)"
+	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, 1M retroactive rule edit: ~30 min)"
 	@echo "make stop        stop the services and the stack"
 	@echo "make clean-data  stop, then delete $(VTAG_HOME)"
 

@@ -112,12 +112,12 @@ impl Publisher {
             }
         }
         let document = change.apply(&current.document).map_err(PublishError::Invalid)?;
-        let version = current.version + 1;
-        let compiled = document.compile(version).map_err(PublishError::Invalid)?;
         if document == current.document {
             let job_id = ProgressMarker::job_id(&ctx.tenant, current.version);
             return Ok(ConfigOutcome { version: current.version, job_id, position: None, changed: false });
         }
+        let version = current.version + 1;
+        let compiled = document.compile(version).map_err(PublishError::Invalid)?;
         let (change_text, kind, rule_ids) = change.describe();
         let record = ConfigRecord {
             event_id: ctx.event_id(0),

@@ -2,7 +2,7 @@
 //! deriving a resource's tags does little work per resource — with exactly the rules' meaning.
 //!
 //! - The tag keys rules read are numbered (slots): a resource's values sit in an array, not a map.
-//! - `ignore_case` operands are lower-cased once; values are lower-cased without allocating.
+//! - `ignore_case` operands are lower-cased once; values are lower-cased, usually without allocating.
 //! - In `all` and `any`, cheap tests run before costly ones (regexes): tests have no effects, so
 //!   the order a conjunction or disjunction is evaluated in cannot change its result.
 //! - A regex whose pattern contains a plain literal (`^web-(batch|etl)`, `(^|-)prod`) cannot match a
@@ -598,6 +598,16 @@ enum Lookup {
     FirstChar,
 }
 
+impl Lookup {
+    /// The entry `text` is found under.
+    fn key(self, text: &str) -> &str {
+        match self {
+            Self::Exact => text,
+            Self::FirstChar => first_char(text),
+        }
+    }
+}
+
 /// A run of rules, and per dimension the rules (by position in the run, ascending) a resource
 /// may match when found under an entry.
 #[derive(Debug, Clone)]
@@ -615,10 +625,7 @@ impl Index {
                     dims.push((*dim, FxMap::default()));
                     dims.len() - 1
                 });
-                let key = match dim.lookup {
-                    Lookup::Exact => key,
-                    Lookup::FirstChar => first_char(key),
-                };
+                let key = dim.lookup.key(key);
                 let positions = dims[at].1.entry(key.to_owned()).or_default();
                 if positions.last() != Some(&(position as u32)) {
                     positions.push(position as u32);
@@ -663,10 +670,7 @@ fn first_char(s: &str) -> &str {
 fn candidates<'i>(r: &Reading<'_>, dim: &Dim, entries: &'i FxMap<String, Vec<u32>>) -> &'i [u32] {
     let Some(text) = r.text(dim.src) else { return &[] };
     let find = |text: &str| {
-        let key = match dim.lookup {
-            Lookup::Exact => text,
-            Lookup::FirstChar => first_char(text),
-        };
+        let key = dim.lookup.key(text);
         entries.get(key).map_or(&[][..], Vec::as_slice)
     };
     if dim.fold {
@@ -877,6 +881,8 @@ fn required_literal(pattern: &str) -> Option<String> {
             '(' => depth += 1,
             ')' => depth = depth.checked_sub(1)?,
             '|' if depth == 0 => return None,
+            // A counted repetition's bounds are not text: `x{10}` requires no "10".
+            '{' => while chars.next_if(|c| *c != '}').is_some() {},
             _ => {}
         }
     }
@@ -942,6 +948,11 @@ mod tests {
             ("(?m)^web", Some("web")),
             ("^webs?", Some("web")),
             ("^ab{0,2}", Some("a")),
+            ("^x{10}", None),
+            ("^[a-z]{12}$", None),
+            ("(ab){3}", None),
+            ("^web-[0-9]{3}", Some("web-")),
+            ("^abc{2,}de", Some("ab")),
             ("^a\\|b", Some("a")),
             ("\\(abc\\)", Some("abc")),
             ("[(]abc", Some("abc")),

@@ -2,8 +2,10 @@
 //!
 //! The tables (tag key spellings, allowed values, rule operands, lookup tables) are built once per
 //! configuration from what the tenant wrote and then only read, per resource, many millions of
-//! times. std's SipHash guards against collision floods from untrusted inserts — which these tables
-//! never see — at several times the cost for the short strings looked up here.
+//! times; the per-thread memos of native key spellings and capture slots also take inserts from
+//! inventories, but are capped (1,024 keys, 256 rules), which bounds what a collision flood could
+//! cost. std's SipHash guards against such floods at several times the cost for the short strings
+//! looked up here.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -21,8 +21,8 @@ pub fn key_form(raw: &str) -> String {
     out
 }
 
-/// [`key_form`] into a buffer (cleared first), so normalizing a resource's keys reuses one.
-pub(crate) fn key_form_into(raw: &str, out: &mut String) {
+/// [`key_form`] into `out` (cleared first).
+fn key_form_into(raw: &str, out: &mut String) {
     out.clear();
     if is_in_form(raw) {
         out.push_str(raw);

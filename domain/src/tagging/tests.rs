@@ -248,6 +248,20 @@ fn native_tags_fill_keys_no_rule_sets_and_rules_beat_them() {
 
 /// The engine as first written — maps cloned per resource, every test evaluated as spelled, rule
 /// after rule — kept to check the compiled evaluation against.
+/// What rules read of `facts`, with the given native (normalized) and virtual tags.
+fn view<'a>(facts: &'a ResourceFacts, native: &'a BTreeMap<String, String>, virtual_tags: &'a BTreeMap<String, String>) -> Facts<'a> {
+    Facts {
+        name: &facts.name,
+        provider: &facts.provider,
+        account: &facts.account,
+        region: &facts.region,
+        resource_type: &facts.resource_type,
+        native,
+        virtual_tags,
+        monthly_cost: facts.monthly_cost,
+    }
+}
+
 mod reference {
     use std::borrow::Cow;
     use std::collections::BTreeMap;
@@ -291,7 +305,7 @@ mod reference {
         raw.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
-    fn lookup<'s>(schema: &'s TagSchema, form: &str) -> Option<&'s CanonicalKey> {
+    pub fn lookup<'s>(schema: &'s TagSchema, form: &str) -> Option<&'s CanonicalKey> {
         let keys = schema.keys();
         keys.iter().find(|k| key_form(&k.key) == form).or_else(|| keys.iter().find(|k| k.key_aliases.iter().any(|a| key_form(a) == form)))
     }
@@ -440,16 +454,7 @@ mod reference {
         effective.extend(people.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut hits = Vec::new();
         for (key, rules) in config.rules.plan() {
-            let view = Facts {
-                name: &facts.name,
-                provider: &facts.provider,
-                account: &facts.account,
-                region: &facts.region,
-                resource_type: &facts.resource_type,
-                native: &native,
-                virtual_tags: &effective,
-                monthly_cost: facts.monthly_cost,
-            };
+            let view = super::view(facts, &native, &effective);
             let mut winner = None;
             for rule in rules {
                 if let Some(value) = evaluate(rule, &view, at) {
@@ -711,19 +716,10 @@ fn public_rule_evaluation_equals_the_reference() {
         let rules = gen.rule_set(at);
         for _ in 0..30 {
             let facts = gen.resource();
-            let (native, virtual_tags) = (normalized(&[]), gen.people());
+            let virtual_tags = gen.people();
             let native: BTreeMap<String, String> =
-                if facts.native_tags.is_empty() { native } else { normalize(&TagSchema::seed_default(), &facts.native_tags).into_iter().map(|(k, t)| (k, t.value)).collect() };
-            let view = Facts {
-                name: &facts.name,
-                provider: &facts.provider,
-                account: &facts.account,
-                region: &facts.region,
-                resource_type: &facts.resource_type,
-                native: &native,
-                virtual_tags: &virtual_tags,
-                monthly_cost: facts.monthly_cost,
-            };
+                normalize(&TagSchema::seed_default(), &facts.native_tags).into_iter().map(|(k, t)| (k, t.value)).collect();
+            let view = view(&facts, &native, &virtual_tags);
             for rule in &rules {
                 assert_eq!(rule.condition.holds(&view), reference::holds(&rule.condition, &view), "{rule:?} {facts:?}");
                 assert_eq!(rule.evaluate(&view, at), reference::evaluate(rule, &view, at), "{rule:?} {facts:?}");
@@ -751,7 +747,7 @@ fn fast_normalization_equals_the_reference() {
         for (k, v) in &native {
             assert_eq!(key_form(k), reference::key_form(k), "{k:?}");
             assert_eq!(value_form(v), reference::value_form(v), "{v:?}");
-            assert_eq!(schema.lookup(k).map(|c| &c.key), schema.lookup(&reference::key_form(k)).map(|c| &c.key));
+            assert_eq!(schema.lookup(k).map(|c| &c.key), reference::lookup(schema, &reference::key_form(k)).map(|c| &c.key), "{k:?}");
         }
     }
 }

@@ -56,25 +56,21 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
         .map(|(i, body)| {
             let (client, base, admin) = (&client, &base, &admin);
             async move {
-                // 503 (a partition lease moving under load) is retried with the same Idempotency-Key,
-                // as a collector would: nothing is recorded twice.
-                for attempt in 0..30 {
-                    let resp = client
+                // Retried under the same Idempotency-Key, as a collector would: nothing is recorded twice.
+                let resp = retrying_503(|| {
+                    client
                         .post(format!("{base}/api/v1/resources/observe"))
                         .bearer_auth(admin)
                         .header("content-type", "application/json")
                         .header("idempotency-key", format!("bench-observe-{i}"))
                         .body(body.clone())
-                        .send()
-                        .await
-                        .context("observe")?;
-                    match resp.status().as_u16() {
-                        200 => return Ok(()),
-                        503 if attempt < 29 => tokio::time::sleep(Duration::from_secs(1)).await,
-                        other => bail!("observe answered {other}"),
-                    }
+                })
+                .await
+                .context("observe")?;
+                match resp.status().as_u16() {
+                    200 => Ok(()),
+                    other => bail!("observe answered {other}"),
                 }
-                bail!("observe kept answering 503")
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -82,9 +78,8 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
         .await;
     results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let ingest = started.elapsed();
-    let all_observed = wait_read_model(&mut db, resources.len() as i64, timeout).await?;
-    eprintln!("[bench] observed in {:.0}s, in the read model after {:.0}s", ingest.as_secs_f64(), all_observed.as_secs_f64() + ingest.as_secs_f64());
-    let in_read_model = ingest + all_observed;
+    let in_read_model = ingest + wait_read_model(&mut db, resources.len() as i64, timeout).await?;
+    eprintln!("[bench] observed in {:.0}s, in the read model after {:.0}s", ingest.as_secs_f64(), in_read_model.as_secs_f64());
 
     // 3. One rule edited: one account's owner changes hands.
     let mut rule = doc["rules"].as_array().and_then(|r| r.iter().find(|r| r["id"] == "owner-by-account")).cloned().context("owner rule")?;
@@ -93,7 +88,7 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
     table.insert(account.clone(), json!("new-owner@bench.test"));
     let edit_started = Instant::now();
     let (_, edit) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/rules/owner-by-account", &rule).await?;
-    let (_, changed) = wait_job(&mut db, &edit, timeout).await?;
+    let changed = wait_job(&mut db, &edit, timeout).await?;
     let edit_time = edit_started.elapsed();
     eprintln!("[bench] rule edit: {changed} resources changed, in the read model after {:.1}s", edit_time.as_secs_f64());
     let rss = procfs::rss_kib(commands.pid).map(|(hwm, _)| hwm as f64 / 1024.0);
@@ -123,38 +118,45 @@ pub fn summary(r: &Value) -> Vec<String> {
     vec![
         format!("observe {} resources over HTTP      {:>8.1} s", thousands(f("resources")), f("ingest_s")),
         format!("  … all derived, in the read model    {:>8.1} s", f("observed_in_read_model_s")),
-        format!("EDIT ONE RULE → in the read model     {:>8.1} s, {} resources changed (target ≤ 120 s: {})",
-            f("edit_s"), thousands(f("edit_changed")), if f("edit_s") <= 120.0 { "met" } else { "MISSED" }),
+        format!("EDIT ONE RULE → in the read model     {:>8.1} s, {} resources changed (target ≤ {:.0} s: {})",
+            f("edit_s"), thousands(f("edit_changed")), f("edit_target_s"), if f("edit_s") <= f("edit_target_s") { "met" } else { "MISSED" }),
         format!("  raw produce of as many records      {:>8.2} s", f("raw_produce_same_count_s")),
         format!("  raw COPY of as many rows            {:>8.2} s", f("raw_copy_same_count_s")),
         format!("command API peak RSS                  {:>8.0} MB", f("command_api_peak_rss_mb")),
     ]
 }
 
-/// Publishes a configuration change; a 503 (a partition lease moving, the log briefly away) is
-/// retried, as the API says it safely can be.
+/// Sends until the answer is not 503 (a partition lease moving, the log briefly away), a second
+/// apart: the API says a 503 may be retried with the same Idempotency-Key.
+async fn retrying_503(request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    const ATTEMPTS: u32 = 30;
+    for _ in 0..ATTEMPTS {
+        let resp = request().send().await?;
+        if resp.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(resp);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    bail!("still 503 after {ATTEMPTS} attempts")
+}
+
+/// Publishes a configuration change and returns the answer and its job id.
 async fn publish(client: &reqwest::Client, base: &str, token: &str, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<(Value, Uuid)> {
     let key = Uuid::new_v4().to_string();
-    let mut attempt = 0;
-    let v = loop {
-        let resp = client.request(method.clone(), format!("{base}{path}")).bearer_auth(token).header("idempotency-key", &key).json(body).send().await?;
-        let status = resp.status();
-        let v: Value = resp.json().await?;
-        match status.as_u16() {
-            202 => break v,
-            503 if attempt < 30 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            _ => bail!("publishing {path} answered {status}: {v}"),
-        }
-    };
+    let resp = retrying_503(|| client.request(method.clone(), format!("{base}{path}")).bearer_auth(token).header("idempotency-key", &key).json(body))
+        .await
+        .with_context(|| format!("publishing {path}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if status != reqwest::StatusCode::ACCEPTED {
+        bail!("publishing {path} answered {status}: {v}");
+    }
     let job = v["job_id"].as_str().and_then(|j| Uuid::parse_str(j).ok()).context("job id")?;
     Ok((v, job))
 }
 
-/// Time until every partition reported the job done, and how many resources it changed.
-async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyhow::Result<(Duration, i64)> {
+/// Waits until every partition reported the job done; returns how many resources it changed.
+async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyhow::Result<i64> {
     let started = Instant::now();
     loop {
         let row: Option<(i64, i32, i64)> = sqlx::query_as(
@@ -165,7 +167,7 @@ async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyho
         .await?;
         if let Some((done, partitions, changed)) = row {
             if done == i64::from(partitions) {
-                return Ok((started.elapsed(), changed));
+                return Ok(changed);
             }
         }
         if started.elapsed() > timeout {
@@ -249,7 +251,8 @@ fn delivered(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, 
     }
 }
 
-/// `n` rows shaped like one derived change (a tag row and an audit row) by COPY.
+/// `n` derived tag rows by COPY into a temporary copy of `virtual_tags` (no WAL, no index, no
+/// upsert, no audit rows): a lower bound for writing what the edit changed.
 async fn raw_copy(db: &mut PgConnection, n: usize) -> anyhow::Result<Duration> {
     sqlx::query("CREATE TEMP TABLE raw_tags (LIKE virtual_tags INCLUDING DEFAULTS)").execute(&mut *db).await?;
     let now = chrono::Utc::now().to_rfc3339();

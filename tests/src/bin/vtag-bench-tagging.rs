@@ -1,8 +1,9 @@
 //! `make bench` (tagging engine, P2): on N generated resources (default 1,000,000) and a rule set of
 //! R rules (default 200), in one run:
 //!
-//!  1. engine        — `derive` over every resource's facts, 1 thread and all threads, against the
-//!     raw floor of reading the same facts and against normalization alone (medians of 3 passes);
+//!  1. engine        — `derive_each` (what a decision runs) over every resource's facts, 1 thread
+//!     and all threads, against the raw floor of reading the same facts and against normalization
+//!     alone (the same derivation with no rules) (medians of 3 passes);
 //!  2. retroactive   — the real services (command API, projector) as child processes: the rule set
 //!     published, N resources observed over HTTP (derived as they arrive), then ONE rule edited;
 //!     measured: the time from the edit's request until `rederivation_progress` says every
@@ -49,6 +50,10 @@ fn parse_args() -> Args {
                 std::process::exit(2);
             }
         }
+    }
+    if a.engine_only && a.retro_only {
+        eprintln!("vtag-bench-tagging: --engine-only and --retroactive-only exclude each other");
+        std::process::exit(2);
     }
     a
 }
