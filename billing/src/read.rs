@@ -1,0 +1,291 @@
+//! Reading a FOCUS CSV export (plain or gzip) into ledgers. The whole file is read and checked
+//! before anything is returned, so a bad row anywhere refuses the whole file: an import is all or
+//! nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use csv::ByteRecord;
+use flate2::bufread::MultiGzDecoder;
+
+use crate::amount::Amount;
+use crate::charge::{cloud_of, is_currency, parse_instant, ChargeCategory};
+use crate::columns::{Column, Layout};
+use crate::error::ImportError;
+use crate::ledger::{BilledResource, Costs, Ledger, LedgerBuilder, LedgerKey};
+
+/// What a file held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingFile {
+    /// In order of first appearance.
+    pub ledgers: Vec<Ledger>,
+    pub rows: u64,
+    /// Amounts with more than ten fractional digits, rounded half to even.
+    pub rounded_amounts: u64,
+}
+
+/// Reads a FOCUS CSV, gzip-compressed or not (told apart by the gzip magic bytes). `progress` is
+/// called now and then with the count of rows read so far.
+pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
+    let mut buffered = BufReader::with_capacity(1 << 16, input);
+    let magic = buffered.fill_buf().map_err(io_error)?;
+    let gzip = magic.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(reader);
+    let header = csv.byte_headers().map_err(csv_error)?.clone();
+    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        return Err(ImportError::file("empty", "the file is empty: expected a FOCUS header row"));
+    }
+    let names: Vec<&str> = header
+        .iter()
+        .map(std::str::from_utf8)
+        .collect::<Result<_, _>>()
+        .map_err(|_| ImportError::file("encoding", "the header row is not UTF-8"))?;
+    let layout = Layout::from_header(names)?;
+
+    let mut folder = Folder { layout, books: Books::default(), rounded: 0 };
+    let mut record = ByteRecord::new();
+    let mut row = 0u64;
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e)),
+        }
+        row += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        folder.fold(&record, row, line)?;
+        if row % 65_536 == 0 {
+            progress(row);
+        }
+    }
+    progress(row);
+    if row == 0 {
+        return Err(ImportError::file("empty", "the file has a header but no rows"));
+    }
+    let Folder { books, rounded, .. } = folder;
+    Ok(BillingFile { ledgers: books.ledgers.into_iter().map(LedgerBuilder::finish).collect(), rows: row, rounded_amounts: rounded })
+}
+
+fn io_error(e: std::io::Error) -> ImportError {
+    ImportError::file("unreadable", format!("the file could not be read: {e}"))
+}
+
+fn csv_error(e: csv::Error) -> ImportError {
+    let (row, line) = e.position().map_or((None, None), |p| (Some(p.record()), Some(p.line())));
+    let (rule, message) = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            ("field_count", format!("the row has {len} fields but the header has {expected_len}"))
+        }
+        csv::ErrorKind::Utf8 { .. } => ("encoding", "the row is not valid UTF-8".to_owned()),
+        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidInput || io.kind() == std::io::ErrorKind::InvalidData => {
+            ("compression", format!("the gzip stream is corrupt: {io}"))
+        }
+        _ => ("csv", e.to_string()),
+    };
+    ImportError { row, line, column: None, rule, message }
+}
+
+struct Folder {
+    layout: Layout,
+    books: Books,
+    rounded: u64,
+}
+
+#[derive(Default)]
+struct Books {
+    ledgers: Vec<LedgerBuilder>,
+    index: HashMap<LedgerKey, usize>,
+    /// Rows come grouped by account and period: most rows hit the previous row's ledger.
+    last: Option<usize>,
+}
+
+/// One row being read, for errors that name its cells.
+struct Cells<'r> {
+    layout: &'r Layout,
+    record: &'r ByteRecord,
+    row: u64,
+    line: u64,
+}
+
+impl<'r> Cells<'r> {
+    fn error(&self, column: Column, rule: &'static str, message: impl Into<String>) -> ImportError {
+        ImportError::cell(self.row, self.line, self.layout.name(column), rule, message)
+    }
+
+    /// The cell's text, trimmed ("" for an absent optional column).
+    fn text(&self, column: Column) -> Result<&'r str, ImportError> {
+        let Some(i) = self.layout.position(column) else { return Ok("") };
+        let raw = self.record.get(i).unwrap_or_default();
+        std::str::from_utf8(raw).map(str::trim).map_err(|_| self.error(column, "encoding", "is not valid UTF-8"))
+    }
+
+    fn required(&self, column: Column) -> Result<&'r str, ImportError> {
+        let text = self.text(column)?;
+        if text.is_empty() {
+            return Err(self.error(column, "required", format!("{} must not be empty", self.layout.name(column))));
+        }
+        Ok(text)
+    }
+
+    fn instant(&self, column: Column) -> Result<NaiveDateTime, ImportError> {
+        let text = self.required(column)?;
+        parse_instant(text).ok_or_else(|| {
+            self.error(column, "date", format!("'{text}' is not an ISO 8601 date-time (e.g. 2026-10-01T00:00:00Z)"))
+        })
+    }
+
+    fn amount(&self, column: Column, optional: bool, rounded: &mut u64) -> Result<Amount, ImportError> {
+        let text = self.text(column)?;
+        if text.is_empty() && optional {
+            return Ok(Amount::ZERO);
+        }
+        if text.is_empty() {
+            return Err(self.error(column, "required", format!("{} must not be empty", self.layout.name(column))));
+        }
+        let parsed = Amount::parse(text).map_err(|why| self.error(column, "number", format!("'{text}' {why}")))?;
+        *rounded += u64::from(parsed.rounded);
+        Ok(parsed.amount)
+    }
+}
+
+impl Folder {
+    fn fold(&mut self, record: &ByteRecord, row: u64, line: u64) -> Result<(), ImportError> {
+        let cells = Cells { layout: &self.layout, record, row, line };
+        let provider_name = cells.required(Column::Provider)?;
+        let account = cells.required(Column::BillingAccountId)?;
+        let period_start = cells.instant(Column::BillingPeriodStart)?;
+        let period_end = cells.instant(Column::BillingPeriodEnd)?;
+        if period_end <= period_start {
+            return Err(cells.error(Column::BillingPeriodEnd, "period", "BillingPeriodEnd must be after BillingPeriodStart"));
+        }
+        let charge_start = cells.instant(Column::ChargePeriodStart)?;
+        let charge_end = cells.instant(Column::ChargePeriodEnd)?;
+        if charge_end < charge_start {
+            return Err(cells.error(Column::ChargePeriodEnd, "period", "ChargePeriodEnd must not be before ChargePeriodStart"));
+        }
+        let currency = cells.required(Column::BillingCurrency)?;
+        if !is_currency(currency) {
+            return Err(cells.error(Column::BillingCurrency, "currency", format!("'{currency}' is not an ISO 4217 currency code")));
+        }
+        let category_text = cells.required(Column::ChargeCategory)?;
+        let category = ChargeCategory::parse(category_text).ok_or_else(|| {
+            cells.error(
+                Column::ChargeCategory,
+                "one_of",
+                format!("'{category_text}' is not one of Usage, Purchase, Tax, Credit, Adjustment"),
+            )
+        })?;
+        let costs = Costs {
+            billed: cells.amount(Column::BilledCost, false, &mut self.rounded)?,
+            effective: cells.amount(Column::EffectiveCost, false, &mut self.rounded)?,
+            list: cells.amount(Column::ListCost, true, &mut self.rounded)?,
+        };
+        let resource_id = cells.text(Column::ResourceId)?;
+        let service_name = cells.text(Column::ServiceName)?;
+        let sub_account = cells.text(Column::SubAccountId)?;
+        let day = charge_start.date();
+
+        let ledger = self.books.ledger(provider_name, account, period_start.date());
+        let builder = &mut self.books.ledgers[ledger];
+        if builder.rows == 0 {
+            builder.period_end = Some(period_end.date());
+            builder.currency = currency.to_owned();
+            builder.billing_account_name = cells.text(Column::BillingAccountName)?.to_owned();
+        } else {
+            if builder.period_end != Some(period_end.date()) {
+                return Err(cells.error(
+                    Column::BillingPeriodEnd,
+                    "period",
+                    format!("rows of billing account {account} for the period starting {} disagree on its end", period_start.date()),
+                ));
+            }
+            if builder.currency != currency {
+                return Err(cells.error(
+                    Column::BillingCurrency,
+                    "currency",
+                    format!("billing account {account} is billed in {} on earlier rows of this period, {currency} here", builder.currency),
+                ));
+            }
+        }
+        builder.rows += 1;
+        let service = builder.service(service_name);
+
+        let cloud = cloud_of(provider_name);
+        match (resource_id.is_empty(), cloud) {
+            (true, _) => builder.add_pool(day, category, service, sub_account, "no resource id", costs),
+            (false, None) => builder.add_pool(day, category, service, sub_account, "provider has no vtag resources", costs),
+            (false, Some(provider)) => {
+                let (slot, _) = builder.resource(resource_id, || BilledResource {
+                    provider,
+                    cloud_id: resource_id.to_owned(),
+                    sub_account: sub_account.to_owned(),
+                    region: cells.text(Column::RegionId).unwrap_or_default().to_owned(),
+                    resource_type: cells.text(Column::ResourceType).unwrap_or_default().to_owned(),
+                    name: cells.text(Column::ResourceName).unwrap_or_default().to_owned(),
+                    tags: BTreeMap::new(),
+                    tags_as_of: day,
+                });
+                let tags = cells.text(Column::Tags)?;
+                let slot_index = slot as usize;
+                let resource = &mut builder.resources[slot_index];
+                // The latest charge day's tags win; parse only when the text changed.
+                if day >= resource.tags_as_of && builder.raw_tags[slot_index] != tags {
+                    resource.tags = parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
+                    resource.tags_as_of = day;
+                    builder.raw_tags[slot_index] = tags.to_owned();
+                } else if tags != builder.raw_tags[slot_index] {
+                    // An older day's tags are not kept, but a malformed cell is still refused.
+                    parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
+                }
+                builder.add_line(slot, day, category, service, costs);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Books {
+    fn ledger(&mut self, provider_name: &str, account: &str, period_start: NaiveDate) -> usize {
+        if let Some(i) = self.last {
+            let k = self.ledgers[i].key.as_ref().expect("keyed");
+            if k.period_start == period_start && k.billing_account_id == account && k.provider_name == provider_name {
+                return i;
+            }
+        }
+        let key = LedgerKey {
+            provider_name: provider_name.to_owned(),
+            billing_account_id: account.to_owned(),
+            period_start,
+        };
+        let i = match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = self.ledgers.len();
+                self.ledgers.push(LedgerBuilder::new(key.clone()));
+                self.index.insert(key, i);
+                i
+            }
+        };
+        self.last = Some(i);
+        i
+    }
+}
+
+/// The Tags cell: a JSON object of string values (FOCUS). Empty means no tags.
+fn parse_tags(text: &str) -> Result<BTreeMap<String, String>, String> {
+    if text.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("Tags is not valid JSON: {e}"))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err("Tags must be a JSON object of string values".to_owned());
+    };
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            other => Err(format!("Tags value of '{k}' must be a string, found {other}")),
+        })
+        .collect()
+}

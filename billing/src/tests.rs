@@ -1,0 +1,204 @@
+use std::io::Write;
+
+use chrono::NaiveDate;
+use vtag_domain::Provider;
+
+use crate::{read_focus_csv, Amount, BillingFile, ChargeCategory, ImportError};
+
+const HEADER: &str = "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingAccountId,BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ProviderName,ResourceId,ResourceName,ResourceType,RegionId,ServiceName,SubAccountId,Tags";
+
+fn row(billed: &str, day: u32, category: &str, resource: &str, tags: &str) -> String {
+    let effective = billed;
+    format!(
+        "{billed},{effective},,USD,999,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,2026-10-{day:02}T00:00:00Z,2026-10-{next:02}T00:00:00Z,{category},AWS,{resource},web,ec2:instance,us-east-1,Amazon EC2,111,\"{}\"",
+        tags.replace('"', "\"\""),
+        next = day + 1,
+    )
+}
+
+fn file(rows: &[String]) -> String {
+    let mut s = HEADER.to_owned();
+    for r in rows {
+        s.push('\n');
+        s.push_str(r);
+    }
+    s.push('\n');
+    s
+}
+
+fn read(text: &str) -> Result<BillingFile, ImportError> {
+    read_focus_csv(text.as_bytes(), |_| {})
+}
+
+fn amount(s: &str) -> Amount {
+    Amount::parse(s).unwrap().amount
+}
+
+fn sample() -> String {
+    file(&[
+        row("1.0000000001", 1, "Usage", "i-1", r#"{"Env":"prod"}"#),
+        row("2.5", 1, "Usage", "i-1", r#"{"Env":"prod"}"#),
+        row("0.25", 2, "Usage", "i-1", r#"{"Env":"production","Team":"web"}"#),
+        row("3", 1, "Usage", "i-2", "{}"),
+        row("-0.5", 1, "Credit", "i-2", "{}"),
+        row("0.75", 1, "Tax", "", ""),
+        row("0.05", 2, "Tax", "", ""),
+    ])
+}
+
+#[test]
+fn sums_charges_per_resource_per_day_and_keeps_pools() {
+    let read = read(&sample()).unwrap();
+    assert_eq!(read.rows, 7);
+    assert_eq!(read.ledgers.len(), 1);
+    let ledger = &read.ledgers[0];
+    assert_eq!(ledger.key.billing_account_id, "999");
+    assert_eq!(ledger.key.period_start, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+    assert_eq!(ledger.period_end, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
+    assert_eq!(ledger.currency, "USD");
+    let lines: Vec<(String, u32, ChargeCategory, String)> = ledger
+        .resource_lines
+        .iter()
+        .map(|l| {
+            let r = &ledger.resources[l.resource as usize];
+            (r.cloud_id.clone(), chrono::Datelike::day(&l.day), l.category, l.costs.billed.to_string())
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("i-1".into(), 1, ChargeCategory::Usage, "3.5000000001".into()),
+            ("i-1".into(), 2, ChargeCategory::Usage, "0.25".into()),
+            ("i-2".into(), 1, ChargeCategory::Usage, "3".into()),
+            ("i-2".into(), 1, ChargeCategory::Credit, "-0.5".into()),
+        ]
+    );
+    assert_eq!(ledger.pool_lines.len(), 2);
+    assert_eq!(ledger.unallocatable.billed, amount("0.8"));
+    assert_eq!(ledger.total.billed, amount("7.0500000001"));
+    assert_eq!(ledger.total.list, Amount::ZERO, "an empty ListCost counts as zero");
+}
+
+#[test]
+fn a_resource_keeps_the_tags_of_its_latest_charge_day() {
+    let read = read(&sample()).unwrap();
+    let i1 = read.ledgers[0].resources.iter().find(|r| r.cloud_id == "i-1").unwrap();
+    assert_eq!(i1.provider, Provider::Aws);
+    assert_eq!(i1.tags.get("Env").map(String::as_str), Some("production"));
+    assert_eq!(i1.tags.get("Team").map(String::as_str), Some("web"));
+    assert_eq!((i1.sub_account.as_str(), i1.region.as_str(), i1.name.as_str()), ("111", "us-east-1", "web"));
+}
+
+#[test]
+fn the_fingerprint_ignores_row_order_and_splits_but_not_amounts() {
+    let a = read(&sample()).unwrap().ledgers[0].fingerprint();
+    let mut rows: Vec<String> = sample().lines().skip(1).map(str::to_owned).collect();
+    rows.reverse();
+    let reversed = read(&file(&rows)).unwrap().ledgers[0].fingerprint();
+    assert_eq!(a, reversed);
+    let merged = file(&[
+        row("3.5000000001", 1, "Usage", "i-1", r#"{"Env":"prod"}"#),
+        row("0.25", 2, "Usage", "i-1", r#"{"Env":"production","Team":"web"}"#),
+        row("3", 1, "Usage", "i-2", "{}"),
+        row("-0.5", 1, "Credit", "i-2", "{}"),
+        row("0.8", 1, "Tax", "", ""),
+    ]);
+    assert_ne!(a, read(&merged).unwrap().ledgers[0].fingerprint(), "pools moved between days");
+    let changed = sample().replace("2.5,2.5", "2.6,2.6");
+    assert_ne!(a, read(&changed).unwrap().ledgers[0].fingerprint());
+}
+
+#[test]
+fn one_ledger_per_billing_account_and_period() {
+    let other_month = row("1", 1, "Usage", "i-9", "{}")
+        .replace("2026-10-01T00:00:00Z,2026-11-01T00:00:00Z", "2026-11-01T00:00:00Z,2026-12-01T00:00:00Z");
+    let other_account = row("1", 1, "Usage", "i-9", "{}").replace(",999,", ",888,");
+    let read = read(&file(&[row("1", 1, "Usage", "i-1", "{}"), other_month, other_account])).unwrap();
+    let keys: Vec<(String, u32)> =
+        read.ledgers.iter().map(|l| (l.key.billing_account_id.clone(), chrono::Datelike::month(&l.key.period_start))).collect();
+    assert_eq!(keys, [("999".into(), 10), ("999".into(), 11), ("888".into(), 10)]);
+}
+
+#[test]
+fn other_providers_costs_are_kept_as_pools() {
+    let saas = row("4", 1, "Usage", "wh-1", "{}").replace(",AWS,", ",Snowflake,");
+    let read = read(&file(&[saas])).unwrap();
+    let ledger = &read.ledgers[0];
+    assert!(ledger.resources.is_empty());
+    assert_eq!(ledger.unallocatable.billed, amount("4"));
+    assert_eq!(ledger.pool_lines[0].reason, "provider has no vtag resources");
+}
+
+#[test]
+fn gzip_reads_the_same() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(sample().as_bytes()).unwrap();
+    let bytes = gz.finish().unwrap();
+    assert_eq!(read_focus_csv(&bytes[..], |_| {}).unwrap(), read(&sample()).unwrap());
+}
+
+fn refused(text: &str) -> ImportError {
+    read(text).unwrap_err()
+}
+
+#[test]
+fn a_missing_required_column_is_named() {
+    let text = sample().replace("EffectiveCost,", "").replace("1.0000000001,1.0000000001", "1.0000000001");
+    let err = refused(&text.lines().next().unwrap().to_owned());
+    assert_eq!((err.rule, err.column.as_deref(), err.row), ("required_column", Some("EffectiveCost"), None));
+}
+
+#[test]
+fn a_bad_number_names_row_and_column() {
+    let mut rows: Vec<String> = sample().lines().skip(1).map(str::to_owned).collect();
+    rows[3] = row("3", 1, "Usage", "i-2", "{}").replacen("3,3,", "3,3.0.1,", 1);
+    let err = refused(&file(&rows));
+    assert_eq!((err.rule, err.column.as_deref(), err.row, err.line), ("number", Some("EffectiveCost"), Some(4), Some(5)));
+    assert!(err.to_string().starts_with("row 4, column EffectiveCost: '3.0.1'"), "{err}");
+}
+
+#[test]
+fn bad_json_in_tags_names_row_and_column() {
+    let mut rows: Vec<String> = sample().lines().skip(1).map(str::to_owned).collect();
+    rows[5] = row("1", 3, "Usage", "i-3", r#"{"Env": prod}"#);
+    let err = refused(&file(&rows));
+    assert_eq!((err.rule, err.column.as_deref(), err.row), ("json", Some("Tags"), Some(6)));
+    let not_strings = file(&[row("1", 3, "Usage", "i-3", r#"{"Env": 1}"#)]);
+    assert!(refused(&not_strings).message.contains("must be a string"));
+    // Also on an older day than the tags already kept: a bad cell is never silently skipped.
+    let older = file(&[row("1", 3, "Usage", "i-3", "{}"), row("1", 2, "Usage", "i-3", "[1,")]);
+    assert_eq!(refused(&older).row, Some(2));
+}
+
+#[test]
+fn other_bad_cells_are_named() {
+    let cases = [
+        (row("1", 1, "Refund", "i-1", "{}"), "ChargeCategory", "one_of"),
+        (row("1", 1, "Usage", "i-1", "{}").replace("USD", "usd"), "BillingCurrency", "currency"),
+        (row("1", 1, "Usage", "i-1", "{}").replace("2026-10-01T00:00:00Z,2026-11", "10/01/2026,2026-11"), "BillingPeriodStart", "date"),
+        (row("", 1, "Usage", "i-1", "{}").replacen(",,,", ",1,,", 1), "BilledCost", "required"),
+        (row("1", 1, "Usage", "i-1", "{}").replace(",AWS,", ",,"), "ProviderName", "required"),
+        (row("1", 1, "Usage", "i-1", "{}").replace("2026-11-01T00:00:00Z", "2026-09-01T00:00:00Z"), "BillingPeriodEnd", "period"),
+    ];
+    for (bad, column, rule) in cases {
+        let err = refused(&file(&[row("1", 1, "Usage", "i-1", "{}"), bad.clone()]));
+        assert_eq!((err.column.as_deref(), err.rule, err.row), (Some(column), rule, Some(2)), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_ledger_has_one_currency() {
+    let eur = row("1", 2, "Usage", "i-1", "{}").replace("USD", "EUR");
+    let err = refused(&file(&[row("1", 1, "Usage", "i-1", "{}"), eur]));
+    assert_eq!((err.column.as_deref(), err.rule, err.row), (Some("BillingCurrency"), "currency", Some(2)));
+}
+
+#[test]
+fn a_short_row_and_an_empty_file_are_refused() {
+    let err = refused(&format!("{HEADER}\n1,2,3\n"));
+    assert_eq!((err.rule, err.row), ("field_count", Some(1)));
+    assert_eq!(refused("").rule, "empty");
+    assert_eq!(refused(&format!("{HEADER}\n")).rule, "empty");
+    let err = read_focus_csv(&[0x1f, 0x8b, 8, 0, 1, 2, 3][..], |_| {}).unwrap_err();
+    assert!(matches!(err.rule, "compression" | "unreadable" | "csv"), "{err:?}");
+}
