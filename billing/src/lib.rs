@@ -13,6 +13,7 @@ mod amount;
 mod charge;
 mod columns;
 mod error;
+mod events;
 mod ledger;
 mod read;
 
@@ -20,6 +21,7 @@ pub use amount::{Amount, ParsedAmount, SCALE};
 pub use charge::{cloud_of, ChargeCategory};
 pub use columns::Column;
 pub use error::ImportError;
+pub use events::{decide_import, hex, ledger_id, CostEnvelope, CostEvent, CostLinesRecorded, CostPeriodImported, LedgerHead, ResourceCost, LINES_PER_CHUNK};
 pub use ledger::{BilledResource, Costs, Ledger, LedgerKey, PoolLine, ResourceLine};
 pub use read::{read_focus_csv, BillingFile};
 

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use csv::ByteRecord;
+use vtag_domain::{CloudResourceId, NativeTags, Provider, ResourceDescription};
 use flate2::bufread::MultiGzDecoder;
 
 use crate::amount::Amount;
@@ -217,22 +218,29 @@ impl Folder {
             (true, _) => builder.add_pool(day, category, service, sub_account, "no resource id", costs),
             (false, None) => builder.add_pool(day, category, service, sub_account, "provider has no vtag resources", costs),
             (false, Some(provider)) => {
-                let (slot, _) = builder.resource(resource_id, || BilledResource {
+                let (slot, new) = builder.resource(resource_id, || BilledResource {
                     provider,
                     cloud_id: resource_id.to_owned(),
                     sub_account: sub_account.to_owned(),
-                    region: cells.text(Column::RegionId).unwrap_or_default().to_owned(),
-                    resource_type: cells.text(Column::ResourceType).unwrap_or_default().to_owned(),
-                    name: cells.text(Column::ResourceName).unwrap_or_default().to_owned(),
+                    region: String::new(),
+                    resource_type: String::new(),
+                    name: String::new(),
                     tags: BTreeMap::new(),
                     tags_as_of: day,
                 });
+                if new {
+                    builder.resources[slot as usize] = described(&cells, provider, resource_id, sub_account, day)?;
+                }
                 let tags = cells.text(Column::Tags)?;
                 let slot_index = slot as usize;
                 let resource = &mut builder.resources[slot_index];
                 // The latest charge day's tags win; parse only when the text changed.
                 if day >= resource.tags_as_of && builder.raw_tags[slot_index] != tags {
                     resource.tags = parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
+                    if let Err((key, e)) = NativeTags::parse(resource.tags.clone()) {
+                        let key = key.map(|k| format!("tag '{k}': ")).unwrap_or_default();
+                        return Err(cells.error(Column::Tags, e.rule, format!("{key}{}", e.message)));
+                    }
                     resource.tags_as_of = day;
                     builder.raw_tags[slot_index] = tags.to_owned();
                 } else if tags != builder.raw_tags[slot_index] {
@@ -270,6 +278,51 @@ impl Books {
         };
         self.last = Some(i);
         i
+    }
+}
+
+/// A resource first seen on this row, its attributes checked as an observation's would be.
+fn described(cells: &Cells<'_>, provider: Provider, id: &str, sub_account: &str, day: NaiveDate) -> Result<BilledResource, ImportError> {
+    CloudResourceId::parse(id).map_err(|e| cells.error(Column::ResourceId, e.rule, e.message))?;
+    let region = cells.text(Column::RegionId)?;
+    // Billing rows describe resources thinly; a resource known only from billing still needs a
+    // type and a name to be listed and matched by rules.
+    let resource_type = non_empty(cells.text(Column::ResourceType)?, "unknown");
+    let name = non_empty(cells.text(Column::ResourceName)?, id.rsplit(['/', ':']).next().unwrap_or(id));
+    let sub_account = non_empty(sub_account, cells.text(Column::BillingAccountId)?);
+    let checked = ResourceDescription::parse(
+        sub_account.to_owned(),
+        region.to_owned(),
+        resource_type.to_owned(),
+        name.to_owned(),
+        BTreeMap::new(),
+    );
+    if let Err((attribute, e)) = checked {
+        let column = match attribute.as_str() {
+            "account" => Column::SubAccountId,
+            "region" => Column::RegionId,
+            "type" => Column::ResourceType,
+            _ => Column::ResourceName,
+        };
+        return Err(cells.error(column, e.rule, e.message));
+    }
+    Ok(BilledResource {
+        provider,
+        cloud_id: id.to_owned(),
+        sub_account: sub_account.to_owned(),
+        region: region.to_owned(),
+        resource_type: resource_type.to_owned(),
+        name: name.to_owned(),
+        tags: BTreeMap::new(),
+        tags_as_of: day,
+    })
+}
+
+fn non_empty<'a>(text: &'a str, otherwise: &'a str) -> &'a str {
+    if text.is_empty() {
+        otherwise
+    } else {
+        text
     }
 }
 

@@ -202,3 +202,72 @@ fn a_short_row_and_an_empty_file_are_refused() {
     let err = read_focus_csv(&[0x1f, 0x8b, 8, 0, 1, 2, 3][..], |_| {}).unwrap_err();
     assert!(matches!(err.rule, "compression" | "unreadable" | "csv"), "{err:?}");
 }
+
+fn ctx() -> vtag_domain::CommandContext {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    vtag_domain::CommandContext {
+        command_id: uuid::Uuid::from_u128(1),
+        tenant: vtag_domain::TenantId::parse("acme").unwrap(),
+        actor: vtag_domain::Actor::parse("finops@acme.test").unwrap(),
+        correlation_id: uuid::Uuid::from_u128(2),
+        occurred_at: at,
+        recorded_at: at,
+    }
+}
+
+#[test]
+fn importing_the_same_content_again_records_nothing() {
+    use crate::{decide_import, CostEvent, LedgerHead};
+    let ctx = ctx();
+    let ledger = &read(&sample()).unwrap().ledgers[0];
+    let mut head = LedgerHead::default();
+    let first = decide_import(&head, &ctx.tenant, ledger, "oct.csv", &ctx);
+    assert_eq!(first.len(), 2, "one chunk and the commit");
+    let CostEvent::Imported(commit) = &first[1] else { panic!("the commit comes last") };
+    assert_eq!((commit.chunks, commit.rows, commit.replaces), (1, 7, None));
+    assert_eq!(commit.total.billed, amount("7.0500000001"));
+    assert_eq!(first.iter().map(|e| e.envelope().version).collect::<Vec<_>>(), [1, 2]);
+    // A retry before the commit landed decides the very same events.
+    assert_eq!(decide_import(&head, &ctx.tenant, ledger, "oct.csv", &ctx), first);
+    for e in &first {
+        head.evolve(e);
+    }
+    assert!(decide_import(&head, &ctx.tenant, ledger, "oct-again.csv", &ctx).is_empty());
+
+    let corrected = read(&sample().replace("2.5,2.5", "2.6,2.6")).unwrap();
+    let second = decide_import(&head, &ctx.tenant, &corrected.ledgers[0], "oct-v2.csv", &ctx);
+    let CostEvent::Imported(replacement) = second.last().unwrap() else { panic!() };
+    assert_eq!(replacement.replaces, Some(commit.envelope.import_id));
+    assert_ne!(replacement.envelope.import_id, commit.envelope.import_id);
+    assert_eq!(replacement.envelope.ledger_id, commit.envelope.ledger_id);
+    assert_eq!(second[0].envelope().version, 3);
+}
+
+#[test]
+fn large_ledgers_are_recorded_in_chunks() {
+    use crate::{decide_import, CostEvent, LedgerHead, LINES_PER_CHUNK};
+    let rows: Vec<String> = (0..LINES_PER_CHUNK + 5).map(|i| row("0.01", 1, "Usage", &format!("i-{i}"), "{}")).collect();
+    let ledger = &read(&file(&rows)).unwrap().ledgers[0];
+    let events = decide_import(&LedgerHead::default(), &ctx().tenant, ledger, "big.csv", &ctx());
+    let sizes: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            CostEvent::Lines(l) => Some(l.resource_lines.len() + l.pool_lines.len()),
+            CostEvent::Imported(_) => None,
+        })
+        .collect();
+    assert_eq!(sizes, [LINES_PER_CHUNK, 5]);
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.envelope().event_id).collect();
+    assert_eq!(ids.len(), events.len());
+}
+
+#[test]
+fn resources_known_only_from_billing_get_a_name_and_type() {
+    let bare = row("1", 1, "Usage", "arn:aws:s3:::logs-bucket", "{}").replace(",web,ec2:instance,", ",,,");
+    let read = read(&file(&[bare])).unwrap();
+    let r = &read.ledgers[0].resources[0];
+    assert_eq!((r.name.as_str(), r.resource_type.as_str()), ("logs-bucket", "unknown"));
+    let too_many: String = format!("{{{}}}", (0..201).map(|i| format!("\"k{i}\":\"v\"")).collect::<Vec<_>>().join(","));
+    let err = refused(&file(&[row("1", 1, "Usage", "i-1", &too_many)]));
+    assert_eq!((err.column.as_deref(), err.rule), (Some("Tags"), "max_items"));
+}

@@ -10,7 +10,9 @@ use vtag_domain::{Recorded, ResourceEvent};
 
 use crate::avro_value::{from_value, to_value, InvalidField};
 use crate::records::{self, ConfigRecord, LogRecord, ProgressMarker};
-use crate::schemas::{self, TopicKind, CONFIG_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
+use crate::cost;
+use crate::schemas::{self, TopicKind, CONFIG_NAMESPACE, COST_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
+use vtag_billing::CostEvent;
 
 /// Why a record could not be turned back into an event. `Poison` is deterministic (the same bytes
 /// will fail forever: dead-letter them); `Unavailable` is transient (retry in place).
@@ -44,6 +46,11 @@ impl EventCodec {
     /// A codec for the tagging-configuration topic.
     pub fn for_config(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
         Self::for_topic(registry_url, topic, TopicKind::TaggingConfig)
+    }
+
+    /// A codec for the cost topic.
+    pub fn for_costs(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
+        Self::for_topic(registry_url, topic, TopicKind::Costs)
     }
 
     fn for_topic(registry_url: &str, topic: impl Into<String>, kind: TopicKind) -> Result<Self, SRCError> {
@@ -92,6 +99,22 @@ impl EventCodec {
         );
         let value = records::config_to_value(record);
         self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    pub async fn encode_cost(&self, event: &CostEvent) -> Result<Vec<u8>, EncodeError> {
+        let (record, value) = cost::to_value(event);
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COST_NAMESPACE, record));
+        self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Decodes a record of the cost topic.
+    pub async fn decode_cost(&self, bytes: &[u8]) -> Result<CostEvent, DecodeError> {
+        let (namespace, name, value) = self.decode_raw(bytes).await?;
+        if namespace.as_deref() != Some(COST_NAMESPACE) {
+            return Err(DecodeError::Poison(format!("not a cost record: {name}")));
+        }
+        cost::from_value(&name, value).map_err(|e| DecodeError::Poison(e.to_string()))
     }
 
     /// Decodes a record of the resource topic: a resource event or a job marker.

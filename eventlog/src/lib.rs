@@ -3,12 +3,14 @@
 //! - [`topics`]: topic names, partition count, Kafka-compatible key placement, topic creation.
 //! - [`schemas`]: the Avro contract in `schemas/avro/` and its registration (TopicRecordNameStrategy).
 //! - [`codec`]: domain events ⇄ Confluent wire format through `schema_registry_converter`.
+//! - [`cost`]: cost ledger events (FOCUS imports) ⇄ Avro.
 //! - [`records`]: job markers and tagging-configuration changes (not resource events).
 //! - [`position`]: log positions, the read-your-writes token handed to clients.
 //! - [`kafka`]: producer and consumer settings shared by every binary.
 
 mod avro_value;
 pub mod codec;
+pub mod cost;
 pub mod kafka;
 pub mod position;
 pub mod records;

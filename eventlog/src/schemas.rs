@@ -10,6 +10,7 @@ pub const NAMESPACE: &str = "vtag.events.resource";
 /// Markers of background jobs, written between resource events on the resource topic.
 pub const JOB_NAMESPACE: &str = "vtag.events.job";
 pub const CONFIG_NAMESPACE: &str = "vtag.events.config";
+pub const COST_NAMESPACE: &str = "vtag.events.cost";
 
 /// (record name, schema text) for every event type of the `Resource` aggregate.
 pub const RESOURCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
@@ -25,6 +26,12 @@ pub const PROGRESS_SCHEMA: (&str, &str) =
 
 pub const CONFIG_SCHEMA: (&str, &str) = ("TaggingConfigChanged", include_str!("../../schemas/avro/TaggingConfigChanged.avsc"));
 
+/// The cost ledger's events (on the cost topic).
+pub const COST_SCHEMAS: [(&str, &str); 2] = [
+    ("CostLinesRecorded", include_str!("../../schemas/avro/CostLinesRecorded.avsc")),
+    ("CostPeriodImported", include_str!("../../schemas/avro/CostPeriodImported.avsc")),
+];
+
 /// Which records a topic carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicKind {
@@ -32,6 +39,8 @@ pub enum TopicKind {
     Resources,
     /// Tagging configuration changes.
     TaggingConfig,
+    /// Cost ledger imports.
+    Costs,
 }
 
 impl TopicKind {
@@ -43,6 +52,7 @@ impl TopicKind {
                 .chain([(JOB_NAMESPACE, PROGRESS_SCHEMA.0, PROGRESS_SCHEMA.1)])
                 .collect(),
             Self::TaggingConfig => vec![(CONFIG_NAMESPACE, CONFIG_SCHEMA.0, CONFIG_SCHEMA.1)],
+            Self::Costs => COST_SCHEMAS.iter().map(|(r, s)| (COST_NAMESPACE, *r, *s)).collect(),
         }
     }
 }

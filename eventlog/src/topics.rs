@@ -39,6 +39,12 @@ impl EventTopics {
         format!("{}tagging-config", self.prefix)
     }
 
+    /// Cost ledger imports of every tenant, keyed by ledger. One partition: imports are a few a
+    /// day, each a few hundred large records, and their writer is one instance (partition 0's lease).
+    pub fn cost_events(&self) -> String {
+        format!("{}cost-events", self.prefix)
+    }
+
     /// Events a projector could not apply, with the original position and error in headers.
     pub fn dead_letters(&self) -> String {
         format!("{}resource-events.dlq", self.prefix)
@@ -51,7 +57,11 @@ impl EventTopics {
         let events = self.resource_events();
         let dlq = self.dead_letters();
         let config = self.tagging_config();
+        let costs = self.cost_events();
         let topics = [
+            NewTopic::new(&costs, 1, TopicReplication::Fixed(1))
+                .set("retention.ms", RETAIN_FOREVER)
+                .set("cleanup.policy", "delete"),
             NewTopic::new(&config, 1, TopicReplication::Fixed(1))
                 .set("retention.ms", RETAIN_FOREVER)
                 .set("cleanup.policy", "delete"),

@@ -99,6 +99,11 @@ impl Generator {
         &self.config
     }
 
+    /// The tenant's name, lower-case (`acme`).
+    pub(crate) fn org(&self) -> &'static str {
+        self.org
+    }
+
     /// The tenant's accounts, subscriptions and projects, e.g. to build "account → owner" rules.
     pub fn accounts(&self) -> &[Account] {
         &self.accounts

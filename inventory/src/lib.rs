@@ -11,6 +11,8 @@
 //! - native tags as messy as real ones: keys and values in many spellings, tags missing, a small
 //!   known share of wrong values, tooling tags; every spelling one the seed schema
 //!   (`vtag_domain::tagging::TagSchema::seed_default`) maps back to the truth;
+//! - [`FocusExport`]: what the clouds would bill for the inventory, as a FOCUS billing export
+//!   (CSV), with charges of resources the inventory never saw and charges of no resource;
 //! - [`score`]: per-key precision / recall / accuracy of derived tags against the truth.
 //!
 //! Output is a pure function of the configuration: the same seed gives byte-identical output on
@@ -27,10 +29,12 @@
 //! assert_eq!(generator.resource(2), generator.resources(3).nth(2).unwrap());
 //! ```
 //!
-//! The `vtag-generate` binary writes the same as JSON lines or ready-to-post observe batches.
+//! The `vtag-generate` binary writes the same as JSON lines, ready-to-post observe batches, or a
+//! FOCUS billing export.
 
 mod accounts;
 mod clouds;
+mod focus;
 mod generator;
 mod messy;
 mod naming;
@@ -41,9 +45,12 @@ mod taxonomy;
 
 pub use accounts::Account;
 pub use clouds::Provider;
+pub use focus::{format_amount, BillingAccount, FocusConfig, FocusExport, FocusRow, FocusTotals, AMOUNT_SCALE, FOCUS_COLUMNS};
 pub use generator::{GeneratedResource, Generator, GeneratorConfig, ObservedItem};
 pub use messy::Mess;
 pub use score::{score, KeyScore, Score};
 
+#[cfg(test)]
+mod focus_tests;
 #[cfg(test)]
 mod tests;

@@ -32,7 +32,9 @@ pub use partition::Outcome;
 use partition::PartitionState;
 pub use preview::{PreviewReport, RuleStats, TagChangeCount};
 
+use crate::costs::{CostError, CostWriter, LedgerOutcome};
 use crate::settings::Settings;
+use vtag_billing::BillingFile;
 use crate::tagging::publish::Publisher;
 use crate::tagging::{tail, ConfigChange, ConfigOutcome, ConfigRegistry, PublishError};
 
@@ -64,6 +66,7 @@ pub struct CommandProcessor {
     ownership: std::sync::Mutex<Option<ownership::Ownership>>,
     configs: Arc<ConfigRegistry>,
     publisher: Publisher,
+    costs: CostWriter,
     rederive: RederivePace,
 }
 
@@ -90,6 +93,9 @@ impl CommandProcessor {
         tail::follow(&settings.brokers, config_codec.clone(), configs.clone()).await?;
         let producer: FutureProducer = producer_config(&settings.brokers).create()?;
         let publisher = Publisher::new(config_codec, producer.clone(), configs.clone());
+        let cost_codec = EventCodec::for_costs(&settings.registry_url, topics.cost_events())?;
+        cost_codec.register_schemas().await?;
+        let costs = CostWriter::new(&settings.brokers, cost_codec, producer.clone());
         let count = vtag_eventlog::partition_count(&settings.brokers, codec.topic())?;
         anyhow::ensure!(count > 0, "topic {} has no partitions", codec.topic());
         let partitions: ownership::Partitions =
@@ -108,6 +114,7 @@ impl CommandProcessor {
             ownership: std::sync::Mutex::new(Some(ownership)),
             configs,
             publisher,
+            costs,
             rederive: RederivePace { chunk: settings.rederive_chunk, pause: settings.rederive_pause },
         };
         // Rebuild what we own now, side by side (start-up is mostly fetch latency), rather than on
@@ -292,6 +299,18 @@ impl CommandProcessor {
             return Err(PublishError::NotOwner);
         }
         let outcome = self.publisher.publish(change, ctx, expected_version).await;
+        drop(lease);
+        outcome
+    }
+
+    /// Records a billing file's cost ledgers (their resources are observed by the caller first).
+    pub async fn import_costs(&self, file: &BillingFile, source: &str, ctx: &CommandContext) -> Result<Vec<LedgerOutcome>, CostError> {
+        // Partition 0's lease is the cost topic writer's lease too (see `costs`).
+        let lease = self.partitions[0].lock().await;
+        if !lease.owned {
+            return Err(CostError::NotOwner);
+        }
+        let outcome = self.costs.import(file, source, ctx).await;
         drop(lease);
         outcome
     }

@@ -1,11 +1,13 @@
 //! HTTP routes of the command API. Every route authenticates the caller; the tenant and actor of a
 //! command come from the token, never from the body.
 
+mod costs;
 mod observe;
 mod requests;
 mod rules;
 mod tags;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -21,10 +23,15 @@ use crate::AppState;
 /// request cannot hold a partition lock for long.
 pub const MAX_BATCH: usize = 5_000;
 
+/// Largest billing file one request may carry (4 GiB, gzip or not).
+pub const MAX_BILLING_FILE: usize = 4 << 30;
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/api/v1/resources/observe", post(observe::observe))
+        // A month of FOCUS for a large estate is hundreds of megabytes uncompressed.
+        .route("/api/v1/costs/imports", post(costs::import).layer(DefaultBodyLimit::max(MAX_BILLING_FILE)))
         .route("/api/v1/virtual-tags/apply", post(tags::apply))
         .route("/api/v1/virtual-tags/{id}", put(tags::update).delete(tags::remove))
         .route("/api/v1/tagging-config", put(rules::replace))

@@ -32,12 +32,20 @@ pub struct RemoveVirtualTag {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResourceCommand {
     Observe(ObserveResource),
+    /// A billing export names the resource (FOCUS import). It creates resources no collector has
+    /// reported and keeps those up to date; a collector's observation is authoritative for the
+    /// resources it sees (its tags are current, billing's are as of a charge day), so for those
+    /// this records nothing.
+    ObserveFromBilling(ObserveResource),
     ApplyVirtualTag(ApplyVirtualTag),
     RemoveVirtualTag(RemoveVirtualTag),
     /// Bring derived tags up to the tenant's current tagging configuration (a re-derivation job
     /// sends this to every resource after a rule change; unchanged resources record nothing).
     Rederive,
 }
+
+/// The metadata entry that marks a resource described by billing rather than by a collector.
+pub const BILLING_SOURCE: (&str, &str) = ("vtag:source", "billing");
 
 impl ObserveResource {
     pub fn resource_id(&self, tenant: &TenantId) -> ResourceId {
@@ -49,6 +57,7 @@ impl ResourceCommand {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Observe(_) => "ObserveResource",
+            Self::ObserveFromBilling(_) => "ObserveFromBilling",
             Self::ApplyVirtualTag(_) => "ApplyVirtualTag",
             Self::RemoveVirtualTag(_) => "RemoveVirtualTag",
             Self::Rederive => "Rederive",

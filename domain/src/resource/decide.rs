@@ -6,7 +6,7 @@ use crate::fingerprint::{Fingerprint, FingerprintBuilder};
 use crate::tagging::{derive_each, Origin, OriginRef, ResourceFacts, TaggingConfig};
 use crate::values::{Confidence, ResourceDescription, ResourceId, TagKey, TagSource, TagValue};
 
-use super::command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand};
+use super::command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand, BILLING_SOURCE};
 use super::error::ResourceError;
 use super::event::{
     DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
@@ -31,6 +31,10 @@ pub fn decide(
 ) -> Decision {
     let mut events = match command {
         ResourceCommand::Observe(observe) => observe_resource(state, observe),
+        ResourceCommand::ObserveFromBilling(observe) if !state.exists() || state.billing_only => {
+            observe_resource(state, observe)
+        }
+        ResourceCommand::ObserveFromBilling(_) => Vec::new(),
         ResourceCommand::ApplyVirtualTag(apply) => apply_virtual_tag(state, apply)?,
         ResourceCommand::RemoveVirtualTag(remove) => remove_virtual_tag(state, remove)?,
         ResourceCommand::Rederive => Vec::new(),
@@ -63,6 +67,7 @@ fn apply_event(mut state: ResourceState, event: &ResourceEvent) -> ResourceState
     match event {
         ResourceEvent::ResourceObserved(e) => {
             state.provider = Some(e.provider);
+            state.billing_only = e.description.metadata.get(BILLING_SOURCE.0).map(String::as_str) == Some(BILLING_SOURCE.1);
             state.description = description_fingerprint(&e.description);
             state.native_tags = tags_fingerprint(&e.native_tags);
             state.facts = Some(Arc::new(ResourceFacts {

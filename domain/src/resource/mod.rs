@@ -9,7 +9,7 @@ mod error;
 mod event;
 mod state;
 
-pub use command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand};
+pub use command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand, BILLING_SOURCE};
 pub use decide::{decide, evolve};
 pub use error::ResourceError;
 pub use event::{

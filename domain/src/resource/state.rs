@@ -25,6 +25,8 @@ pub struct ResourceState {
     pub description: Fingerprint,
     pub native_tags: Fingerprint,
     pub virtual_tags: BTreeMap<TagKey, AppliedTag>,
+    /// Only billing has described the resource so far (no collector has observed it).
+    pub billing_only: bool,
     /// What derivation reads (shared: states are cloned per decision).
     pub facts: Option<Arc<ResourceFacts>>,
 }

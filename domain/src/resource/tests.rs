@@ -341,3 +341,28 @@ mod derivation {
         assert_eq!(s.when(&cmd), Err(ResourceError::DerivedSource(TagSource::RuleBased)));
     }
 }
+
+fn billed(name: &str, tags: &[(&str, &str)]) -> ResourceCommand {
+    let ResourceCommand::Observe(mut o) = observe(name, tags) else { unreachable!() };
+    o.description.metadata.insert(BILLING_SOURCE.0.to_owned(), BILLING_SOURCE.1.to_owned());
+    ResourceCommand::ObserveFromBilling(o)
+}
+
+#[test]
+fn billing_creates_resources_no_collector_reported_and_keeps_them_current() {
+    let mut s = Scenario::given(&[]);
+    assert_eq!(s.then_types(&billed("logs", &[("env", "prod")])), ["ResourceObserved"]);
+    assert!(s.state.billing_only);
+    assert!(s.then_types(&billed("logs", &[("env", "prod")])).is_empty(), "unchanged billing rows record nothing");
+    assert_eq!(s.then_types(&billed("logs", &[("env", "dev")])), ["NativeTagsChanged"]);
+}
+
+#[test]
+fn a_collectors_observation_outranks_billing() {
+    let mut s = Scenario::given(&[billed("logs", &[("env", "prod")])]);
+    assert_eq!(s.then_types(&observe("logs", &[("Env", "PROD")])), ["ResourceObserved"]);
+    assert!(!s.state.billing_only);
+    assert!(s.then_types(&billed("logs", &[("env", "dev")])).is_empty(), "billing does not override a collector");
+    let mut collected_first = Scenario::given(&[observe("web", &[])]);
+    assert!(collected_first.then_types(&billed("web", &[("env", "prod")])).is_empty());
+}

@@ -9,25 +9,36 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 
 use anyhow::{bail, Context};
+use chrono::NaiveDate;
+use flate2::write::GzEncoder;
 use serde::Serialize;
-use vtag_inventory::{Generator, GeneratorConfig};
+use vtag_inventory::{format_amount, FocusConfig, FocusExport, Generator, GeneratorConfig};
 
 const USAGE: &str = "\
 vtag-generate: a seeded, deterministic synthetic AWS / Azure / GCP inventory for vtag
 
 USAGE
-    vtag-generate [--seed N] [--count N] [--format jsonl|observe-batches] [--batch-size N]
-                  [--truth FILE] [--accounts N] [mess rates]
+    vtag-generate [--seed N] [--count N] [--format jsonl|observe-batches|focus] [--batch-size N]
+                  [--truth FILE] [--accounts N] [--gzip] [focus options] [mess rates]
 
     --seed N          seed; the same seed gives byte-identical output (default 42)
     --count N         resources to generate (default 1000); resource i does not depend on N
     --format F        jsonl: one observe item per line (default)
                       observe-batches: one {\"resources\":[...]} request body per line, ready to
                       POST to /api/v1/resources/observe
+                      focus: a FOCUS billing export (CSV) of resources 0..count, day by day;
+                      its row count and exact totals go to standard error
     --batch-size N    resources per batch, 1 to 5000 (default 5000)
     --truth FILE      also write the ground truth, one {\"resource_id\", \"provider\", \"truth\"}
                       per line, in the same order
     --accounts N      AWS accounts, Azure subscriptions and GCP projects together (default 12)
+    --gzip            gzip the output (the truth file stays plain)
+
+  focus options:
+    --first-day D     the first day billed, YYYY-MM-DD (default 2026-10-01)
+    --days N          days billed (default 30); a range across months has a billing period each
+    --billing-only N  also bill resources count..count+N, which the inventory never shows
+                      (default 0)
 
   mess rates (probabilities, 0 to 1):
     --untagged R      a resource carries none of the taxonomy's tags (default 0.08)
@@ -45,6 +56,7 @@ const MAX_BATCH: usize = 5000;
 enum Format {
     Jsonl,
     ObserveBatches,
+    Focus,
 }
 
 struct Args {
@@ -53,6 +65,10 @@ struct Args {
     format: Format,
     batch_size: usize,
     truth: Option<String>,
+    gzip: bool,
+    first_day: NaiveDate,
+    days: u32,
+    billing_only: usize,
 }
 
 #[derive(Serialize)]
@@ -95,10 +111,19 @@ fn parse(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> 
         format: Format::Jsonl,
         batch_size: MAX_BATCH,
         truth: None,
+        gzip: false,
+        first_day: NaiveDate::from_ymd_opt(2026, 10, 1).expect("a valid date"),
+        days: 30,
+        billing_only: 0,
     };
     while let Some(arg) = raw.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(None);
+        }
+        // the one flag without a value
+        if arg == "--gzip" {
+            args.gzip = true;
+            continue;
         }
         // both `--flag value` and `--flag=value`
         let (flag, inline) = match arg.split_once('=') {
@@ -120,10 +145,17 @@ fn parse(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> 
                 args.format = match value.as_str() {
                     "jsonl" => Format::Jsonl,
                     "observe-batches" => Format::ObserveBatches,
-                    other => bail!("--format: {other:?} is neither jsonl nor observe-batches"),
+                    "focus" => Format::Focus,
+                    other => bail!("--format: {other:?} is none of jsonl, observe-batches and focus"),
                 }
             }
             "--truth" => args.truth = Some(value),
+            "--first-day" => {
+                args.first_day = NaiveDate::parse_from_str(&value, "%Y-%m-%d")
+                    .with_context(|| format!("{flag}: {value:?} is not a YYYY-MM-DD date"))?
+            }
+            "--days" => args.days = u32::try_from(number()?).with_context(|| format!("{flag}: {value} is too many"))?,
+            "--billing-only" => args.billing_only = number()? as usize,
             "--untagged" => mess.untagged = rate()?,
             "--missing" => mess.missing = rate()?,
             "--messy-keys" => mess.messy_keys = rate()?,
@@ -134,6 +166,9 @@ fn parse(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Option<Args>> 
     }
     if !(1..=MAX_BATCH).contains(&args.batch_size) {
         bail!("--batch-size must be between 1 and {MAX_BATCH}");
+    }
+    if matches!(args.format, Format::Focus) && args.truth.is_some() {
+        bail!("--truth goes with the inventory formats, not with focus");
     }
     Ok(Some(args))
 }
@@ -151,7 +186,10 @@ struct Chunk {
 /// written in order; each worker has at most two chunks waiting, which bounds memory.
 fn run(args: Args) -> anyhow::Result<()> {
     let generator = Generator::new(args.config.clone())?;
-    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let mut out = Output::stdout(args.gzip);
+    if let Format::Focus = args.format {
+        return focus(&generator, &args, out);
+    }
     let mut truth = match &args.truth {
         Some(path) => Some(BufWriter::new(File::create(path).with_context(|| format!("creating {path}"))?)),
         None => None,
@@ -182,11 +220,71 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    out.flush()?;
+    out.finish()?;
     if let Some(mut t) = truth {
         t.flush().context("writing the truth file")?;
     }
     Ok(())
+}
+
+/// The export streams from one thread: each billing account's tax follows from all of its
+/// resources' charges, and it writes fast enough as it is.
+fn focus(generator: &Generator, args: &Args, mut out: Output) -> anyhow::Result<()> {
+    let (resources, billing_only, first_day, days) = (args.count, args.billing_only, args.first_day, args.days);
+    let config = FocusConfig { resources, billing_only, first_day, days };
+    let totals = FocusExport::new(generator, config)?.write_csv(&mut out)?;
+    out.finish()?;
+    eprintln!(
+        "vtag-generate: {} FOCUS rows; billed {} USD (effective {}, list {}, without a resource {})",
+        totals.rows,
+        format_amount(totals.billed),
+        format_amount(totals.effective),
+        format_amount(totals.list),
+        format_amount(totals.unallocatable_billed),
+    );
+    Ok(())
+}
+
+/// Standard output, buffered, gzipped or not.
+enum Output {
+    Plain(BufWriter<io::StdoutLock<'static>>),
+    Gzip(GzEncoder<BufWriter<io::StdoutLock<'static>>>),
+}
+
+impl Output {
+    fn stdout(gzip: bool) -> Self {
+        let plain = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        // the fastest level: a benchmark file compresses about as well, in a fraction of the time
+        if gzip {
+            Self::Gzip(GzEncoder::new(plain, flate2::Compression::fast()))
+        } else {
+            Self::Plain(plain)
+        }
+    }
+
+    /// Flushes, and writes gzip's trailer (which dropping would write without reporting errors).
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Self::Plain(mut w) => w.flush(),
+            Self::Gzip(w) => w.finish()?.flush(),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Gzip(w) => w.flush(),
+        }
+    }
 }
 
 fn render(generator: &Generator, args: &Args, indexes: Range<usize>) -> Chunk {
@@ -208,6 +306,7 @@ fn render(generator: &Generator, args: &Args, indexes: Range<usize>) -> Chunk {
                     items.extend_from_slice(b"]}\n");
                 }
             }
+            Format::Focus => unreachable!("FOCUS exports are not rendered per resource"),
         }
         if args.truth.is_some() {
             let line = TruthLine { resource_id: &r.observed.resource_id, provider: r.observed.provider, truth: &r.truth };

@@ -1,0 +1,156 @@
+//! Cost ledger imports: the single writer of the cost topic.
+//!
+//! The writer is whoever holds resource partition 0's lease (as for tagging configuration): the
+//! lease already guarantees one holder at a time. Before deciding, it reads whatever the topic
+//! gained since it last looked (another holder's imports), so a ledger's head — its version and
+//! the fingerprint of its content — is always the log's. Each changed ledger's events are sent
+//! together and the answer waits for every acknowledgement.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+use vtag_billing::{decide_import, hex, ledger_id, BillingFile, LedgerHead};
+use vtag_domain::CommandContext;
+use vtag_eventlog::kafka::assigned_consumer_config;
+use vtag_eventlog::EventCodec;
+
+/// What one ledger of an import came to.
+#[derive(Debug, Clone)]
+pub struct LedgerOutcome {
+    pub ledger_id: Uuid,
+    /// The import now in force for the ledger (this one, or the identical earlier one).
+    pub import_id: Option<Uuid>,
+    pub version: u64,
+    pub changed: bool,
+    pub replaced: Option<Uuid>,
+    /// Offset of the commit record on the cost topic (when something was written).
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CostError {
+    #[error("cost imports are written by the instance owning partition 0")]
+    NotOwner,
+    #[error("the event log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The heads of every ledger in the cost topic, as far as this instance has read it.
+#[derive(Default)]
+struct Book {
+    next_offset: i64,
+    heads: HashMap<Uuid, LedgerHead>,
+}
+
+pub struct CostWriter {
+    brokers: String,
+    codec: EventCodec,
+    producer: FutureProducer,
+    book: Mutex<Book>,
+}
+
+impl CostWriter {
+    pub fn new(brokers: &str, codec: EventCodec, producer: FutureProducer) -> Self {
+        Self { brokers: brokers.to_owned(), codec, producer, book: Mutex::default() }
+    }
+
+    /// Decides and appends every ledger of `file`. The caller holds partition 0's lease.
+    pub async fn import(&self, file: &BillingFile, source: &str, ctx: &CommandContext) -> Result<Vec<LedgerOutcome>, CostError> {
+        let mut book = self.book.lock().await;
+        self.catch_up(&mut book).await.map_err(|e| CostError::Unavailable(format!("reading the cost topic: {e}")))?;
+        let mut outcomes = Vec::with_capacity(file.ledgers.len());
+        let mut pending = Vec::new();
+        for ledger in &file.ledgers {
+            let id = ledger_id(&ctx.tenant, ledger);
+            let head = book.heads.get(&id).cloned().unwrap_or_default();
+            let events = decide_import(&head, &ctx.tenant, ledger, source, ctx);
+            if events.is_empty() {
+                outcomes.push(LedgerOutcome {
+                    ledger_id: id,
+                    import_id: head.import_id,
+                    version: head.version,
+                    changed: false,
+                    replaced: None,
+                    offset: None,
+                });
+                continue;
+            }
+            let mut deliveries = Vec::with_capacity(events.len());
+            for event in &events {
+                let payload = self.codec.encode_cost(event).await.map_err(|e| CostError::Unavailable(e.to_string()))?;
+                let key = id.to_string();
+                let record = FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload);
+                deliveries.push(self.producer.send_result(record).map_err(|(e, _)| CostError::Unavailable(e.to_string()))?);
+            }
+            let last = events.last().expect("an import has a commit").envelope();
+            outcomes.push(LedgerOutcome {
+                ledger_id: id,
+                import_id: Some(last.import_id),
+                version: last.version,
+                changed: true,
+                replaced: head.import_id,
+                offset: None,
+            });
+            pending.push((outcomes.len() - 1, deliveries, events));
+        }
+        for (i, deliveries, events) in pending {
+            for d in deliveries {
+                let delivered = d
+                    .await
+                    .map_err(|_| CostError::Unavailable("delivery cancelled".into()))?
+                    .map_err(|(e, _)| CostError::Unavailable(e.to_string()))?;
+                outcomes[i].offset = Some(delivered.offset);
+            }
+            // Applied only once the whole import is acknowledged; otherwise the next import reads
+            // the log again to learn what landed.
+            let head = book.heads.entry(outcomes[i].ledger_id).or_default();
+            for e in &events {
+                head.evolve(e);
+            }
+        }
+        // Our own records, contiguous after what catch-up read (the lease keeps other writers
+        // out): no need to read them back.
+        if let Some(end) = outcomes.iter().filter_map(|o| o.offset).max() {
+            book.next_offset = book.next_offset.max(end + 1);
+        }
+        Ok(outcomes)
+    }
+
+    /// Reads `[next_offset, high watermark)` of the cost topic into the ledger heads.
+    async fn catch_up(&self, book: &mut Book) -> anyhow::Result<()> {
+        let topic = self.codec.topic();
+        let consumer: StreamConsumer = assigned_consumer_config(&self.brokers, "vtag-command-costs").create()?;
+        let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+        if high <= book.next_offset {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(book.next_offset))?;
+        consumer.assign(&tpl)?;
+        while book.next_offset < high {
+            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out reading the cost topic at offset {}", book.next_offset))??;
+            match self.codec.decode_cost(msg.payload().unwrap_or_default()).await {
+                Ok(event) => {
+                    book.heads.entry(event.envelope().ledger_id).or_default().evolve(&event);
+                }
+                Err(e) => tracing::error!(offset = msg.offset(), error = %e, "skipping an undecodable cost record"),
+            }
+            book.next_offset = msg.offset() + 1;
+        }
+        tracing::debug!(ledgers = book.heads.len(), next = book.next_offset, "cost ledgers caught up");
+        Ok(())
+    }
+}
+
+/// Hex fingerprint of a ledger, as the log records it (for answers).
+pub fn fingerprint_of(ledger: &vtag_billing::Ledger) -> String {
+    hex(&ledger.fingerprint())
+}

@@ -1,0 +1,216 @@
+//! `POST /api/v1/costs/imports`: a FOCUS billing export (CSV, plain or gzip) as the request body.
+//!
+//! The whole file is read and checked before anything is recorded: a bad cell refuses it (422
+//! naming row and column) and nothing is imported. Then the resources it bills are observed
+//! (created when vtag has not seen them; see `ObserveFromBilling`), and each ledger — billing
+//! account × billing period — whose content changed is replaced. Re-sending the same file records
+//! nothing; a corrected file for a period replaces that period.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use vtag_billing::{read_focus_csv, BilledResource, BillingFile, ImportError};
+use vtag_domain::resource::{ObserveResource, BILLING_SOURCE};
+use vtag_domain::{CloudResourceId, NativeTags, ResourceCommand, ResourceDescription};
+use vtag_service::{Caller, FieldError, Problem, Role};
+
+use super::{consistency_token, ContextFactory, MAX_BATCH};
+use crate::costs::{CostError, LedgerOutcome};
+use crate::processor::Submission;
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct ImportParams {
+    /// The file's name, kept with the import for people reading the history.
+    source: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Imported {
+    rows: u64,
+    /// Amounts with more than ten fractional digits, rounded half to even.
+    rounded_amounts: u64,
+    resources: ResourcesSeen,
+    ledgers: Vec<LedgerAnswer>,
+    /// Read-your-writes token for the resources observed (query API `X-Consistency-Token`).
+    consistency_token: String,
+}
+
+#[derive(Serialize)]
+struct ResourcesSeen {
+    billed: usize,
+    /// Created or updated from billing (resources a collector reports are left as it reported them).
+    recorded: usize,
+}
+
+#[derive(Serialize)]
+struct LedgerAnswer {
+    ledger_id: String,
+    provider: String,
+    billing_account_id: String,
+    period_start: String,
+    period_end: String,
+    currency: String,
+    changed: bool,
+    import_id: Option<String>,
+    replaced_import_id: Option<String>,
+    version: u64,
+    rows: u64,
+    resources: usize,
+    billed_cost: String,
+    effective_cost: String,
+    unallocatable_billed_cost: String,
+    /// Where to see the import once projected (query API).
+    import: Option<String>,
+}
+
+pub fn problem_for_import(e: ImportError) -> Problem {
+    let field = e.column.clone().unwrap_or_else(|| "file".to_owned());
+    let line = e.line.map(|l| l as usize);
+    let mut problem = Problem::invalid(vec![FieldError::new(field, e.rule, e.message.clone()).at(line, None)])
+        .detail(format!("the billing file was not imported: {e}"));
+    if let Some(row) = e.row {
+        problem = problem.with("row", row);
+    }
+    if let Some(line) = e.line {
+        problem = problem.with("line", line);
+    }
+    if let Some(column) = &e.column {
+        problem = problem.with("column", column.as_str());
+    }
+    problem
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %caller.tenant, bytes = body.len()))]
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(params): Query<ImportParams>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    caller.require(Role::Editor)?;
+    let source = params.source.unwrap_or_else(|| "upload".to_owned());
+    if source.chars().count() > 256 || source.chars().any(char::is_control) {
+        return Err(Problem::invalid_field("source", "max_length", "must be at most 256 printable characters"));
+    }
+    let contexts = ContextFactory::new(&caller, &headers)?;
+    // CPU-bound for seconds on a big file: off the async workers.
+    let file = tokio::task::spawn_blocking(move || read_focus_csv(&body[..], |_| {}))
+        .await
+        .map_err(Problem::internal)?
+        .map_err(problem_for_import)?;
+
+    let resources = billed_resources(&file);
+    let billed = resources.len();
+    let mut recorded = 0;
+    let mut outcomes = Vec::new();
+    let mut index = 0;
+    for batch in resources.chunks(MAX_BATCH) {
+        let submissions = batch
+            .iter()
+            .map(|r| {
+                let observe = observation(r, contexts.now);
+                index += 1;
+                Submission {
+                    aggregate: observe.resource_id(&caller.tenant),
+                    context: contexts.context(index, Some(contexts.now)),
+                    command: ResourceCommand::ObserveFromBilling(observe),
+                }
+            })
+            .collect();
+        for result in state.processor.submit(submissions).await {
+            match result {
+                Ok(o) => {
+                    recorded += usize::from(o.events > 0);
+                    outcomes.push(o);
+                }
+                Err(e) => {
+                    return Err(Problem::unavailable(format!(
+                        "the billed resources could not all be recorded ({e}); nothing of the costs was imported, and re-sending the file is safe"
+                    )))
+                }
+            }
+        }
+    }
+
+    let ctx = contexts.context(0, None);
+    let ledgers = state.processor.import_costs(&file, &source, &ctx).await.map_err(|e| match e {
+        e @ CostError::NotOwner => Problem::unavailable(format!("{e}; send it to that instance (retrying is safe)")),
+        e @ CostError::Unavailable(_) => Problem::unavailable(format!("{e}; re-sending the file is safe")),
+    })?;
+    let changed = ledgers.iter().any(|l| l.changed);
+    let answer = Imported {
+        rows: file.rows,
+        rounded_amounts: file.rounded_amounts,
+        resources: ResourcesSeen { billed, recorded },
+        ledgers: file.ledgers.iter().zip(&ledgers).map(|(l, o)| ledger_answer(l, o)).collect(),
+        consistency_token: consistency_token(&outcomes),
+    };
+    let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(answer)).into_response())
+}
+
+fn ledger_answer(l: &vtag_billing::Ledger, o: &LedgerOutcome) -> LedgerAnswer {
+    LedgerAnswer {
+        ledger_id: o.ledger_id.to_string(),
+        provider: l.key.provider_name.clone(),
+        billing_account_id: l.key.billing_account_id.clone(),
+        period_start: l.key.period_start.to_string(),
+        period_end: l.period_end.to_string(),
+        currency: l.currency.clone(),
+        changed: o.changed,
+        import_id: o.import_id.map(|i| i.to_string()),
+        replaced_import_id: o.replaced.map(|i| i.to_string()),
+        version: o.version,
+        rows: l.rows,
+        resources: l.resources.len(),
+        billed_cost: l.total.billed.to_string(),
+        effective_cost: l.total.effective.to_string(),
+        unallocatable_billed_cost: l.unallocatable.billed.to_string(),
+        import: o.import_id.map(|i| format!("/api/v1/costs/imports/{i}")),
+    }
+}
+
+/// Every resource the file bills, once: where several ledgers (months) bill it, the latest
+/// charge day's description and tags.
+fn billed_resources(file: &BillingFile) -> Vec<&BilledResource> {
+    let mut latest: HashMap<(vtag_domain::Provider, &str), &BilledResource> = HashMap::new();
+    for r in file.ledgers.iter().flat_map(|l| &l.resources) {
+        latest
+            .entry((r.provider, r.cloud_id.as_str()))
+            .and_modify(|seen| {
+                if r.tags_as_of > seen.tags_as_of {
+                    *seen = r;
+                }
+            })
+            .or_insert(r);
+    }
+    let mut resources: Vec<&BilledResource> = latest.into_values().collect();
+    // A stable order: the same file observes in the same order (and batches) every time.
+    resources.sort_by(|a, b| (a.provider.as_str(), &a.cloud_id).cmp(&(b.provider.as_str(), &b.cloud_id)));
+    resources
+}
+
+fn observation(r: &BilledResource, at: chrono::DateTime<chrono::Utc>) -> ObserveResource {
+    let metadata = [(BILLING_SOURCE.0.to_owned(), BILLING_SOURCE.1.to_owned())].into();
+    ObserveResource {
+        provider: r.provider,
+        cloud_id: CloudResourceId::parse(&r.cloud_id).expect("checked when the file was read"),
+        description: ResourceDescription::parse(
+            r.sub_account.clone(),
+            r.region.clone(),
+            r.resource_type.clone(),
+            r.name.clone(),
+            metadata,
+        )
+        .expect("checked when the file was read"),
+        native_tags: NativeTags::parse(r.tags.clone()).expect("checked when the file was read"),
+        observed_at: at,
+    }
+}
