@@ -23,6 +23,9 @@ pub struct ParsedAmount {
 
 impl Amount {
     pub const ZERO: Amount = Amount(0);
+    /// The most one resource can cost in a day (per charge category and service): what a 64-bit
+    /// count of 10⁻¹⁰ units holds, about 922 million. Read models store daily costs that way.
+    pub const LINE_LIMIT: Amount = Amount(i64::MAX as i128);
 
     /// From a count of 10⁻¹⁰ units.
     pub const fn from_units(units: i128) -> Self {

@@ -13,8 +13,9 @@ use vtag_domain::{Actor, CommandContext, ResourceId, TenantId};
 use crate::charge::ChargeCategory;
 use crate::ledger::{Costs, Ledger, PoolLine};
 
-/// Lines per `CostLinesRecorded`: ~150 KB records, well under broker message limits, few enough
-/// records that a million lines append in about five hundred.
+/// Lines per `CostLinesRecorded` (a little more when one resource's lines straddle the limit: a
+/// resource's lines of one import are always in one chunk). ~150 KB records, well under broker
+/// message limits; a million lines append in about five hundred records.
 pub const LINES_PER_CHUNK: usize = 2_000;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +75,8 @@ pub struct CostPeriodImported {
     pub replaces: Option<Uuid>,
 }
 
+// A few hundred events per import, never stored in bulk: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CostEvent {
     Lines(CostLinesRecorded),
@@ -117,6 +120,22 @@ pub fn ledger_id(tenant: &TenantId, ledger: &Ledger) -> Uuid {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits lines (sorted by resource) into chunks of about [`LINES_PER_CHUNK`], never splitting one
+/// resource's lines: a reader can then fold each chunk into per-resource rows on its own.
+fn by_resource(lines: &[ResourceCost]) -> Vec<&[ResourceCost]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < lines.len() {
+        let mut end = (start + LINES_PER_CHUNK).min(lines.len());
+        while end < lines.len() && lines[end].resource_id == lines[end - 1].resource_id {
+            end += 1;
+        }
+        chunks.push(&lines[start..end]);
+        start = end;
+    }
+    chunks
 }
 
 /// Decides an import of `ledger` over its `head`: nothing when the log already holds this content
@@ -164,7 +183,7 @@ pub fn decide_import(head: &LedgerHead, tenant: &TenantId, ledger: &Ledger, sour
         .collect();
     let mut events = Vec::new();
     let mut chunk = 0u32;
-    let mut resources = resource_lines.chunks(LINES_PER_CHUNK);
+    let mut resources = by_resource(&resource_lines).into_iter();
     let mut pools = ledger.pool_lines.chunks(LINES_PER_CHUNK);
     loop {
         let (r, p) = (resources.next(), pools.next());

@@ -179,8 +179,12 @@ impl LedgerBuilder {
         (i, true)
     }
 
-    pub(crate) fn add_line(&mut self, resource: u32, day: NaiveDate, category: ChargeCategory, service: u32, costs: Costs) {
-        self.lines.entry((resource, day, category, service)).or_default().add(costs);
+    /// Adds to the resource's line; `false` when a component of the line's running sum leaves
+    /// [`Amount::LINE_LIMIT`].
+    pub(crate) fn add_line(&mut self, resource: u32, day: NaiveDate, category: ChargeCategory, service: u32, costs: Costs) -> bool {
+        let line = self.lines.entry((resource, day, category, service)).or_default();
+        line.add(costs);
+        [line.billed, line.effective, line.list].iter().all(|a| a.units().unsigned_abs() <= Amount::LINE_LIMIT.units() as u128)
     }
 
     pub(crate) fn add_pool(

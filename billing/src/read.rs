@@ -57,7 +57,7 @@ pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result
         row += 1;
         let line = record.position().map_or(0, |p| p.line());
         folder.fold(&record, row, line)?;
-        if row % 65_536 == 0 {
+        if row.is_multiple_of(65_536) {
             progress(row);
         }
     }
@@ -247,7 +247,13 @@ impl Folder {
                     // An older day's tags are not kept, but a malformed cell is still refused.
                     parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
                 }
-                builder.add_line(slot, day, category, service, costs);
+                if !builder.add_line(slot, day, category, service, costs) {
+                    return Err(cells.error(
+                        Column::BilledCost,
+                        "range",
+                        format!("{resource_id} costs more than {} on {day} (the most one resource can cost in a day)", Amount::LINE_LIMIT),
+                    ));
+                }
             }
         }
         Ok(())

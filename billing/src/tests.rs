@@ -144,7 +144,7 @@ fn refused(text: &str) -> ImportError {
 #[test]
 fn a_missing_required_column_is_named() {
     let text = sample().replace("EffectiveCost,", "").replace("1.0000000001,1.0000000001", "1.0000000001");
-    let err = refused(&text.lines().next().unwrap().to_owned());
+    let err = refused(text.lines().next().unwrap());
     assert_eq!((err.rule, err.column.as_deref(), err.row), ("required_column", Some("EffectiveCost"), None));
 }
 
@@ -270,4 +270,30 @@ fn resources_known_only_from_billing_get_a_name_and_type() {
     let too_many: String = format!("{{{}}}", (0..201).map(|i| format!("\"k{i}\":\"v\"")).collect::<Vec<_>>().join(","));
     let err = refused(&file(&[row("1", 1, "Usage", "i-1", &too_many)]));
     assert_eq!((err.column.as_deref(), err.rule), (Some("Tags"), "max_items"));
+}
+
+#[test]
+fn a_resources_lines_stay_in_one_chunk() {
+    use crate::{decide_import, CostEvent, LedgerHead, LINES_PER_CHUNK};
+    // Resources of 3 lines each: a chunk boundary falls inside one unless chunking respects them.
+    let rows: Vec<String> = (0..LINES_PER_CHUNK)
+        .flat_map(|i| (1..=3).map(move |d| row("0.01", d, "Usage", &format!("i-{i:05}"), "{}")))
+        .collect();
+    let ledger = &read(&file(&rows)).unwrap().ledgers[0];
+    let events = decide_import(&LedgerHead::default(), &ctx().tenant, ledger, "big.csv", &ctx());
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        if let CostEvent::Lines(l) = e {
+            let here: std::collections::HashSet<_> = l.resource_lines.iter().map(|r| r.resource_id).collect();
+            assert!(seen.is_disjoint(&here), "a resource in two chunks");
+            seen.extend(here);
+        }
+    }
+    assert_eq!(seen.len(), LINES_PER_CHUNK);
+}
+
+#[test]
+fn a_resource_day_beyond_what_read_models_hold_is_refused() {
+    let err = refused(&file(&[row("600000000", 1, "Usage", "i-1", "{}"), row("600000000", 1, "Usage", "i-1", "{}")]));
+    assert_eq!((err.column.as_deref(), err.rule, err.row), (Some("BilledCost"), "range", Some(2)));
 }

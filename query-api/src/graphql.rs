@@ -3,7 +3,7 @@
 //! needs a token; the GraphiQL page (GET) is static and public because it holds no data.
 
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputValueError, InputValueResult, Json, Object,
+    Context, EmptyMutation, EmptySubscription, Enum, ErrorExtensions, InputObject, InputValueError, InputValueResult, Json, Object,
     Scalar, ScalarType, Schema, SimpleObject, Value, ID,
 };
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -13,7 +13,12 @@ use sqlx::PgPool;
 use vtag_domain::{Provider, TagKey};
 use vtag_service::{Caller, Problem, Role};
 
+use std::sync::Arc;
+
+use crate::allocation;
 use crate::audit::{self, AuditEntry, AuditInput, GRAPHQL_NAMES};
+use crate::cost_cache::CostCache;
+use crate::cost_routes::{self, AllocationInput};
 use crate::consistency::{self, ConsistencyToken};
 use crate::explain::{self, Explanation};
 use crate::history;
@@ -24,8 +29,13 @@ use crate::state::AppState;
 pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
 /// Depth and complexity limits keep one request from fanning out into an expensive query.
-pub fn schema(pool: PgPool) -> QuerySchema {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription).data(pool).limit_depth(10).limit_complexity(500).finish()
+pub fn schema(pool: PgPool, costs: Arc<CostCache>) -> QuerySchema {
+    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+        .data(pool)
+        .data(costs)
+        .limit_depth(10)
+        .limit_complexity(500)
+        .finish()
 }
 
 /// `POST /graphql`. The caller's writes are waited for once, before any resolver runs, so every
@@ -255,6 +265,112 @@ impl QueryRoot {
         .map_err(gql_error)?;
         let page = audit::fetch(pool, &caller.tenant, &query).await.map_err(gql_error)?;
         Ok(AuditTrail { items: page.items.into_iter().map(AuditItem).collect(), next_cursor: page.next_cursor })
+    }
+
+    /// Cost by value of the virtual tag `tagKey` over `dateRange` (inclusive days, YYYY-MM-DD).
+    /// Resources without the key come as one entry with `group: "untagged"`, cost without a
+    /// resource (fees, support, tax) as `group: "unallocatable"`; all entries add up to the bill.
+    /// `asOf`: as it was reported at that instant (the costs imported and the tags held then).
+    async fn cost_allocation(
+        &self,
+        ctx: &Context<'_>,
+        tag_key: String,
+        date_range: DateRange,
+        filters: Option<CostFilter>,
+        as_of: Option<DateTime>,
+    ) -> async_graphql::Result<Vec<CostAllocation>> {
+        let caller = caller(ctx)?;
+        let pool = ctx.data::<PgPool>()?;
+        let cache = ctx.data::<Arc<CostCache>>()?;
+        let f = filters.unwrap_or_default();
+        let input = AllocationInput {
+            tag_key: Some(tag_key),
+            from: Some(date_range.start),
+            to: Some(date_range.end),
+            filters: allocation::CostFilters {
+                provider: f.provider,
+                account: f.account,
+                region: f.region,
+                resource_type: f.resource_type,
+                service: f.service,
+                charge_category: f.charge_category,
+                tags: Vec::new(),
+            },
+            tags: f.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+            as_of: as_of.map(|t| t.0),
+        };
+        let query = cost_routes::check(input).map_err(gql_error)?;
+        let found = allocation::allocate(pool, cache, &caller.tenant, &query).await.map_err(gql_error)?;
+        Ok(found.into_iter().map(CostAllocation::from).collect())
+    }
+}
+
+/// Inclusive days, `YYYY-MM-DD`.
+#[derive(InputObject)]
+pub struct DateRange {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(InputObject, Default)]
+pub struct CostFilter {
+    /// aws, azure or gcp.
+    pub provider: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub resource_type: Option<String>,
+    pub service: Option<String>,
+    /// Usage, Purchase, Tax, Credit or Adjustment.
+    pub charge_category: Option<String>,
+    /// Only resources carrying every one of these virtual tags.
+    pub tags: Option<Vec<TagFilter>>,
+}
+
+#[derive(InputObject)]
+pub struct TagFilter {
+    pub key: String,
+    pub value: String,
+}
+
+/// Amounts are exact decimal text in `currency` (summing floats would not add up to the bill).
+#[derive(SimpleObject)]
+pub struct CostAllocation {
+    /// Null for the untagged and unallocatable groups.
+    tag_value: Option<String>,
+    /// value, untagged or unallocatable.
+    group: String,
+    currency: String,
+    /// BilledCost.
+    total_cost: String,
+    billed_cost: String,
+    effective_cost: String,
+    resource_count: i64,
+    breakdown: Vec<CostDay>,
+}
+
+#[derive(SimpleObject)]
+pub struct CostDay {
+    date: String,
+    cost: String,
+    effective_cost: String,
+}
+
+impl From<allocation::Allocation> for CostAllocation {
+    fn from(a: allocation::Allocation) -> Self {
+        Self {
+            tag_value: a.tag_value,
+            group: a.group.as_str().to_owned(),
+            currency: a.currency,
+            total_cost: a.billed.to_string(),
+            billed_cost: a.billed.to_string(),
+            effective_cost: a.effective.to_string(),
+            resource_count: a.resource_count as i64,
+            breakdown: a
+                .daily
+                .into_iter()
+                .map(|d| CostDay { date: d.date.to_string(), cost: d.billed.to_string(), effective_cost: d.effective.to_string() })
+                .collect(),
+        }
     }
 }
 

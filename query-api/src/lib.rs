@@ -17,6 +17,9 @@
 //! - [`jobs`]: re-derivation job progress (SQL and handler).
 //! - [`rest`]: the REST handlers of resources and the audit trail; [`config_routes`]: those of the
 //!   tagging configuration; [`graphql`]: the GraphQL schema and its HTTP glue.
+//! - [`allocation`]: cost allocation by virtual tag (untagged and unallocatable shown apart), over
+//!   [`cost_cache`], the committed cost imports held in memory; [`cost_routes`]: its REST handlers
+//!   and the import history.
 //! - [`rfc3339`]: the single timestamp format clients see.
 //!
 //! Invariants: the tenant comes only from the verified token and every tenant-data statement is
@@ -27,11 +30,14 @@
 // path, so its size in a Result is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod allocation;
 pub mod audit;
 pub mod config;
 pub mod config_routes;
 pub mod config_wait;
 pub mod consistency;
+pub mod cost_cache;
+pub mod cost_routes;
 pub mod explain;
 pub mod graphql;
 pub mod history;
@@ -57,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/resources/{id}/virtual-tags", get(rest::resource_virtual_tags))
         .route("/api/v1/resources/{id}/virtual-tags/{key}/explain", get(rest::explain_tag))
         .route("/api/v1/audit-trail", get(rest::audit_trail))
+        .route("/api/v1/costs/allocation", get(cost_routes::allocation))
+        .route("/api/v1/costs/imports", get(cost_routes::imports))
+        .route("/api/v1/costs/imports/{id}", get(cost_routes::import))
         .route("/api/v1/tag-schema", get(config_routes::tag_schema))
         .route("/api/v1/rules", get(config_routes::rules))
         .route("/api/v1/tagging-config", get(config_routes::tagging_config))

@@ -17,12 +17,16 @@ pub struct Settings {
     /// How long a read may wait for the projector to reach a client's consistency token.
     pub consistency_wait: Duration,
     pub authenticator: Arc<Authenticator>,
+    /// Month rows of cost imports kept in memory (about 0.5 KB each).
+    pub cost_cache_rows: usize,
 }
 
 impl Settings {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:18082";
     pub const DEFAULT_TOPIC_PREFIX: &'static str = "vtag.";
     pub const DEFAULT_CONSISTENCY_WAIT_MS: u64 = 5_000;
+    /// 2M month rows ≈ 1 GB: a month of a two-million-resource estate.
+    pub const DEFAULT_COST_CACHE_ROWS: usize = 2_000_000;
 
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok(), Authenticator::from_env)
@@ -46,7 +50,12 @@ impl Settings {
             }
             None => Self::DEFAULT_CONSISTENCY_WAIT_MS,
         };
+        let cost_cache_rows = match var("VTAG_COST_CACHE_ROWS") {
+            Some(raw) => raw.trim().parse::<usize>().context("VTAG_COST_CACHE_ROWS must be a number of rows")?,
+            None => Self::DEFAULT_COST_CACHE_ROWS,
+        };
         Ok(Self {
+            cost_cache_rows,
             database_url,
             listen,
             topic_prefix,

@@ -12,6 +12,7 @@ use vtag_eventlog::EventTopics;
 use vtag_service::{Authenticator, Problem};
 
 use crate::consistency::Consistency;
+use crate::cost_cache::CostCache;
 use crate::graphql::{self, QuerySchema};
 use crate::settings::Settings;
 
@@ -21,21 +22,39 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub consistency: Arc<Consistency>,
     pub schema: QuerySchema,
+    pub costs: Arc<CostCache>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool, auth: Arc<Authenticator>, topic_prefix: &str, consistency_wait: Duration) -> Self {
+        Self::with_cost_cache(pool, auth, topic_prefix, consistency_wait, Settings::DEFAULT_COST_CACHE_ROWS)
+    }
+
+    pub fn with_cost_cache(
+        pool: PgPool,
+        auth: Arc<Authenticator>,
+        topic_prefix: &str,
+        consistency_wait: Duration,
+        cost_cache_rows: usize,
+    ) -> Self {
         // The partition count plays no part in a topic's name; EventTopics is used only so the name
         // cannot drift from the one the command API and the projector use.
         let topic = EventTopics::new(topic_prefix, 0).resource_events();
         let consistency = Arc::new(Consistency::new(topic, consistency_wait));
-        let schema = graphql::schema(pool.clone());
-        Self { pool, auth, consistency, schema }
+        let costs = Arc::new(CostCache::new(cost_cache_rows));
+        let schema = graphql::schema(pool.clone(), costs.clone());
+        Self { pool, auth, consistency, schema, costs }
     }
 
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let pool = connect(&settings.database_url).await?;
-        Ok(Self::new(pool, settings.authenticator.clone(), &settings.topic_prefix, settings.consistency_wait))
+        Ok(Self::with_cost_cache(
+            pool,
+            settings.authenticator.clone(),
+            &settings.topic_prefix,
+            settings.consistency_wait,
+            settings.cost_cache_rows,
+        ))
     }
 }
 

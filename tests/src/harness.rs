@@ -135,6 +135,7 @@ impl TestEnv {
             topic_prefix: self.prefix.clone(),
             consistency_wait: Duration::from_secs(15),
             authenticator: self.auth.clone(),
+            cost_cache_rows: vtag_query_api::Settings::DEFAULT_COST_CACHE_ROWS,
         };
         Service::spawn("query-api", |listener, shutdown| async move {
             vtag_query_api::serve(listener, settings, shutdown).await

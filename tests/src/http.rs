@@ -44,6 +44,15 @@ impl Api {
         Self::reply(req.body(body).send().await.expect("request sent")).await
     }
 
+    /// Posts raw bytes (a billing file) with its content type.
+    pub async fn upload(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> Reply {
+        let mut req = self.client.post(format!("{}{path}", self.base)).header("content-type", content_type);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        Self::reply(req.body(bytes).send().await.expect("request sent")).await
+    }
+
     async fn reply(r: reqwest::Response) -> Reply {
         let status = r.status();
         let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();

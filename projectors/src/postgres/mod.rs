@@ -1,7 +1,9 @@
 //! The Postgres projector: `resources`, `virtual_tags`, `tag_audit`, `rederivation_progress` from
-//! the resource topic, `tagging_configs` from the tagging-config topic, and its checkpoints.
+//! the resource topic, `tagging_configs` from the tagging-config topic, the cost read model
+//! (`cost_imports`, `resource_cost_months`, `pool_costs`) from the cost topic, and its checkpoints.
 
 pub mod configs;
+pub mod costs;
 pub mod fold;
 pub mod store;
 
@@ -41,17 +43,23 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     // Its own task: polled only from this loop's select!, it could sit suspended mid-transaction
     // holding a pooled connection while a batch waits for one.
     let mut configs = tokio::spawn(configs.run());
+    let cost_codec = EventCodec::for_costs(&settings.registry_url, topics.cost_events()).context("schema registry settings")?;
+    let cost_dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topics.cost_events(), PROJECTOR)?;
+    let costs = costs::CostProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, cost_codec, cost_dead_letters).await?;
+    let mut costs = tokio::spawn(costs.run());
 
     tokio::pin!(shutdown);
     loop {
         let batch = tokio::select! {
             _ = &mut shutdown => break,
             result = &mut configs => return result.context("tagging-config projection")?.context("tagging-config projection"),
+            result = &mut costs => return result.context("cost projection")?.context("cost projection"),
             batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
         };
         project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
     }
     configs.abort();
+    costs.abort();
     tracing::info!("postgres projector stopped");
     Ok(())
 }

@@ -102,6 +102,7 @@ impl Server {
             topic_prefix: PREFIX.into(),
             consistency_wait: WAIT,
             authenticator: auth.clone(),
+            cost_cache_rows: Settings::DEFAULT_COST_CACHE_ROWS,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(vtag_query_api::serve(listener, settings, async {
