@@ -92,6 +92,28 @@ impl CostEvent {
     }
 }
 
+/// A tenant's split rules replaced (the cost topic's other record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostSplitsChanged {
+    pub event_id: Uuid,
+    pub tenant: TenantId,
+    /// Gapless per tenant, from 1.
+    pub version: u64,
+    pub actor: Actor,
+    pub causation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    /// JSON of a [`crate::SplitsDoc`].
+    pub document: String,
+}
+
+/// One record of the cost topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CostRecord {
+    Ledger(CostEvent),
+    Splits(CostSplitsChanged),
+}
+
 /// What the log says a ledger is now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerHead {

@@ -16,14 +16,16 @@ mod error;
 mod events;
 mod ledger;
 mod read;
+mod split;
 
 pub use amount::{Amount, ParsedAmount, SCALE};
 pub use charge::{cloud_of, ChargeCategory};
 pub use columns::Column;
 pub use error::ImportError;
-pub use events::{decide_import, hex, ledger_id, CostEnvelope, CostEvent, CostLinesRecorded, CostPeriodImported, LedgerHead, ResourceCost, LINES_PER_CHUNK};
+pub use events::{decide_import, hex, ledger_id, CostEnvelope, CostEvent, CostRecord, CostSplitsChanged, CostLinesRecorded, CostPeriodImported, LedgerHead, ResourceCost, LINES_PER_CHUNK};
 pub use ledger::{BilledResource, Costs, Ledger, LedgerKey, PoolLine, ResourceLine};
 pub use read::{read_focus_csv, BillingFile};
+pub use split::{largest_remainder, Percentage, PoolSelector, SplitError, SplitMethod, SplitRule, SplitsDoc, TagMatch};
 
 #[cfg(test)]
 mod tests;

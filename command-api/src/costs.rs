@@ -15,8 +15,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 use uuid::Uuid;
-use vtag_billing::{decide_import, hex, ledger_id, BillingFile, LedgerHead};
-use vtag_domain::CommandContext;
+use vtag_billing::{decide_import, hex, ledger_id, BillingFile, CostRecord, CostSplitsChanged, LedgerHead, SplitError, SplitsDoc};
+use vtag_domain::{CommandContext, TenantId};
 use vtag_eventlog::kafka::assigned_consumer_config;
 use vtag_eventlog::EventCodec;
 
@@ -35,17 +35,31 @@ pub struct LedgerOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
-    #[error("cost imports are written by the instance owning partition 0")]
+    #[error("cost imports and split rules are written by the instance owning partition 0")]
     NotOwner,
+    #[error("the split rules are invalid")]
+    Invalid(Vec<SplitError>),
+    #[error("expected split rules version {expected} but they are at version {actual}")]
+    VersionConflict { expected: u64, actual: u64 },
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
 }
 
-/// The heads of every ledger in the cost topic, as far as this instance has read it.
+/// The heads of every ledger in the cost topic, and every tenant's split rules, as far as this
+/// instance has read it.
 #[derive(Default)]
 struct Book {
     next_offset: i64,
     heads: HashMap<Uuid, LedgerHead>,
+    splits: HashMap<TenantId, (u64, SplitsDoc)>,
+}
+
+/// What a split-rules change came to.
+#[derive(Debug, Clone)]
+pub struct SplitsOutcome {
+    pub version: u64,
+    pub changed: bool,
+    pub offset: Option<i64>,
 }
 
 pub struct CostWriter {
@@ -122,6 +136,43 @@ impl CostWriter {
         Ok(outcomes)
     }
 
+    /// Replaces a tenant's split rules (checked whole first). The caller holds partition 0's lease.
+    pub async fn set_splits(&self, doc: SplitsDoc, ctx: &CommandContext, expected: Option<u64>) -> Result<SplitsOutcome, CostError> {
+        let errors = doc.check();
+        if !errors.is_empty() {
+            return Err(CostError::Invalid(errors));
+        }
+        let mut book = self.book.lock().await;
+        self.catch_up(&mut book).await.map_err(|e| CostError::Unavailable(format!("reading the cost topic: {e}")))?;
+        let (version, current) = book.splits.get(&ctx.tenant).cloned().unwrap_or_default();
+        if let Some(expected) = expected.filter(|e| *e != version) {
+            return Err(CostError::VersionConflict { expected, actual: version });
+        }
+        if current == doc {
+            return Ok(SplitsOutcome { version, changed: false, offset: None });
+        }
+        let record = CostSplitsChanged {
+            event_id: ctx.event_id(0),
+            tenant: ctx.tenant.clone(),
+            version: version + 1,
+            actor: ctx.actor.clone(),
+            causation_id: ctx.command_id,
+            correlation_id: ctx.correlation_id,
+            recorded_at: ctx.recorded_at,
+            document: serde_json::to_string(&doc).expect("a splits document serializes"),
+        };
+        let payload = self.codec.encode_splits(&record).await.map_err(|e| CostError::Unavailable(e.to_string()))?;
+        let key = ctx.tenant.as_str().to_owned();
+        let delivered = self
+            .producer
+            .send(FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| CostError::Unavailable(e.to_string()))?;
+        book.splits.insert(ctx.tenant.clone(), (record.version, doc));
+        book.next_offset = book.next_offset.max(delivered.offset + 1);
+        Ok(SplitsOutcome { version: record.version, changed: true, offset: Some(delivered.offset) })
+    }
+
     /// Reads `[next_offset, high watermark)` of the cost topic into the ledger heads.
     async fn catch_up(&self, book: &mut Book) -> anyhow::Result<()> {
         let topic = self.codec.topic();
@@ -138,9 +189,15 @@ impl CostWriter {
                 .await
                 .map_err(|_| anyhow::anyhow!("timed out reading the cost topic at offset {}", book.next_offset))??;
             match self.codec.decode_cost(msg.payload().unwrap_or_default()).await {
-                Ok(event) => {
+                Ok(CostRecord::Ledger(event)) => {
                     book.heads.entry(event.envelope().ledger_id).or_default().evolve(&event);
                 }
+                Ok(CostRecord::Splits(s)) => match serde_json::from_str::<SplitsDoc>(&s.document) {
+                    Ok(doc) => {
+                        book.splits.insert(s.tenant.clone(), (s.version, doc));
+                    }
+                    Err(e) => tracing::error!(offset = msg.offset(), error = %e, "skipping an unreadable split-rules document"),
+                },
                 Err(e) => tracing::error!(offset = msg.offset(), error = %e, "skipping an undecodable cost record"),
             }
             book.next_offset = msg.offset() + 1;

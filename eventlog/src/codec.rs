@@ -12,7 +12,7 @@ use crate::avro_value::{from_value, to_value, InvalidField};
 use crate::records::{self, ConfigRecord, LogRecord, ProgressMarker};
 use crate::cost;
 use crate::schemas::{self, TopicKind, CONFIG_NAMESPACE, COST_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
-use vtag_billing::CostEvent;
+use vtag_billing::{CostEvent, CostRecord, CostSplitsChanged};
 
 /// Why a record could not be turned back into an event. `Poison` is deterministic (the same bytes
 /// will fail forever: dead-letter them); `Unavailable` is transient (retry in place).
@@ -108,8 +108,14 @@ impl EventCodec {
         self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
+    pub async fn encode_splits(&self, record: &CostSplitsChanged) -> Result<Vec<u8>, EncodeError> {
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COST_NAMESPACE, cost::SPLITS));
+        self.encoder.encode_value(cost::splits_value(record), &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
     /// Decodes a record of the cost topic.
-    pub async fn decode_cost(&self, bytes: &[u8]) -> Result<CostEvent, DecodeError> {
+    pub async fn decode_cost(&self, bytes: &[u8]) -> Result<CostRecord, DecodeError> {
         let (namespace, name, value) = self.decode_raw(bytes).await?;
         if namespace.as_deref() != Some(COST_NAMESPACE) {
             return Err(DecodeError::Poison(format!("not a cost record: {name}")));

@@ -6,7 +6,8 @@ use apache_avro::Decimal;
 use chrono::NaiveDate;
 use uuid::Uuid;
 use vtag_billing::{
-    Amount, ChargeCategory, CostEnvelope, CostEvent, CostLinesRecorded, CostPeriodImported, Costs, PoolLine, ResourceCost,
+    Amount, ChargeCategory, CostEnvelope, CostEvent, CostLinesRecorded, CostPeriodImported, CostRecord, CostSplitsChanged, Costs,
+    PoolLine, ResourceCost,
 };
 use vtag_domain::{Actor, ResourceId, TenantId};
 
@@ -14,6 +15,7 @@ use crate::avro_value::{Fields, InvalidField};
 
 pub const LINES: &str = "CostLinesRecorded";
 pub const IMPORTED: &str = "CostPeriodImported";
+pub const SPLITS: &str = "CostSplitsChanged";
 
 fn s(v: &str) -> Value {
     Value::String(v.to_owned())
@@ -133,15 +135,47 @@ fn imported_value(e: &CostPeriodImported) -> Value {
     ])
 }
 
+pub fn splits_value(e: &CostSplitsChanged) -> Value {
+    Value::Record(vec![
+        ("event_id".into(), s(&e.event_id.to_string())),
+        ("tenant".into(), s(e.tenant.as_str())),
+        ("version".into(), Value::Long(e.version as i64)),
+        ("actor".into(), s(e.actor.as_str())),
+        ("causation_id".into(), s(&e.causation_id.to_string())),
+        ("correlation_id".into(), s(&e.correlation_id.to_string())),
+        ("recorded_at".into(), Value::TimestampMicros(e.recorded_at.timestamp_micros())),
+        ("document".into(), s(&e.document)),
+    ])
+}
+
 // ---------------------------------------------------------------------------------------------
 // Avro → events
 
-pub fn from_value(record: &str, value: Value) -> Result<CostEvent, InvalidField> {
+pub fn from_value(record: &str, value: Value) -> Result<CostRecord, InvalidField> {
     match record {
-        LINES => lines_from(value).map(CostEvent::Lines),
-        IMPORTED => imported_from(value).map(CostEvent::Imported),
-        other => Err(invalid("record", format!("not a cost event: {other}"))),
+        LINES => lines_from(value).map(|e| CostRecord::Ledger(CostEvent::Lines(e))),
+        IMPORTED => imported_from(value).map(|e| CostRecord::Ledger(CostEvent::Imported(e))),
+        SPLITS => splits_from(value).map(CostRecord::Splits),
+        other => Err(invalid("record", format!("not a cost record: {other}"))),
     }
+}
+
+fn splits_from(value: Value) -> Result<CostSplitsChanged, InvalidField> {
+    let mut f = Fields::of("event", value)?;
+    let version = f.long("version")?;
+    if version < 1 {
+        return Err(invalid("version", "must be at least 1"));
+    }
+    Ok(CostSplitsChanged {
+        event_id: f.uuid("event_id")?,
+        tenant: f.parsed("tenant", TenantId::parse)?,
+        version: version as u64,
+        actor: f.parsed("actor", Actor::parse)?,
+        causation_id: f.uuid("causation_id")?,
+        correlation_id: f.uuid("correlation_id")?,
+        recorded_at: f.timestamp("recorded_at")?,
+        document: f.string("document")?,
+    })
 }
 
 fn day(f: &mut Fields, name: &str) -> Result<NaiveDate, InvalidField> {

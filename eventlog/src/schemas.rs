@@ -26,10 +26,11 @@ pub const PROGRESS_SCHEMA: (&str, &str) =
 
 pub const CONFIG_SCHEMA: (&str, &str) = ("TaggingConfigChanged", include_str!("../../schemas/avro/TaggingConfigChanged.avsc"));
 
-/// The cost ledger's events (on the cost topic).
-pub const COST_SCHEMAS: [(&str, &str); 2] = [
+/// The cost topic's records: the cost ledger's events and split-rule changes.
+pub const COST_SCHEMAS: [(&str, &str); 3] = [
     ("CostLinesRecorded", include_str!("../../schemas/avro/CostLinesRecorded.avsc")),
     ("CostPeriodImported", include_str!("../../schemas/avro/CostPeriodImported.avsc")),
+    ("CostSplitsChanged", include_str!("../../schemas/avro/CostSplitsChanged.avsc")),
 ];
 
 /// Which records a topic carries.

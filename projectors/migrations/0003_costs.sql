@@ -67,3 +67,15 @@ CREATE TABLE pool_costs (
     list_cost       numeric(38,10) NOT NULL,
     PRIMARY KEY (tenant, import_id, day, charge_category, service_name, sub_account_id, reason)
 );
+
+-- Every version of every tenant's shared-cost split rules (allocations use the version in force at
+-- the instant they describe).
+CREATE TABLE cost_split_configs (
+    tenant      text        NOT NULL,
+    version     bigint      NOT NULL,
+    document    jsonb       NOT NULL,
+    actor       text        NOT NULL,
+    event_id    uuid        NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant, version)
+);

@@ -5,13 +5,15 @@
 //!
 //! Which costs: the imports in force (or, with `as_of`, those reported at that instant — committed
 //! by then and not yet superseded). Which tags: `virtual_tags` now, or the audit trail at `as_of`.
+//! Split rules for the key (in force then) take their pools out of those groups first and share
+//! them among values; shares add up to each pool exactly (`vtag_billing::split`).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
-use vtag_billing::Amount;
+use vtag_billing::{largest_remainder, Amount, SplitMethod, SplitRule, SplitsDoc};
 use vtag_domain::TenantId;
 use vtag_service::Problem;
 
@@ -75,8 +77,12 @@ pub struct Allocation {
     pub group: Group,
     pub tag_value: Option<String>,
     pub currency: String,
+    /// Direct cost plus shares of split pools.
     pub billed: Amount,
     pub effective: Amount,
+    /// The part of `billed` / `effective` that came from split pools.
+    pub shared_billed: Amount,
+    pub shared_effective: Amount,
     pub resource_count: u64,
     /// Every day of the range, in order.
     pub daily: Vec<DailyCost>,
@@ -89,6 +95,26 @@ pub struct DailyCost {
     pub effective: Amount,
 }
 
+/// A split rule's pool in one currency and where it went.
+#[derive(Debug, Clone)]
+pub struct SplitApplied {
+    pub id: String,
+    pub method: SplitMethod,
+    pub currency: String,
+    pub pool_billed: Amount,
+    pub pool_effective: Amount,
+    /// False when no value could take a share (the pool stays unallocatable).
+    pub shared: bool,
+    /// (value, billed, effective), by value.
+    pub shares: Vec<(String, Amount, Amount)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AllocationReport {
+    pub allocations: Vec<Allocation>,
+    pub splits: Vec<SplitApplied>,
+}
+
 /// One import in force for the query.
 #[derive(sqlx::FromRow)]
 struct InForce {
@@ -96,27 +122,72 @@ struct InForce {
     currency: String,
 }
 
-pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &AllocationQuery) -> Result<Vec<Allocation>, Problem> {
-    let imports = imports_in_force(pool, tenant, q).await?;
-    let values = tag_values(pool, tenant, &q.tag_key, q.as_of).await?;
-    let allowed = allowed_resources(pool, tenant, &q.filters, q.as_of).await?;
-    let days = (q.to - q.from).num_days() as usize + 1;
+/// Interned strings (tag values, currencies): the fold runs over hundreds of thousands of rows.
+#[derive(Default)]
+struct Names {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
 
-    // Groups keyed by (currency, group, value index); values interned to keep the fold cheap.
-    let mut names: Vec<&str> = Vec::new();
-    let mut index: HashMap<&str, u32> = HashMap::new();
-    let value_of: HashMap<Uuid, u32> = values
-        .iter()
-        .map(|(r, v)| {
-            let i = *index.entry(v.as_str()).or_insert_with(|| {
-                names.push(v.as_str());
-                names.len() as u32 - 1
-            });
-            (*r, i)
-        })
-        .collect();
-    let mut acc: HashMap<(String, Group, u32), Acc> = HashMap::new();
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), self.names.len() as u32 - 1);
+        self.names.len() as u32 - 1
+    }
+}
+
+/// A split rule ready to pick its pool's cost.
+struct Pool<'a> {
+    rule: &'a SplitRule,
+    /// Resources carrying the pool's tag.
+    tagged: Option<HashSet<Uuid>>,
+}
+
+impl Pool<'_> {
+    fn narrows(&self, service: &str, category: &str) -> bool {
+        let p = &self.rule.pool;
+        p.service.as_deref().is_none_or(|s| s == service) && p.charge_category.as_deref().is_none_or(|c| c.eq_ignore_ascii_case(category))
+    }
+
+    fn takes_resource(&self, resource: &Uuid, has_value: bool, service: &str, category: &str) -> bool {
+        let p = &self.rule.pool;
+        let source = (p.untagged && !has_value) || self.tagged.as_ref().is_some_and(|t| t.contains(resource));
+        source && self.narrows(service, category)
+    }
+
+    fn takes_unallocatable(&self, service: &str, category: &str) -> bool {
+        self.rule.pool.unallocatable && self.narrows(service, category)
+    }
+}
+
+const NO_VALUE: u32 = u32::MAX;
+
+pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &AllocationQuery) -> Result<AllocationReport, Problem> {
+    let imports = imports_in_force(pool, tenant, q).await?;
+    let mut values = Names::default();
+    let value_of: HashMap<Uuid, u32> =
+        tag_values(pool, tenant, &q.tag_key, q.as_of).await?.into_iter().map(|(r, v)| (r, values.id(&v))).collect();
+    let allowed = allowed_resources(pool, tenant, &q.filters, q.as_of).await?;
+    let rules = split_rules(pool, tenant, &q.tag_key, q.as_of).await?;
+    let mut pools = Vec::with_capacity(rules.len());
+    for rule in &rules {
+        let tagged = match &rule.pool.tag {
+            Some(t) => Some(tag_values(pool, tenant, &t.key, q.as_of).await?.into_iter().filter(|(_, v)| *v == t.value).map(|(r, _)| r).collect()),
+            None => None,
+        };
+        pools.push(Pool { rule, tagged });
+    }
+    let days = (q.to - q.from).num_days() as usize + 1;
+    let mut currencies = Names::default();
+    let mut groups: HashMap<(u32, Group, u32), Acc> = HashMap::new();
+    let mut pooled: HashMap<(u32, usize), Acc> = HashMap::new();
+
     for import in &imports {
+        let currency = currencies.id(&import.currency);
         let costs = cache.get(pool, tenant.as_str(), import.import_id).await?;
         let service = q.filters.service.as_ref().map(|s| costs.services.iter().position(|n| n == s));
         let category = q.filters.charge_category.as_ref().map(|c| costs.categories.iter().position(|n| n.eq_ignore_ascii_case(c)));
@@ -131,11 +202,14 @@ pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &A
             if allowed.as_ref().is_some_and(|a| !a.contains(&row.resource_id)) {
                 continue;
             }
-            let key = match value_of.get(&row.resource_id) {
-                Some(v) => (Group::Value, *v),
-                None => (Group::Untagged, u32::MAX),
+            let value = value_of.get(&row.resource_id).copied();
+            let (service_name, category_name) = (&costs.services[row.service as usize], &costs.categories[row.category as usize]);
+            let taker = pools.iter().position(|p| p.takes_resource(&row.resource_id, value.is_some(), service_name, category_name));
+            let a = match (taker, value) {
+                (Some(split), _) => pooled.entry((currency, split)).or_insert_with(|| Acc::new(days)),
+                (None, Some(v)) => groups.entry((currency, Group::Value, v)).or_insert_with(|| Acc::new(days)),
+                (None, None) => groups.entry((currency, Group::Untagged, NO_VALUE)).or_insert_with(|| Acc::new(days)),
             };
-            let a = acc.entry((import.currency.clone(), key.0, key.1)).or_insert_with(|| Acc::new(days));
             let mut any = false;
             for slot in first..=last {
                 let day = row.month + Duration::days(slot as i64);
@@ -149,23 +223,31 @@ pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &A
             }
         }
     }
+    // Cost without a resource cannot match resource filters.
     if !q.filters.select_resources() {
-        for (currency, day, billed, effective) in pools(pool, tenant, &imports, q).await? {
-            let a = acc.entry((currency, Group::Unallocatable, u32::MAX)).or_insert_with(|| Acc::new(days));
-            let i = (day - q.from).num_days() as usize;
-            a.billed[i] += billed.units();
-            a.effective[i] += effective.units();
+        for line in pool_lines(pool, tenant, &imports, q).await? {
+            let currency = currencies.id(&line.currency);
+            let a = match pools.iter().position(|p| p.takes_unallocatable(&line.service, &line.category)) {
+                Some(split) => pooled.entry((currency, split)).or_insert_with(|| Acc::new(days)),
+                None => groups.entry((currency, Group::Unallocatable, NO_VALUE)).or_insert_with(|| Acc::new(days)),
+            };
+            let i = (line.day - q.from).num_days() as usize;
+            a.billed[i] += line.billed.units();
+            a.effective[i] += line.effective.units();
         }
     }
 
-    let mut out: Vec<Allocation> = acc
+    let splits = share_pools(&pools, pooled, &mut groups, &mut values, &currencies, days);
+    let mut allocations: Vec<Allocation> = groups
         .into_iter()
         .map(|((currency, group, value), a)| Allocation {
             group,
-            tag_value: (group == Group::Value).then(|| names[value as usize].to_owned()),
-            currency,
+            tag_value: (group == Group::Value).then(|| values.names[value as usize].clone()),
+            currency: currencies.names[currency as usize].clone(),
             billed: Amount::from_units(a.billed.iter().sum()),
             effective: Amount::from_units(a.effective.iter().sum()),
+            shared_billed: Amount::from_units(a.shared_billed),
+            shared_effective: Amount::from_units(a.shared_effective),
             resource_count: a.resources.len() as u64,
             daily: (0..days)
                 .map(|i| DailyCost {
@@ -177,19 +259,119 @@ pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &A
         })
         .collect();
     // Largest first; untagged and unallocatable last, where people look for them.
-    out.sort_by(|a, b| (a.group, &a.currency, std::cmp::Reverse(a.billed), &a.tag_value).cmp(&(b.group, &b.currency, std::cmp::Reverse(b.billed), &b.tag_value)));
-    Ok(out)
+    allocations.sort_by(|a, b| {
+        (a.group, &a.currency, std::cmp::Reverse(a.billed), &a.tag_value).cmp(&(b.group, &b.currency, std::cmp::Reverse(b.billed), &b.tag_value))
+    });
+    Ok(AllocationReport { allocations, splits })
+}
+
+/// Shares every split pool, day by day, among its rule's values (see `vtag_billing::split` for
+/// the rounding rule): each day's shares add up to that day's pool exactly.
+fn share_pools(
+    pools: &[Pool<'_>],
+    pooled: HashMap<(u32, usize), Acc>,
+    groups: &mut HashMap<(u32, Group, u32), Acc>,
+    values: &mut Names,
+    currencies: &Names,
+    days: usize,
+) -> Vec<SplitApplied> {
+    let mut pooled: Vec<((u32, usize), Acc)> = pooled.into_iter().collect();
+    pooled.sort_by_key(|((currency, split), _)| (*split, *currency));
+    let mut applied = Vec::new();
+    for ((currency, split), pool) in pooled {
+        let rule = pools[split].rule;
+        let (targets, weights) = targets(rule, currency, groups, values);
+        let mut summary = SplitApplied {
+            id: rule.id.clone(),
+            method: rule.method,
+            currency: currencies.names[currency as usize].clone(),
+            pool_billed: Amount::from_units(pool.billed.iter().sum()),
+            pool_effective: Amount::from_units(pool.effective.iter().sum()),
+            shared: !targets.is_empty(),
+            shares: Vec::new(),
+        };
+        if targets.is_empty() {
+            let rest = groups.entry((currency, Group::Unallocatable, NO_VALUE)).or_insert_with(|| Acc::new(days));
+            for i in 0..days {
+                rest.billed[i] += pool.billed[i];
+                rest.effective[i] += pool.effective[i];
+            }
+            applied.push(summary);
+            continue;
+        }
+        let mut totals = vec![(0i128, 0i128); targets.len()];
+        for i in 0..days {
+            let billed = largest_remainder(pool.billed[i], &weights);
+            let effective = largest_remainder(pool.effective[i], &weights);
+            for (t, target) in targets.iter().enumerate() {
+                let a = groups.entry((currency, Group::Value, *target)).or_insert_with(|| Acc::new(days));
+                a.billed[i] += billed[t];
+                a.effective[i] += effective[t];
+                a.shared_billed += billed[t];
+                a.shared_effective += effective[t];
+                totals[t].0 += billed[t];
+                totals[t].1 += effective[t];
+            }
+        }
+        summary.shares = targets
+            .iter()
+            .zip(totals)
+            .map(|(t, (b, e))| (values.names[*t as usize].clone(), Amount::from_units(b), Amount::from_units(e)))
+            .collect();
+        applied.push(summary);
+    }
+    applied
+}
+
+/// The values sharing a pool and their weights, in value order (ties of the rounding go to the
+/// first). Proportional weights are each value's own billed cost in the range (negative counts as
+/// none); when no value has any, the pool is shared evenly.
+fn targets(rule: &SplitRule, currency: u32, groups: &HashMap<(u32, Group, u32), Acc>, values: &mut Names) -> (Vec<u32>, Vec<i128>) {
+    let direct = |v: u32| groups.get(&(currency, Group::Value, v)).map_or(0, |a| a.billed.iter().sum::<i128>());
+    let mut named: Vec<(String, i128)> = match rule.method {
+        SplitMethod::Fixed => rule.percentages.iter().map(|(v, p)| (v.clone(), p.amount().map_or(0, |a| a.units()))).collect(),
+        SplitMethod::Even | SplitMethod::Proportional => {
+            let names: Vec<String> = if rule.to.is_empty() {
+                let mut with_cost: Vec<String> = groups
+                    .keys()
+                    .filter(|(c, g, _)| *c == currency && *g == Group::Value)
+                    .map(|(_, _, v)| values.names[*v as usize].clone())
+                    .collect();
+                with_cost.sort();
+                with_cost
+            } else {
+                rule.to.clone()
+            };
+            names.into_iter().map(|n| (n, 1)).collect()
+        }
+    };
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.dedup_by(|a, b| a.0 == b.0);
+    let ids: Vec<u32> = named.iter().map(|(n, _)| values.id(n)).collect();
+    let mut weights: Vec<i128> = named.iter().map(|(_, w)| *w).collect();
+    if rule.method == SplitMethod::Proportional {
+        let own: Vec<i128> = ids.iter().map(|v| direct(*v).max(0)).collect();
+        if own.iter().any(|w| *w > 0) {
+            weights = own;
+        }
+    }
+    if weights.iter().all(|w| *w <= 0) {
+        return (Vec::new(), Vec::new());
+    }
+    (ids, weights)
 }
 
 struct Acc {
     billed: Vec<i128>,
     effective: Vec<i128>,
+    shared_billed: i128,
+    shared_effective: i128,
     resources: HashSet<Uuid>,
 }
 
 impl Acc {
     fn new(days: usize) -> Self {
-        Self { billed: vec![0; days], effective: vec![0; days], resources: HashSet::new() }
+        Self { billed: vec![0; days], effective: vec![0; days], shared_billed: 0, shared_effective: 0, resources: HashSet::new() }
     }
 }
 
@@ -282,17 +464,26 @@ async fn allowed_resources(pool: &PgPool, tenant: &TenantId, f: &CostFilters, as
     Ok(allowed)
 }
 
-async fn pools(pool: &PgPool, tenant: &TenantId, imports: &[InForce], q: &AllocationQuery) -> Result<Vec<(String, NaiveDate, Amount, Amount)>, Problem> {
+struct PoolLine {
+    currency: String,
+    day: NaiveDate,
+    service: String,
+    category: String,
+    billed: Amount,
+    effective: Amount,
+}
+
+async fn pool_lines(pool: &PgPool, tenant: &TenantId, imports: &[InForce], q: &AllocationQuery) -> Result<Vec<PoolLine>, Problem> {
     if imports.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = imports.iter().map(|i| i.import_id).collect();
-    let rows: Vec<(String, NaiveDate, String, String)> = sqlx::query_as(
-        "SELECT i.currency, p.day, sum(p.billed_cost)::text, sum(p.effective_cost)::text
+    let rows: Vec<(String, NaiveDate, String, String, String, String)> = sqlx::query_as(
+        "SELECT i.currency, p.day, p.service_name, p.charge_category, sum(p.billed_cost)::text, sum(p.effective_cost)::text
            FROM pool_costs p JOIN cost_imports i ON i.tenant = p.tenant AND i.import_id = p.import_id
           WHERE p.tenant = $1 AND p.import_id = ANY($2) AND p.day BETWEEN $3 AND $4
             AND ($5::text IS NULL OR p.service_name = $5) AND ($6::text IS NULL OR lower(p.charge_category) = lower($6))
-          GROUP BY i.currency, p.day",
+          GROUP BY i.currency, p.day, p.service_name, p.charge_category",
     )
     .bind(tenant.as_str())
     .bind(&ids)
@@ -304,11 +495,28 @@ async fn pools(pool: &PgPool, tenant: &TenantId, imports: &[InForce], q: &Alloca
     .await
     .map_err(db_error)?;
     rows.into_iter()
-        .map(|(currency, day, billed, effective)| {
+        .map(|(currency, day, service, category, billed, effective)| {
             let parse = |s: &str| Amount::parse(s).map(|p| p.amount).map_err(|e| Problem::internal(format!("pool sum {s} {e}")));
-            Ok((currency, day, parse(&billed)?, parse(&effective)?))
+            Ok(PoolLine { currency, day, service, category, billed: parse(&billed)?, effective: parse(&effective)? })
         })
         .collect()
+}
+
+/// The tenant's split rules for `key`, as in force now or at `as_of`.
+async fn split_rules(pool: &PgPool, tenant: &TenantId, key: &str, as_of: Option<DateTime<Utc>>) -> Result<Vec<SplitRule>, Problem> {
+    let doc: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT document FROM cost_split_configs
+          WHERE tenant = $1 AND ($2::timestamptz IS NULL OR recorded_at <= $2)
+          ORDER BY version DESC LIMIT 1",
+    )
+    .bind(tenant.as_str())
+    .bind(as_of)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    let Some(doc) = doc else { return Ok(Vec::new()) };
+    let doc: SplitsDoc = serde_json::from_value(doc).map_err(|e| Problem::internal(format!("stored split rules unreadable: {e}")))?;
+    Ok(doc.splits.into_iter().filter(|s| s.key == key).collect())
 }
 
 #[cfg(test)]

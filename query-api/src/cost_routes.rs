@@ -10,7 +10,8 @@ use uuid::Uuid;
 use vtag_domain::{Provider, TagKey, TagValue, TenantId};
 use vtag_service::{Caller, FieldError, Problem, Role};
 
-use crate::allocation::{self, Allocation, AllocationQuery, CostFilters, MAX_DAYS};
+use crate::allocation::{self, Allocation, AllocationQuery, AllocationReport, CostFilters, MAX_DAYS};
+use vtag_billing::SplitMethod;
 use crate::consistency::{self, ConsistencyToken};
 use crate::rfc3339;
 use crate::state::{db_error, AppState};
@@ -157,6 +158,27 @@ pub struct AllocationBody {
     allocations: Vec<AllocationEntry>,
     /// Per currency: the whole bill for the range, and how much of it is not allocated to a value.
     totals: Vec<CurrencyTotal>,
+    /// The split rules applied: each pool and its shares.
+    splits: Vec<SplitEntry>,
+}
+
+#[derive(Serialize)]
+struct SplitEntry {
+    id: String,
+    method: SplitMethod,
+    currency: String,
+    pool_billed_cost: String,
+    pool_effective_cost: String,
+    /// False when no value could take a share: the pool stays unallocatable.
+    shared: bool,
+    shares: Vec<ShareEntry>,
+}
+
+#[derive(Serialize)]
+struct ShareEntry {
+    tag_value: String,
+    billed_cost: String,
+    effective_cost: String,
 }
 
 #[derive(Serialize)]
@@ -170,6 +192,9 @@ struct AllocationEntry {
     total_cost: String,
     billed_cost: String,
     effective_cost: String,
+    /// The part of billed_cost / effective_cost shared to this value by split rules.
+    shared_billed_cost: String,
+    shared_effective_cost: String,
     resource_count: u64,
     breakdown: Vec<DayEntry>,
 }
@@ -190,7 +215,8 @@ struct CurrencyTotal {
     unallocated_effective_cost: String,
 }
 
-fn body(q: &AllocationQuery, allocations: Vec<Allocation>) -> AllocationBody {
+fn body(q: &AllocationQuery, report: AllocationReport) -> AllocationBody {
+    let allocations: Vec<Allocation> = report.allocations;
     let mut totals: Vec<CurrencyTotal> = Vec::new();
     let mut sums: std::collections::BTreeMap<&str, [vtag_billing::Amount; 4]> = Default::default();
     for a in &allocations {
@@ -217,6 +243,23 @@ fn body(q: &AllocationQuery, allocations: Vec<Allocation>) -> AllocationBody {
         to: q.to,
         as_of: q.as_of,
         totals,
+        splits: report
+            .splits
+            .into_iter()
+            .map(|s| SplitEntry {
+                id: s.id,
+                method: s.method,
+                currency: s.currency,
+                pool_billed_cost: s.pool_billed.to_string(),
+                pool_effective_cost: s.pool_effective.to_string(),
+                shared: s.shared,
+                shares: s
+                    .shares
+                    .into_iter()
+                    .map(|(v, b, e)| ShareEntry { tag_value: v, billed_cost: b.to_string(), effective_cost: e.to_string() })
+                    .collect(),
+            })
+            .collect(),
         allocations: allocations
             .into_iter()
             .map(|a| AllocationEntry {
@@ -226,6 +269,8 @@ fn body(q: &AllocationQuery, allocations: Vec<Allocation>) -> AllocationBody {
                 total_cost: a.billed.to_string(),
                 billed_cost: a.billed.to_string(),
                 effective_cost: a.effective.to_string(),
+                shared_billed_cost: a.shared_billed.to_string(),
+                shared_effective_cost: a.shared_effective.to_string(),
                 resource_count: a.resource_count,
                 breakdown: a
                     .daily
@@ -249,8 +294,8 @@ pub async fn allocation(
     let Query(params) = params.map_err(|e| Problem::malformed(format!("the query string could not be read: {e}")))?;
     let query = check(params.input()?)?;
     consistency::wait_until_visible(&state.pool, &state.consistency, &token).await?;
-    let allocations = allocation::allocate(&state.pool, &state.costs, &caller.tenant, &query).await?;
-    Ok(Json(body(&query, allocations)))
+    let report = allocation::allocate(&state.pool, &state.costs, &caller.tenant, &query).await?;
+    Ok(Json(body(&query, report)))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
@@ -341,4 +386,36 @@ pub async fn imports(
     let rows: Vec<ImportBody> =
         sqlx::query_as(&sql).bind(caller.tenant.as_str()).bind(params.all.unwrap_or(false)).fetch_all(&state.pool).await.map_err(db_error)?;
     Ok(Json(ImportsBody { imports: rows.into_iter().map(tidy).collect() }))
+}
+
+#[derive(Serialize)]
+pub struct SplitsBody {
+    /// 0 until the first change.
+    version: i64,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize_opt")]
+    changed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed_by: Option<String>,
+    splits: serde_json::Value,
+}
+
+/// `GET /api/v1/cost-splits`: the tenant's shared-cost split rules in force.
+pub async fn splits(State(state): State<AppState>, caller: Caller) -> Result<Json<SplitsBody>, Problem> {
+    caller.require(Role::Viewer)?;
+    let row: Option<(i64, serde_json::Value, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT version, document, actor, recorded_at FROM cost_split_configs WHERE tenant = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(caller.tenant.as_str())
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(db_error)?;
+    Ok(Json(match row {
+        Some((version, doc, actor, at)) => SplitsBody {
+            version,
+            changed_at: Some(at),
+            changed_by: Some(actor),
+            splits: doc.get("splits").cloned().unwrap_or_else(|| serde_json::json!([])),
+        },
+        None => SplitsBody { version: 0, changed_at: None, changed_by: None, splits: serde_json::json!([]) },
+    }))
 }

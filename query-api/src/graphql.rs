@@ -301,7 +301,7 @@ impl QueryRoot {
         };
         let query = cost_routes::check(input).map_err(gql_error)?;
         let found = allocation::allocate(pool, cache, &caller.tenant, &query).await.map_err(gql_error)?;
-        Ok(found.into_iter().map(CostAllocation::from).collect())
+        Ok(found.allocations.into_iter().map(CostAllocation::from).collect())
     }
 }
 
@@ -344,6 +344,8 @@ pub struct CostAllocation {
     total_cost: String,
     billed_cost: String,
     effective_cost: String,
+    /// The part of billedCost shared to this value by split rules.
+    shared_cost: String,
     resource_count: i64,
     breakdown: Vec<CostDay>,
 }
@@ -364,6 +366,7 @@ impl From<allocation::Allocation> for CostAllocation {
             total_cost: a.billed.to_string(),
             billed_cost: a.billed.to_string(),
             effective_cost: a.effective.to_string(),
+            shared_cost: a.shared_billed.to_string(),
             resource_count: a.resource_count as i64,
             breakdown: a
                 .daily

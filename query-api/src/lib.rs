@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit-trail", get(rest::audit_trail))
         .route("/api/v1/costs/allocation", get(cost_routes::allocation))
         .route("/api/v1/costs/imports", get(cost_routes::imports))
+        .route("/api/v1/cost-splits", get(cost_routes::splits))
         .route("/api/v1/costs/imports/{id}", get(cost_routes::import))
         .route("/api/v1/tag-schema", get(config_routes::tag_schema))
         .route("/api/v1/rules", get(config_routes::rules))

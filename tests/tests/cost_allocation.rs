@@ -226,6 +226,60 @@ async fn focus_costs_allocate_by_virtual_tag_to_the_cent() {
     let prod_only = allocation(&read, "tag_key=environment&tags=environment=production").await;
     assert!(prod_only["allocations"].as_array().unwrap().iter().all(|a| a["tag_value"] == "production"));
 
+    // 7. Split rules share the pools out; every pool is conserved exactly, direct costs stay.
+    let invalid = admin
+        .send(Method::PUT, "/api/v1/cost-splits", Some(&json!({"splits": [{"id": "x", "key": "environment",
+            "pool": {"unallocatable": true}, "method": "fixed", "percentages": {"production": 60, "staging": 30}}]})), &[])
+        .await;
+    assert_eq!(invalid.status, 422, "{:?}", invalid.body);
+    assert_eq!((invalid.body["errors"][0]["field"].as_str(), invalid.body["errors"][0]["rule"].as_str()), (Some("splits[0].percentages"), Some("sum")));
+    let before_splits = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let splits = json!({"splits": [
+        {"id": "support-and-tax", "key": "environment", "pool": {"unallocatable": true}, "method": "proportional"},
+        {"id": "untagged-even", "key": "environment", "pool": {"untagged": true}, "method": "even", "to": ["production", "staging", "development"]},
+        {"id": "sandbox-fixed", "key": "environment", "pool": {"tag": {"key": "environment", "value": "sandbox"}}, "method": "fixed",
+         "percentages": {"production": "33.33", "staging": "33.33", "development": "33.34"}},
+        {"id": "other-key", "key": "team", "pool": {"untagged": true}, "method": "even"}
+    ]});
+    let put = admin.send(Method::PUT, "/api/v1/cost-splits", Some(&splits), &[]).await;
+    assert_eq!(put.status, 201, "{:?}", put.body);
+    assert_eq!(put.body["version"], 1);
+    eventually(Duration::from_secs(30), "the split rules to be projected", || async {
+        (read.get("/api/v1/cost-splits").await.body["version"] == 1).then_some(())
+    })
+    .await;
+    let shared = allocation(&read, "tag_key=environment").await;
+    let split_now = by_value(&shared);
+    assert_eq!(split_now.values().copied().sum::<Amount>(), now.values().copied().sum::<Amount>(), "splitting conserves the bill");
+    for gone in ["(unallocatable)", "(untagged)", "sandbox"] {
+        assert!(!split_now.contains_key(gone), "{gone} was shared out: {split_now:?}");
+    }
+    let applied = shared["splits"].as_array().unwrap();
+    assert_eq!(applied.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(), ["support-and-tax", "untagged-even", "sandbox-fixed"]);
+    for s in applied {
+        let shares: Amount = s["shares"].as_array().unwrap().iter().map(|x| amount(&x["billed_cost"])).sum();
+        assert_eq!(shares, amount(&s["pool_billed_cost"]), "{} conserves its pool exactly", s["id"]);
+    }
+    let pool_of = |id: &str| amount(&applied.iter().find(|s| s["id"] == id).unwrap()["pool_billed_cost"]);
+    assert_eq!(pool_of("support-and-tax"), now["(unallocatable)"]);
+    assert_eq!(pool_of("untagged-even"), now["(untagged)"]);
+    assert_eq!(pool_of("sandbox-fixed"), now["sandbox"]);
+    for entry in shared["allocations"].as_array().unwrap() {
+        let value = entry["tag_value"].as_str().unwrap();
+        let direct = now.get(value).copied().unwrap_or_default();
+        assert_eq!(amount(&entry["billed_cost"]) - amount(&entry["shared_billed_cost"]), direct, "{value}: direct cost unchanged");
+    }
+    // Fixed shares follow the percentages (to within one 10⁻¹⁰ unit per day of rounding).
+    let fixed = applied.iter().find(|s| s["id"] == "sandbox-fixed").unwrap();
+    let dev = fixed["shares"].as_array().unwrap().iter().find(|x| x["tag_value"] == "development").unwrap();
+    let want = now["sandbox"].units() * 3334 / 10_000;
+    assert!((amount(&dev["billed_cost"]).units() - want).abs() <= 10, "{dev:?} vs {want}");
+    // As reported before the rules existed: nothing shared.
+    let unsplit = allocation(&read, &format!("tag_key=environment&as_of={}", before_splits.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))).await;
+    assert_eq!(by_value(&unsplit), now);
+    assert_eq!(unsplit["splits"], json!([]));
+
     queries.stop().await;
     projector.stop().await;
     commands.stop().await;

@@ -32,9 +32,9 @@ pub use partition::Outcome;
 use partition::PartitionState;
 pub use preview::{PreviewReport, RuleStats, TagChangeCount};
 
-use crate::costs::{CostError, CostWriter, LedgerOutcome};
+use crate::costs::{CostError, CostWriter, LedgerOutcome, SplitsOutcome};
 use crate::settings::Settings;
-use vtag_billing::BillingFile;
+use vtag_billing::{BillingFile, SplitsDoc};
 use crate::tagging::publish::Publisher;
 use crate::tagging::{tail, ConfigChange, ConfigOutcome, ConfigRegistry, PublishError};
 
@@ -311,6 +311,17 @@ impl CommandProcessor {
             return Err(CostError::NotOwner);
         }
         let outcome = self.costs.import(file, source, ctx).await;
+        drop(lease);
+        outcome
+    }
+
+    /// Replaces a tenant's shared-cost split rules.
+    pub async fn set_cost_splits(&self, doc: SplitsDoc, ctx: &CommandContext, expected: Option<u64>) -> Result<SplitsOutcome, CostError> {
+        let lease = self.partitions[0].lock().await;
+        if !lease.owned {
+            return Err(CostError::NotOwner);
+        }
+        let outcome = self.costs.set_splits(doc, ctx, expected).await;
         drop(lease);
         outcome
     }

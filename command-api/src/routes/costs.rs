@@ -14,10 +14,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use vtag_billing::{read_focus_csv, BilledResource, BillingFile, ImportError};
+use vtag_billing::{read_focus_csv, BilledResource, BillingFile, ImportError, SplitsDoc};
 use vtag_domain::resource::{ObserveResource, BILLING_SOURCE};
 use vtag_domain::{CloudResourceId, NativeTags, ResourceCommand, ResourceDescription};
-use vtag_service::{Caller, FieldError, Problem, Role};
+use vtag_service::{Caller, FieldError, Problem, Role, ValidJson};
 
 use super::{consistency_token, ContextFactory, MAX_BATCH};
 use crate::costs::{CostError, LedgerOutcome};
@@ -140,10 +140,7 @@ pub async fn import(
     }
 
     let ctx = contexts.context(0, None);
-    let ledgers = state.processor.import_costs(&file, &source, &ctx).await.map_err(|e| match e {
-        e @ CostError::NotOwner => Problem::unavailable(format!("{e}; send it to that instance (retrying is safe)")),
-        e @ CostError::Unavailable(_) => Problem::unavailable(format!("{e}; re-sending the file is safe")),
-    })?;
+    let ledgers = state.processor.import_costs(&file, &source, &ctx).await.map_err(problem_for_cost)?;
     let changed = ledgers.iter().any(|l| l.changed);
     let answer = Imported {
         rows: file.rows,
@@ -154,6 +151,52 @@ pub async fn import(
     };
     let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(answer)).into_response())
+}
+
+fn problem_for_cost(e: CostError) -> Problem {
+    match e {
+        e @ CostError::NotOwner => Problem::unavailable(format!("{e}; send it to that instance (retrying is safe)")),
+        e @ CostError::Unavailable(_) => Problem::unavailable(format!("{e}; re-sending the request is safe")),
+        CostError::Invalid(errors) => {
+            Problem::invalid(errors.into_iter().map(|e| FieldError::new(e.path, e.rule, e.message)).collect())
+        }
+        CostError::VersionConflict { expected, actual } => {
+            Problem::conflict(format!("expected split rules version {expected} but they are at version {actual}"))
+                .with("expected_version", expected)
+                .with("current_version", actual)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SplitsAnswer {
+    version: u64,
+    changed: bool,
+}
+
+/// `PUT /api/v1/cost-splits`: replaces the tenant's shared-cost split rules (admin). Optimistic
+/// concurrency with `If-Match: <version>`. Every allocation after it (and `as_of` later instants)
+/// shares pools by the new rules, for any past period.
+pub async fn put_splits(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ValidJson(doc): ValidJson<SplitsDoc>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let expected = match headers.get(axum::http::header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().trim_matches('"').parse::<u64>().ok())
+                .ok_or_else(|| Problem::invalid_field("If-Match", "type", "must be the split rules version, a number"))?,
+        ),
+    };
+    let ctx = ContextFactory::new(&caller, &headers)?.context(0, None);
+    let outcome = state.processor.set_cost_splits(doc, &ctx, expected).await.map_err(problem_for_cost)?;
+    let status = if outcome.changed { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(SplitsAnswer { version: outcome.version, changed: outcome.changed })).into_response())
 }
 
 fn ledger_answer(l: &vtag_billing::Ledger, o: &LedgerOutcome) -> LedgerAnswer {

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/costs/imports", post(costs::import).layer(DefaultBodyLimit::max(MAX_BILLING_FILE)))
         .route("/api/v1/virtual-tags/apply", post(tags::apply))
         .route("/api/v1/virtual-tags/{id}", put(tags::update).delete(tags::remove))
+        .route("/api/v1/cost-splits", put(costs::put_splits))
         .route("/api/v1/tagging-config", put(rules::replace))
         .route("/api/v1/tag-mappings", post(rules::add_mapping))
         .route("/api/v1/rules", post(rules::save_rule))

@@ -1,4 +1,5 @@
-//! Projects the cost topic into `cost_imports`, `resource_cost_months` and `pool_costs`.
+//! Projects the cost topic into `cost_imports`, `resource_cost_months`, `pool_costs` and
+//! `cost_split_configs`.
 //!
 //! A chunk's lines are written as they come (each chunk holds all of its resources' lines, so it
 //! folds into whole month rows on its own); they are invisible until the import's commit adds its
@@ -13,7 +14,7 @@ use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
-use vtag_billing::{Amount, CostEvent, CostLinesRecorded, CostPeriodImported, ResourceCost};
+use vtag_billing::{Amount, CostEvent, CostLinesRecorded, CostPeriodImported, CostRecord, CostSplitsChanged, ResourceCost};
 use vtag_eventlog::{DecodeError, EventCodec};
 
 use crate::dead_letter::DeadLetters;
@@ -61,7 +62,7 @@ impl CostProjection {
         }
     }
 
-    async fn decode(&self, payload: &[u8]) -> Result<CostEvent, String> {
+    async fn decode(&self, payload: &[u8]) -> Result<CostRecord, String> {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.codec.decode_cost(payload).await {
@@ -76,7 +77,7 @@ impl CostProjection {
         }
     }
 
-    async fn write_with_retry(&self, event: Option<&CostEvent>, record: &LogRecord) -> anyhow::Result<()> {
+    async fn write_with_retry(&self, event: Option<&CostRecord>, record: &LogRecord) -> anyhow::Result<()> {
         let mut attempt = 0;
         loop {
             match self.write(event, record.offset + 1).await {
@@ -91,11 +92,12 @@ impl CostProjection {
         }
     }
 
-    async fn write(&self, event: Option<&CostEvent>, next_offset: i64) -> Result<(), sqlx::Error> {
+    async fn write(&self, event: Option<&CostRecord>, next_offset: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         match event {
-            Some(CostEvent::Lines(lines)) => write_lines(&mut tx, lines).await?,
-            Some(CostEvent::Imported(commit)) => write_commit(&mut tx, commit).await?,
+            Some(CostRecord::Ledger(CostEvent::Lines(lines))) => write_lines(&mut tx, lines).await?,
+            Some(CostRecord::Ledger(CostEvent::Imported(commit))) => write_commit(&mut tx, commit).await?,
+            Some(CostRecord::Splits(splits)) => write_splits(&mut tx, splits).await?,
             None => {}
         }
         sqlx::query(
@@ -198,6 +200,23 @@ async fn write_lines(tx: &mut Transaction<'_, Postgres>, e: &CostLinesRecorded) 
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+async fn write_splits(tx: &mut Transaction<'_, Postgres>, e: &CostSplitsChanged) -> Result<(), sqlx::Error> {
+    let document: serde_json::Value = serde_json::from_str(&e.document).unwrap_or(serde_json::Value::Null);
+    sqlx::query(
+        "INSERT INTO cost_split_configs (tenant, version, document, actor, event_id, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, version) DO NOTHING",
+    )
+    .bind(e.tenant.as_str())
+    .bind(e.version as i64)
+    .bind(document)
+    .bind(e.actor.as_str())
+    .bind(e.event_id)
+    .bind(e.recorded_at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
