@@ -19,6 +19,7 @@ help:
 	@echo "make run         stack + the vtag services (scripts/run-services.sh start)"
 	@echo "make test        start the stack and run the workspace tests against it"
 	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, 1M retroactive rule edit: ~30 min)"
+	@echo "                 + vtag-bench-costs (1M-row FOCUS import, costAllocation over 100k resources x 30 days)"
 	@echo "make stop        stop the services and the stack"
 	@echo "make clean-data  stop, then delete $(VTAG_HOME)"
 
@@ -51,11 +52,12 @@ test: install
 	  cargo test --workspace --no-fail-fast
 	fi
 
-# BENCH_ARGS / BENCH_TAGGING_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
+# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
 bench: stack
 	eval "$$($(STACK) env)"
 	cargo run --release -p vtag-tests --bin vtag-bench -- $(BENCH_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-tagging -- $(BENCH_TAGGING_ARGS)
+	cargo run --release -p vtag-tests --bin vtag-bench-costs -- $(BENCH_COSTS_ARGS)
 
 stop:
 	if [[ -f $(SERVICES) ]]; then bash $(SERVICES) stop; fi

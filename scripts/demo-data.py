@@ -11,7 +11,8 @@ tags as messy as real ones (env / Env / Environment with PROD / prod / Productio
 cost_center / costcenter, stray spaces, missing and wrong tags). They are observed through
 POST /api/v1/resources/observe, then a handful of virtual tags are applied by hand through
 POST /api/v1/virtual-tags/apply (single, by cloud id, and bulk), with the generator's ground truth
-as the values people would set.
+as the values people would set. Then a month of FOCUS billing for the same estate is imported
+(POST /api/v1/costs/imports) and a split rule shares fees and tax across teams.
 
 vtag-generate is looked up in $VTAG_BIN_DIR (set by scripts/run-services.sh), then in
 target/release and target/debug of this repository (cargo build --release -p vtag-inventory).
@@ -41,7 +42,7 @@ import urllib.request
 # its tests, so this stays true until the generator deliberately changes.
 SEED = 725025
 COUNT = 500
-KEY_PREFIX = "vtag-demo-data-v2"  # Idempotency-Key prefix: bump it if the data set changes
+KEY_PREFIX = "vtag-demo-data-v3"  # Idempotency-Key prefix: bump it if the data set changes
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -264,6 +265,29 @@ def main():
         raise ApiError(f"read model does not show the applied tags yet: {got}")
     log(f"read model caught up (token {token}) in {time.monotonic() - t0:.1f} s total")
 
+    # 5. a month of FOCUS billing for the same estate (plus a few resources known only from billing),
+    #    and a split rule that shares support fees and tax across teams in proportion to their cost
+    focus = subprocess.run([generator_binary(), "--seed", str(SEED), "--count", str(COUNT), "--format", "focus",
+                            "--days", "30", "--first-day", "2026-10-01", "--billing-only", "10"],
+                           check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    req = urllib.request.Request(f"{cmd}/api/v1/costs/imports?source=demo-focus-2026-10.csv", data=focus, method="POST",
+                                 headers={"Authorization": f"Bearer {args.token}", "Content-Type": "text/csv"})
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        imported = json.loads(resp.read())
+    tokens.append(imported.get("consistency_token"))
+    token = merge_tokens(*tokens)
+    log(f"imported {imported['rows']} FOCUS rows into {len(imported['ledgers'])} ledgers")
+    if args.admin_token:
+        call("PUT", f"{cmd}/api/v1/cost-splits", args.admin_token, {"splits": [
+            {"id": "support-and-tax", "description": "fees without a resource, shared by each team's own cost",
+             "key": "team", "pool": {"unallocatable": True}, "method": "proportional"}]},
+             {"Idempotency-Key": f"{KEY_PREFIX}-splits"})
+    for ledger in imported["ledgers"]:
+        for _ in range(60):
+            if call("GET", f"{qry}{ledger['import']}", args.token, missing_ok=True) is not None:
+                break
+            time.sleep(0.5)
+
     examples = {"aws_web": web1, "aws_payments_db": pay_db, "azure_payments_api": az_pay, "gcp_etl_worker": etl}
     summary = {
         "tenant": "demo",
@@ -272,6 +296,8 @@ def main():
         "by_provider": {p: sum(1 for r in resources if r["provider"] == p) for p in ("aws", "azure", "gcp")},
         "examples": {k: {f: v[f] for f in ("id", "cloud_id", "name", "provider")} for k, v in examples.items()},
         "payments_bulk": len(payments),
+        "focus_rows": imported["rows"],
+        "billing_period": "2026-10-01/2026-10-31",
         "consistency_token": token,
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -68,13 +68,12 @@ impl Amount {
             return Err("is not a number");
         }
         // digits × 10^(exponent − frac digits), brought to SCALE fractional digits.
-        let digits = format!("{int}{frac}");
-        let digits = digits.trim_start_matches('0');
+        let digits = int.bytes().chain(frac.bytes()).skip_while(|b| *b == b'0');
         let shift = exponent - frac.len() as i32 + SCALE as i32;
-        if !(-80..=80).contains(&shift) || digits.len() > 38 {
+        if !(-80..=80).contains(&shift) || digits.clone().count() > 38 {
             return Err("is out of range");
         }
-        let mut value: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| "is out of range")? };
+        let mut value: i128 = digits.fold(0i128, |v, b| v * 10 + i128::from(b - b'0'));
         let mut rounded = false;
         if shift >= 0 {
             value = 10i128

@@ -108,6 +108,7 @@ pub struct CostSplitsChanged {
 }
 
 /// One record of the cost topic.
+#[allow(clippy::large_enum_variant)] // a few hundred per import, handled one at a time
 #[derive(Debug, Clone, PartialEq)]
 pub enum CostRecord {
     Ledger(CostEvent),
@@ -145,18 +146,29 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Splits lines (sorted by resource) into chunks of about [`LINES_PER_CHUNK`], never splitting one
-/// resource's lines: a reader can then fold each chunk into per-resource rows on its own.
-fn by_resource(lines: &[ResourceCost]) -> Vec<&[ResourceCost]> {
-    let mut chunks = Vec::new();
+/// resource's lines: a reader can then fold each chunk into per-resource rows on its own. The
+/// lines are moved, not copied (a million of them).
+fn by_resource(mut lines: Vec<ResourceCost>) -> Vec<Vec<ResourceCost>> {
+    let mut sizes = Vec::new();
     let mut start = 0;
     while start < lines.len() {
         let mut end = (start + LINES_PER_CHUNK).min(lines.len());
         while end < lines.len() && lines[end].resource_id == lines[end - 1].resource_id {
             end += 1;
         }
-        chunks.push(&lines[start..end]);
+        sizes.push(end - start);
         start = end;
     }
+    // Cut from the back: each split moves only the chunk it cuts off.
+    let mut chunks: Vec<Vec<ResourceCost>> = sizes
+        .iter()
+        .rev()
+        .map(|size| {
+            let at = lines.len() - size;
+            lines.split_off(at)
+        })
+        .collect();
+    chunks.reverse();
     chunks
 }
 
@@ -188,24 +200,29 @@ pub fn decide_import(head: &LedgerHead, tenant: &TenantId, ledger: &Ledger, sour
         }
     };
 
+    // Resource ids are name-based UUIDs (a SHA-1 each): once per resource, not per line.
+    let ids: Vec<ResourceId> = ledger
+        .resources
+        .iter()
+        .map(|r| {
+            let cloud_id = vtag_domain::CloudResourceId::parse(&r.cloud_id).expect("checked when read");
+            ResourceId::derive(tenant, r.provider, &cloud_id)
+        })
+        .collect();
     let resource_lines: Vec<ResourceCost> = ledger
         .resource_lines
         .iter()
-        .map(|l| {
-            let r = &ledger.resources[l.resource as usize];
-            let cloud_id = vtag_domain::CloudResourceId::parse(&r.cloud_id).expect("checked when read");
-            ResourceCost {
-                resource_id: ResourceId::derive(tenant, r.provider, &cloud_id),
-                day: l.day,
-                category: l.category,
-                service: l.service.clone(),
-                costs: l.costs,
-            }
+        .map(|l| ResourceCost {
+            resource_id: ids[l.resource as usize],
+            day: l.day,
+            category: l.category,
+            service: l.service.clone(),
+            costs: l.costs,
         })
         .collect();
     let mut events = Vec::new();
     let mut chunk = 0u32;
-    let mut resources = by_resource(&resource_lines).into_iter();
+    let mut resources = by_resource(resource_lines).into_iter();
     let mut pools = ledger.pool_lines.chunks(LINES_PER_CHUNK);
     loop {
         let (r, p) = (resources.next(), pools.next());
@@ -215,7 +232,7 @@ pub fn decide_import(head: &LedgerHead, tenant: &TenantId, ledger: &Ledger, sour
         events.push(CostEvent::Lines(CostLinesRecorded {
             envelope: envelope(u64::from(chunk)),
             chunk,
-            resource_lines: r.unwrap_or_default().to_vec(),
+            resource_lines: r.unwrap_or_default(),
             pool_lines: p.unwrap_or_default().to_vec(),
         }));
         chunk += 1;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 use vtag_domain::Provider;
 
@@ -97,41 +97,76 @@ impl Ledger {
     /// A digest of what the ledger says about cost (lines, period, currency), independent of the
     /// file's row order and of how rows were split: importing the same content again is a no-op.
     pub fn fingerprint(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        let mut field = |s: &str| {
-            h.update((s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        };
-        field(&self.key.provider_name);
-        field(&self.key.billing_account_id);
-        field(&self.key.period_start.to_string());
-        field(&self.period_end.to_string());
-        field(&self.currency);
+        let mut h = Buffered::default();
+        h.text(&self.key.provider_name);
+        h.text(&self.key.billing_account_id);
+        h.day(self.key.period_start);
+        h.day(self.period_end);
+        h.text(&self.currency);
+        h.put(&(self.resource_lines.len() as u64).to_le_bytes());
         for l in &self.resource_lines {
             let r = &self.resources[l.resource as usize];
-            field(r.provider.as_str());
-            field(&r.cloud_id);
-            field(&l.day.to_string());
-            field(l.category.as_str());
-            field(&l.service);
-            for a in [l.costs.billed, l.costs.effective, l.costs.list] {
-                field(&a.to_string());
-            }
+            h.text(r.provider.as_str());
+            h.text(&r.cloud_id);
+            h.day(l.day);
+            h.text(l.category.as_str());
+            h.text(&l.service);
+            h.costs(&l.costs);
         }
-        field("pools");
+        h.put(&(self.pool_lines.len() as u64).to_le_bytes());
         for l in &self.pool_lines {
-            field(&l.day.to_string());
-            field(l.category.as_str());
-            field(&l.service);
-            field(&l.sub_account);
-            field(l.reason);
-            for a in [l.costs.billed, l.costs.effective, l.costs.list] {
-                field(&a.to_string());
-            }
+            h.day(l.day);
+            h.text(l.category.as_str());
+            h.text(&l.service);
+            h.text(&l.sub_account);
+            h.text(l.reason);
+            h.costs(&l.costs);
         }
-        h.finalize().into()
+        h.finish()
     }
 }
+
+/// SHA-256 fed in 64 KiB blocks: a million lines are tens of millions of tiny fields, and a call
+/// into the hasher per field cost more than the hashing.
+#[derive(Default)]
+struct Buffered {
+    hasher: Sha256,
+    buf: Vec<u8>,
+}
+
+impl Buffered {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= 1 << 16 {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    fn text(&mut self, s: &str) {
+        self.put(&(s.len() as u64).to_le_bytes());
+        self.put(s.as_bytes());
+    }
+
+    fn day(&mut self, d: NaiveDate) {
+        self.put(&d.num_days_from_ce().to_le_bytes());
+    }
+
+    fn costs(&mut self, c: &Costs) {
+        for a in [c.billed, c.effective, c.list] {
+            self.put(&a.units().to_le_bytes());
+        }
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        self.hasher.update(&self.buf);
+        self.hasher.finalize().into()
+    }
+}
+
+/// Maps looked up on every row: a fast, non-cryptographic hash (the keys come from the tenant's
+/// own file, so flooding is the tenant's own problem, and a bad file is refused anyway).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Folds rows into ledgers. Interns what repeats on every row (resource ids, services) so a
 /// million-row file aggregates in memory proportional to its distinct lines.
@@ -147,9 +182,9 @@ pub(crate) struct LedgerBuilder {
     /// Raw Tags text per resource, to parse it only when it changes.
     pub(crate) raw_tags: Vec<String>,
     services: Vec<String>,
-    service_index: HashMap<String, u32>,
-    lines: HashMap<(u32, NaiveDate, ChargeCategory, u32), Costs>,
-    pools: HashMap<(NaiveDate, ChargeCategory, u32, String, &'static str), Costs>,
+    service_index: FastMap<String, u32>,
+    lines: FastMap<(u32, NaiveDate, ChargeCategory, u32), Costs>,
+    pools: FastMap<(NaiveDate, ChargeCategory, u32, String, &'static str), Costs>,
 }
 
 impl LedgerBuilder {

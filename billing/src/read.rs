@@ -1,8 +1,9 @@
-//! Reading a FOCUS CSV export (plain or gzip) into ledgers. The whole file is read and checked
-//! before anything is returned, so a bad row anywhere refuses the whole file: an import is all or
-//! nothing.
+//! Reading a FOCUS CSV export (plain or gzip) into ledgers, and the row checks every format's
+//! reader folds its rows through ([`Folder`], over any [`Record`]). The whole file is read and
+//! checked before anything is returned, so a bad row anywhere refuses the whole file: an import is
+//! all or nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -14,7 +15,7 @@ use crate::amount::Amount;
 use crate::charge::{cloud_of, is_currency, parse_instant, ChargeCategory};
 use crate::columns::{Column, Layout};
 use crate::error::ImportError;
-use crate::ledger::{BilledResource, Costs, Ledger, LedgerBuilder, LedgerKey};
+use crate::ledger::{BilledResource, Costs, FastMap, Ledger, LedgerBuilder, LedgerKey};
 
 /// What a file held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result
         .map_err(|_| ImportError::file("encoding", "the header row is not UTF-8"))?;
     let layout = Layout::from_header(names)?;
 
-    let mut folder = Folder { layout, books: Books::default(), rounded: 0 };
+    let mut folder = Folder::new(layout);
     let mut record = ByteRecord::new();
     let mut row = 0u64;
     loop {
@@ -56,7 +57,7 @@ pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result
         }
         row += 1;
         let line = record.position().map_or(0, |p| p.line());
-        folder.fold(&record, row, line)?;
+        folder.fold(&record, row, Some(line))?;
         if row.is_multiple_of(65_536) {
             progress(row);
         }
@@ -65,8 +66,7 @@ pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result
     if row == 0 {
         return Err(ImportError::file("empty", "the file has a header but no rows"));
     }
-    let Folder { books, rounded, .. } = folder;
-    Ok(BillingFile { ledgers: books.ledgers.into_iter().map(LedgerBuilder::finish).collect(), rows: row, rounded_amounts: rounded })
+    Ok(folder.finish(row))
 }
 
 fn io_error(e: std::io::Error) -> ImportError {
@@ -88,8 +88,22 @@ fn csv_error(e: csv::Error) -> ImportError {
     ImportError { row, line, column: None, rule, message }
 }
 
-struct Folder {
+/// A row's cells by their position in the header, whatever the file's format.
+pub(crate) trait Record {
+    /// The cell's bytes as the file holds them ("" past the row's end).
+    fn cell(&self, i: usize) -> &[u8];
+}
+
+impl Record for ByteRecord {
+    fn cell(&self, i: usize) -> &[u8] {
+        self.get(i).unwrap_or_default()
+    }
+}
+
+/// Checks rows and folds them into ledgers.
+pub(crate) struct Folder {
     layout: Layout,
+    instants: Instants,
     books: Books,
     rounded: u64,
 }
@@ -97,28 +111,44 @@ struct Folder {
 #[derive(Default)]
 struct Books {
     ledgers: Vec<LedgerBuilder>,
-    index: HashMap<LedgerKey, usize>,
+    index: FastMap<LedgerKey, usize>,
     /// Rows come grouped by account and period: most rows hit the previous row's ledger.
     last: Option<usize>,
+}
+
+/// The last date-time text seen in each of the four date columns, and what it meant.
+#[derive(Default)]
+struct Instants([Option<(String, NaiveDateTime)>; 4]);
+
+impl Instants {
+    fn slot(column: Column) -> usize {
+        match column {
+            Column::BillingPeriodStart => 0,
+            Column::BillingPeriodEnd => 1,
+            Column::ChargePeriodStart => 2,
+            _ => 3,
+        }
+    }
 }
 
 /// One row being read, for errors that name its cells.
 struct Cells<'r> {
     layout: &'r Layout,
-    record: &'r ByteRecord,
+    record: &'r dyn Record,
     row: u64,
-    line: u64,
+    /// None where the format has no lines (Parquet).
+    line: Option<u64>,
 }
 
 impl<'r> Cells<'r> {
     fn error(&self, column: Column, rule: &'static str, message: impl Into<String>) -> ImportError {
-        ImportError::cell(self.row, self.line, self.layout.name(column), rule, message)
+        ImportError { line: self.line, ..ImportError::cell(self.row, 0, self.layout.name(column), rule, message) }
     }
 
     /// The cell's text, trimmed ("" for an absent optional column).
     fn text(&self, column: Column) -> Result<&'r str, ImportError> {
         let Some(i) = self.layout.position(column) else { return Ok("") };
-        let raw = self.record.get(i).unwrap_or_default();
+        let raw = self.record.cell(i);
         std::str::from_utf8(raw).map(str::trim).map_err(|_| self.error(column, "encoding", "is not valid UTF-8"))
     }
 
@@ -130,11 +160,18 @@ impl<'r> Cells<'r> {
         Ok(text)
     }
 
-    fn instant(&self, column: Column) -> Result<NaiveDateTime, ImportError> {
+    /// Consecutive rows mostly repeat their dates: the last text seen per column is remembered.
+    fn instant(&self, column: Column, seen: &mut Instants) -> Result<NaiveDateTime, ImportError> {
         let text = self.required(column)?;
-        parse_instant(text).ok_or_else(|| {
+        let slot = &mut seen.0[Instants::slot(column)];
+        if let Some((_, at)) = slot.as_ref().filter(|(raw, _)| raw == text) {
+            return Ok(*at);
+        }
+        let at = parse_instant(text).ok_or_else(|| {
             self.error(column, "date", format!("'{text}' is not an ISO 8601 date-time (e.g. 2026-10-01T00:00:00Z)"))
-        })
+        })?;
+        *slot = Some((text.to_owned(), at));
+        Ok(at)
     }
 
     fn amount(&self, column: Column, optional: bool, rounded: &mut u64) -> Result<Amount, ImportError> {
@@ -152,17 +189,29 @@ impl<'r> Cells<'r> {
 }
 
 impl Folder {
-    fn fold(&mut self, record: &ByteRecord, row: u64, line: u64) -> Result<(), ImportError> {
+    pub(crate) fn new(layout: Layout) -> Self {
+        Self { layout, instants: Instants::default(), books: Books::default(), rounded: 0 }
+    }
+
+    /// The ledgers of a file of `rows` rows, all folded.
+    pub(crate) fn finish(self, rows: u64) -> BillingFile {
+        let ledgers = self.books.ledgers.into_iter().map(LedgerBuilder::finish).collect();
+        BillingFile { ledgers, rows, rounded_amounts: self.rounded }
+    }
+
+    /// Checks row `row` (1-based; `line` where it starts, for formats that have lines) and adds
+    /// its charge to its ledger.
+    pub(crate) fn fold(&mut self, record: &dyn Record, row: u64, line: Option<u64>) -> Result<(), ImportError> {
         let cells = Cells { layout: &self.layout, record, row, line };
         let provider_name = cells.required(Column::Provider)?;
         let account = cells.required(Column::BillingAccountId)?;
-        let period_start = cells.instant(Column::BillingPeriodStart)?;
-        let period_end = cells.instant(Column::BillingPeriodEnd)?;
+        let period_start = cells.instant(Column::BillingPeriodStart, &mut self.instants)?;
+        let period_end = cells.instant(Column::BillingPeriodEnd, &mut self.instants)?;
         if period_end <= period_start {
             return Err(cells.error(Column::BillingPeriodEnd, "period", "BillingPeriodEnd must be after BillingPeriodStart"));
         }
-        let charge_start = cells.instant(Column::ChargePeriodStart)?;
-        let charge_end = cells.instant(Column::ChargePeriodEnd)?;
+        let charge_start = cells.instant(Column::ChargePeriodStart, &mut self.instants)?;
+        let charge_end = cells.instant(Column::ChargePeriodEnd, &mut self.instants)?;
         if charge_end < charge_start {
             return Err(cells.error(Column::ChargePeriodEnd, "period", "ChargePeriodEnd must not be before ChargePeriodStart"));
         }

@@ -297,3 +297,14 @@ fn a_resource_day_beyond_what_read_models_hold_is_refused() {
     let err = refused(&file(&[row("600000000", 1, "Usage", "i-1", "{}"), row("600000000", 1, "Usage", "i-1", "{}")]));
     assert_eq!((err.column.as_deref(), err.rule, err.row), (Some("BilledCost"), "range", Some(2)));
 }
+
+#[test]
+fn monthly_cost_is_a_30_day_run_rate_to_the_cent() {
+    // Two days in the file: i-1 costs 3.5000000001 + 0.25 → 3.7500000001 × 30 / 2 = 56.25.
+    let costs = crate::monthly_costs(&read(&sample()).unwrap());
+    let i1 = costs.iter().find(|c| c.cloud_id == "i-1").unwrap();
+    assert_eq!((i1.cents, i1.currency.as_str(), i1.as_of.to_string().as_str()), (5625, "USD", "2026-10-02"));
+    let i2 = costs.iter().find(|c| c.cloud_id == "i-2").unwrap();
+    assert_eq!(i2.cents, 3750, "credits count: (3 - 0.5) × 30 / 2");
+    assert_eq!(costs.len(), 2, "pools have no resource");
+}

@@ -15,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 use uuid::Uuid;
-use vtag_billing::{decide_import, hex, ledger_id, BillingFile, CostRecord, CostSplitsChanged, LedgerHead, SplitError, SplitsDoc};
+use vtag_billing::{decide_import, ledger_id, BillingFile, CostRecord, CostSplitsChanged, LedgerHead, SplitError, SplitsDoc};
 use vtag_domain::{CommandContext, TenantId};
 use vtag_eventlog::kafka::assigned_consumer_config;
 use vtag_eventlog::EventCodec;
@@ -80,10 +80,15 @@ impl CostWriter {
         self.catch_up(&mut book).await.map_err(|e| CostError::Unavailable(format!("reading the cost topic: {e}")))?;
         let mut outcomes = Vec::with_capacity(file.ledgers.len());
         let mut pending = Vec::new();
+        let mut encoding = std::time::Duration::ZERO;
+        let mut deciding = std::time::Duration::ZERO;
+        let started = std::time::Instant::now();
         for ledger in &file.ledgers {
             let id = ledger_id(&ctx.tenant, ledger);
             let head = book.heads.get(&id).cloned().unwrap_or_default();
+            let t = std::time::Instant::now();
             let events = decide_import(&head, &ctx.tenant, ledger, source, ctx);
+            deciding += t.elapsed();
             if events.is_empty() {
                 outcomes.push(LedgerOutcome {
                     ledger_id: id,
@@ -97,7 +102,9 @@ impl CostWriter {
             }
             let mut deliveries = Vec::with_capacity(events.len());
             for event in &events {
+                let t = std::time::Instant::now();
                 let payload = self.codec.encode_cost(event).await.map_err(|e| CostError::Unavailable(e.to_string()))?;
+                encoding += t.elapsed();
                 let key = id.to_string();
                 let record = FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload);
                 deliveries.push(self.producer.send_result(record).map_err(|(e, _)| CostError::Unavailable(e.to_string()))?);
@@ -113,6 +120,7 @@ impl CostWriter {
             });
             pending.push((outcomes.len() - 1, deliveries, events));
         }
+        let sent = started.elapsed();
         for (i, deliveries, events) in pending {
             for d in deliveries {
                 let delivered = d
@@ -128,6 +136,13 @@ impl CostWriter {
                 head.evolve(e);
             }
         }
+        tracing::debug!(
+            deciding_s = deciding.as_secs_f64(),
+            encoding_s = encoding.as_secs_f64(),
+            sent_s = sent.as_secs_f64(),
+            acknowledged_s = started.elapsed().as_secs_f64(),
+            "cost ledgers appended"
+        );
         // Our own records, contiguous after what catch-up read (the lease keeps other writers
         // out): no need to read them back.
         if let Some(end) = outcomes.iter().filter_map(|o| o.offset).max() {
@@ -205,9 +220,4 @@ impl CostWriter {
         tracing::debug!(ledgers = book.heads.len(), next = book.next_offset, "cost ledgers caught up");
         Ok(())
     }
-}
-
-/// Hex fingerprint of a ledger, as the log records it (for answers).
-pub fn fingerprint_of(ledger: &vtag_billing::Ledger) -> String {
-    hex(&ledger.fingerprint())
 }

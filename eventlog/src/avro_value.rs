@@ -8,7 +8,7 @@ use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vtag_domain::resource::{
-    DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
+    DerivedChange, MonthlyCostChanged, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
     VirtualTagRemoved, VirtualTagsDerived,
 };
 use vtag_domain::tagging::{KeyMapping, Origin, ValueMapping};
@@ -94,6 +94,11 @@ pub fn to_value(recorded: &Recorded<ResourceEvent>) -> Value {
         ResourceEvent::VirtualTagRemoved(e) => {
             fields.extend([("key".into(), s(e.key.as_str())), ("previous".into(), previous(&e.previous))])
         }
+        ResourceEvent::MonthlyCostChanged(e) => fields.extend([
+            ("monthly_cost".into(), crate::cost::unscaled(i128::from(e.cents))),
+            ("currency".into(), s(&e.currency)),
+            ("as_of".into(), crate::cost::date(e.as_of)),
+        ]),
         ResourceEvent::VirtualTagsDerived(e) => fields.extend([
             ("rule_set_version".into(), Value::Long(e.rule_set_version as i64)),
             ("changes".into(), Value::Array(e.changes.iter().map(derived_change).collect())),
@@ -317,6 +322,14 @@ pub fn from_value(record: &str, value: Value) -> Result<Recorded<ResourceEvent>,
                 other => return Err(invalid("changes", format!("expected an array, found {other:?}"))),
             };
             ResourceEvent::VirtualTagsDerived(VirtualTagsDerived { rule_set_version: version.max(0) as u64, changes })
+        }
+        "MonthlyCostChanged" => {
+            let cents = i64::try_from(crate::cost::unscaled_from(&mut f, "monthly_cost")?).map_err(|_| invalid("monthly_cost", "out of range"))?;
+            ResourceEvent::MonthlyCostChanged(MonthlyCostChanged {
+                cents,
+                currency: f.string("currency")?,
+                as_of: crate::cost::day(&mut f, "as_of")?,
+            })
         }
         other => return Err(invalid("record", format!("unknown event type {other}"))),
     };

@@ -3,13 +3,14 @@
 //! can always read events written with any registered version.
 
 use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
 use vtag_domain::{Recorded, ResourceEvent};
 
 use crate::avro_value::{from_value, to_value, InvalidField};
 use crate::records::{self, ConfigRecord, LogRecord, ProgressMarker};
+use crate::avro_wire::{self, Wire};
 use crate::cost;
 use crate::schemas::{self, TopicKind, CONFIG_NAMESPACE, COST_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
 use vtag_billing::{CostEvent, CostRecord, CostSplitsChanged};
@@ -35,6 +36,7 @@ pub struct EventCodec {
     settings: SrSettings,
     encoder: EasyAvroEncoder,
     decoder: EasyAvroDecoder,
+    lines_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
 }
 
 impl EventCodec {
@@ -62,6 +64,7 @@ impl EventCodec {
             kind,
             encoder: EasyAvroEncoder::new(settings.clone()),
             decoder: EasyAvroDecoder::new(settings.clone()),
+            lines_schema_id: Default::default(),
             settings,
         })
     }
@@ -102,6 +105,13 @@ impl EventCodec {
     }
 
     pub async fn encode_cost(&self, event: &CostEvent) -> Result<Vec<u8>, EncodeError> {
+        if let CostEvent::Lines(lines) = event {
+            // The bulk of an import: written directly (see `avro_wire`).
+            let id = self.lines_schema_id().await?;
+            let mut wire = Wire::framed(id, 64 + 96 * (lines.resource_lines.len() + lines.pool_lines.len()));
+            avro_wire::lines(&mut wire, lines);
+            return Ok(wire.into_bytes());
+        }
         let (record, value) = cost::to_value(event);
         let strategy =
             SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COST_NAMESPACE, record));
@@ -112,6 +122,22 @@ impl EventCodec {
         let strategy =
             SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COST_NAMESPACE, cost::SPLITS));
         self.encoder.encode_value(cost::splits_value(record), &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// The registry id of this build's `CostLinesRecorded` schema (registering it is idempotent
+    /// and answers the id), asked once.
+    async fn lines_schema_id(&self) -> Result<u32, EncodeError> {
+        self.lines_schema_id
+            .get_or_try_init(|| async {
+                let (record, text) = *schemas::COST_SCHEMAS.iter().find(|(r, _)| *r == cost::LINES).expect("CostLinesRecorded is a cost schema");
+                let subject = format!("{}-{}", self.topic, schemas::full_name_in(COST_NAMESPACE, record));
+                post_schema(&self.settings, subject, schemas::supplied_in(COST_NAMESPACE, record, text))
+                    .await
+                    .map(|r| r.id)
+                    .map_err(|e| EncodeError(e.to_string()))
+            })
+            .await
+            .copied()
     }
 
     /// Decodes a record of the cost topic.

@@ -25,16 +25,21 @@ fn invalid(field: &str, reason: impl Into<String>) -> InvalidField {
     InvalidField { field: field.to_owned(), reason: reason.into() }
 }
 
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+pub(crate) const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 
-fn date(d: NaiveDate) -> Value {
+pub(crate) fn date(d: NaiveDate) -> Value {
     Value::Date((d - EPOCH).num_days() as i32)
 }
 
-/// Two's complement, big-endian, without redundant sign bytes (Avro decimal bytes).
 fn decimal(a: Amount) -> Value {
-    let bytes = a.units().to_be_bytes();
-    let negative = a.units() < 0;
+    unscaled(a.units())
+}
+
+/// An Avro decimal of `units` (its unscaled value): two's complement, big-endian, without
+/// redundant sign bytes.
+pub(crate) fn unscaled(units: i128) -> Value {
+    let bytes = units.to_be_bytes();
+    let negative = units < 0;
     let pad = if negative { 0xff } else { 0x00 };
     let mut start = 0;
     while start < 15 && bytes[start] == pad && (bytes[start + 1] & 0x80 != 0) == negative {
@@ -178,7 +183,7 @@ fn splits_from(value: Value) -> Result<CostSplitsChanged, InvalidField> {
     })
 }
 
-fn day(f: &mut Fields, name: &str) -> Result<NaiveDate, InvalidField> {
+pub(crate) fn day(f: &mut Fields, name: &str) -> Result<NaiveDate, InvalidField> {
     match f.take(name)? {
         Value::Date(d) | Value::Int(d) => {
             EPOCH.checked_add_signed(chrono::Duration::days(i64::from(d))).ok_or_else(|| invalid(name, "date out of range"))
@@ -188,6 +193,11 @@ fn day(f: &mut Fields, name: &str) -> Result<NaiveDate, InvalidField> {
 }
 
 fn amount(f: &mut Fields, name: &str) -> Result<Amount, InvalidField> {
+    unscaled_from(f, name).map(Amount::from_units)
+}
+
+/// The unscaled value of an Avro decimal field.
+pub(crate) fn unscaled_from(f: &mut Fields, name: &str) -> Result<i128, InvalidField> {
     let bytes: Vec<u8> = match f.take(name)? {
         Value::Decimal(d) => Vec::<u8>::try_from(&d).map_err(|e| invalid(name, e.to_string()))?,
         Value::Bytes(b) => b,
@@ -199,7 +209,7 @@ fn amount(f: &mut Fields, name: &str) -> Result<Amount, InvalidField> {
     let pad = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
     let mut wide = [pad; 16];
     wide[16 - bytes.len()..].copy_from_slice(&bytes);
-    Ok(Amount::from_units(i128::from_be_bytes(wide)))
+    Ok(i128::from_be_bytes(wide))
 }
 
 fn costs_from(value: Value) -> Result<Costs, InvalidField> {

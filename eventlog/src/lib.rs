@@ -9,6 +9,7 @@
 //! - [`kafka`]: producer and consumer settings shared by every binary.
 
 mod avro_value;
+mod avro_wire;
 pub mod codec;
 pub mod cost;
 pub mod kafka;

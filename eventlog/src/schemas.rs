@@ -13,12 +13,13 @@ pub const CONFIG_NAMESPACE: &str = "vtag.events.config";
 pub const COST_NAMESPACE: &str = "vtag.events.cost";
 
 /// (record name, schema text) for every event type of the `Resource` aggregate.
-pub const RESOURCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
+pub const RESOURCE_EVENT_SCHEMAS: [(&str, &str); 6] = [
     ("ResourceObserved", include_str!("../../schemas/avro/ResourceObserved.avsc")),
     ("NativeTagsChanged", include_str!("../../schemas/avro/NativeTagsChanged.avsc")),
     ("VirtualTagApplied", include_str!("../../schemas/avro/VirtualTagApplied.avsc")),
     ("VirtualTagRemoved", include_str!("../../schemas/avro/VirtualTagRemoved.avsc")),
     ("VirtualTagsDerived", include_str!("../../schemas/avro/VirtualTagsDerived.avsc")),
+    ("MonthlyCostChanged", include_str!("../../schemas/avro/MonthlyCostChanged.avsc")),
 ];
 
 pub const PROGRESS_SCHEMA: (&str, &str) =

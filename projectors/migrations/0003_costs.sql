@@ -79,3 +79,9 @@ CREATE TABLE cost_split_configs (
     recorded_at timestamptz NOT NULL,
     PRIMARY KEY (tenant, version)
 );
+
+-- What rules and cost-threshold policies read: the latest monthly cost a billing import measured.
+ALTER TABLE resources
+    ADD COLUMN monthly_cost          numeric(20,2),
+    ADD COLUMN monthly_cost_currency text,
+    ADD COLUMN monthly_cost_as_of    date;

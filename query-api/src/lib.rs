@@ -19,7 +19,7 @@
 //!   tagging configuration; [`graphql`]: the GraphQL schema and its HTTP glue.
 //! - [`allocation`]: cost allocation by virtual tag (untagged and unallocatable shown apart), over
 //!   [`cost_cache`], the committed cost imports held in memory; [`cost_routes`]: its REST handlers
-//!   and the import history.
+//!   and the import history; [`coverage`]: tag coverage as a share of cost, stage by stage.
 //! - [`rfc3339`]: the single timestamp format clients see.
 //!
 //! Invariants: the tenant comes only from the verified token and every tenant-data statement is
@@ -38,6 +38,7 @@ pub mod config_wait;
 pub mod consistency;
 pub mod cost_cache;
 pub mod cost_routes;
+pub mod coverage;
 pub mod explain;
 pub mod graphql;
 pub mod history;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/costs/allocation", get(cost_routes::allocation))
         .route("/api/v1/costs/imports", get(cost_routes::imports))
         .route("/api/v1/cost-splits", get(cost_routes::splits))
+        .route("/api/v1/costs/coverage", get(coverage::coverage))
         .route("/api/v1/costs/imports/{id}", get(cost_routes::import))
         .route("/api/v1/tag-schema", get(config_routes::tag_schema))
         .route("/api/v1/rules", get(config_routes::rules))

@@ -133,9 +133,22 @@ async fn focus_costs_allocate_by_virtual_tag_to_the_cent() {
     let file_total: Amount = ledgers.iter().map(|l| amount(&l["billed_cost"])).sum();
     assert_eq!(file_total, Amount::from_units(totals.billed), "the answer adds up to the file");
     assert!(first.body["resources"]["recorded"].as_u64().unwrap() >= BILLING_ONLY as u64, "{:?}", first.body["resources"]);
+    assert_eq!(first.body["resources"]["monthly_costs_changed"], billed.len() as u64);
     projected(&read, &first.body).await;
     let token = first.body["consistency_token"].as_str().unwrap();
     read.get_consistent("/api/v1/audit-trail?limit=1", token).await;
+
+    // Each resource's monthly cost is its 30-day run rate (the file covers 10 days), to the cent.
+    let run_rate = |units: i128| Amount::from_units(units * 30 / 10).to_cents() as i64;
+    let recorded: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT id, (monthly_cost * 100)::int8 FROM resources WHERE tenant = 'acme' AND monthly_cost IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert_eq!(recorded, billed.iter().map(|(id, units)| (*id, run_rate(*units))).collect::<HashMap<_, _>>());
 
     // 2. Allocation by environment adds up to the file, value by value.
     let env_tags = tag_of(&pool, "environment").await;
@@ -155,6 +168,18 @@ async fn focus_costs_allocate_by_virtual_tag_to_the_cent() {
     let in_production = billed.keys().filter(|id| env_tags.get(id).map(String::as_str) == Some("production")).count();
     assert_eq!(production["resource_count"], in_production as u64);
 
+    // Coverage: the share of cost carrying the key, stage by stage (no rules yet: rules add nothing).
+    let coverage = read.get(&format!("/api/v1/costs/coverage?from={FROM}&to={TO}&keys=environment")).await;
+    assert_eq!(coverage.status, 200, "{:?}", coverage.body);
+    let usd = &coverage.body["currencies"][0];
+    assert_eq!(amount(&usd["resource_cost"]) + amount(&usd["unallocatable_cost"]), Amount::from_units(totals.billed));
+    let stages = &usd["keys"][0];
+    let tagged: Amount = billed.iter().filter(|(id, _)| env_tags.contains_key(id)).map(|(_, c)| Amount::from_units(*c)).sum();
+    assert_eq!(amount(&stages["all_sources"]["cost"]), tagged);
+    assert_eq!(stages["with_rules"]["cost"], stages["normalized"]["cost"], "no rules yet");
+    assert!(amount(&stages["native_clean"]["cost"]) < amount(&stages["normalized"]["cost"]), "normalization adds coverage: {stages}");
+    assert!(stages["all_sources"]["cost_share"].as_f64().unwrap() <= 100.0);
+
     // GraphQL answers the same.
     let gql = read
         .post(
@@ -172,14 +197,20 @@ async fn focus_costs_allocate_by_virtual_tag_to_the_cent() {
     assert_eq!(again.status, 200, "{:?}", again.body);
     assert!(again.body["ledgers"].as_array().unwrap().iter().all(|l| l["changed"] == false));
     assert_eq!(again.body["resources"]["recorded"], 0);
+    assert_eq!(again.body["resources"]["monthly_costs_changed"], 0);
     let before_rule = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     // 4. A rule retags one account's resources: exactly their dollars move.
     let account = generator.accounts()[0].id().to_owned();
     let mut doc = serde_json::to_value(ConfigDocument::initial()).unwrap();
+    let mut rates: Vec<i64> = billed.values().map(|u| run_rate(*u)).collect();
+    rates.sort();
+    let threshold = rates[rates.len() / 2];
     doc["rules"] = json!([{"id": "sandbox-account", "key": "environment", "priority": 1,
-                            "when": {"field": "account", "equals": account}, "set": "sandbox"}]);
+                            "when": {"field": "account", "equals": account}, "set": "sandbox"},
+                          {"id": "big-spender", "key": "cost-tier", "priority": 1,
+                            "when": {"field": "monthly_cost", "gte": threshold as f64 / 100.0}, "set": "high"}]);
     let published = admin.send(Method::PUT, "/api/v1/tagging-config", Some(&doc), &[]).await;
     assert_eq!(published.status, 202, "{:?}", published.body);
     wait_for_job(&read, published.body["job"].as_str().unwrap()).await;
@@ -194,6 +225,10 @@ async fn focus_costs_allocate_by_virtual_tag_to_the_cent() {
     assert_eq!(after.get("sandbox").copied().unwrap_or_default(), moved + got.get("sandbox").copied().unwrap_or_default() - sandbox_before(&billed, &env_tags, &in_account));
     assert_eq!(after, expected(&billed, &tag_of(&pool, "environment").await, totals.unallocatable_billed));
     assert_eq!(after.values().copied().sum::<Amount>(), Amount::from_units(totals.billed));
+    // The monthly-cost rule tagged exactly the resources at or above the threshold.
+    let high: Amount = billed.values().filter(|u| run_rate(**u) >= threshold).map(|u| Amount::from_units(*u)).sum();
+    let tiers = by_value(&allocation(&read, "tag_key=cost-tier").await);
+    assert_eq!(tiers.get("high").copied(), Some(high), "{tiers:?}");
 
     // As reported before the rule: the original allocation.
     let as_of = allocation(&read, &format!("tag_key=environment&as_of={}", before_rule.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))).await;

@@ -1,4 +1,5 @@
-//! `POST /api/v1/costs/imports`: a FOCUS billing export (CSV, plain or gzip) as the request body.
+//! `POST /api/v1/costs/imports`: a FOCUS billing export (CSV, plain or gzip, or Parquet) as the
+//! request body.
 //!
 //! The whole file is read and checked before anything is recorded: a bad cell refuses it (422
 //! naming row and column) and nothing is imported. Then the resources it bills are observed
@@ -8,14 +9,14 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use vtag_billing::{read_focus_csv, BilledResource, BillingFile, ImportError, SplitsDoc};
-use vtag_domain::resource::{ObserveResource, BILLING_SOURCE};
+use vtag_billing::{monthly_costs, BilledResource, BillingFile, ImportError, SplitsDoc};
+use vtag_domain::resource::{ObserveResource, RecordMonthlyCost, BILLING_SOURCE};
 use vtag_domain::{CloudResourceId, NativeTags, ResourceCommand, ResourceDescription};
 use vtag_service::{Caller, FieldError, Problem, Role, ValidJson};
 
@@ -46,6 +47,8 @@ struct ResourcesSeen {
     billed: usize,
     /// Created or updated from billing (resources a collector reports are left as it reported them).
     recorded: usize,
+    /// Resources whose monthly cost (30-day run rate) changed.
+    monthly_costs_changed: usize,
 }
 
 #[derive(Serialize)]
@@ -86,13 +89,13 @@ pub fn problem_for_import(e: ImportError) -> Problem {
     problem
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %caller.tenant, bytes = body.len()))]
+#[tracing::instrument(skip_all, fields(tenant = %caller.tenant))]
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Query(params): Query<ImportParams>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, Problem> {
     caller.require(Role::Editor)?;
     let source = params.source.unwrap_or_else(|| "upload".to_owned());
@@ -100,12 +103,10 @@ pub async fn import(
         return Err(Problem::invalid_field("source", "max_length", "must be at most 256 printable characters"));
     }
     let contexts = ContextFactory::new(&caller, &headers)?;
-    // CPU-bound for seconds on a big file: off the async workers.
-    let file = tokio::task::spawn_blocking(move || read_focus_csv(&body[..], |_| {}))
-        .await
-        .map_err(Problem::internal)?
-        .map_err(problem_for_import)?;
+    let started = std::time::Instant::now();
+    let file = super::upload::read_billing_file(body, super::MAX_BILLING_FILE).await?;
 
+    let read_s = started.elapsed().as_secs_f64();
     let resources = billed_resources(&file);
     let billed = resources.len();
     let mut recorded = 0;
@@ -139,13 +140,60 @@ pub async fn import(
         }
     }
 
+    let observed_s = started.elapsed().as_secs_f64();
+    // Monthly costs, for rules (`monthly_cost`) and cost-threshold policies: recorded only where
+    // they changed, and each change re-derives the resource's tags under the current rules.
+    let mut costed = 0;
+    for batch in monthly_costs(&file).chunks(MAX_BATCH) {
+        let submissions = batch
+            .iter()
+            .map(|m| {
+                index += 1;
+                let cloud_id = CloudResourceId::parse(&m.cloud_id).expect("checked when the file was read");
+                Submission {
+                    aggregate: vtag_domain::ResourceId::derive(&caller.tenant, m.provider, &cloud_id),
+                    context: contexts.context(index, Some(contexts.now)),
+                    command: ResourceCommand::RecordMonthlyCost(RecordMonthlyCost {
+                        cents: m.cents,
+                        currency: m.currency.clone(),
+                        as_of: m.as_of,
+                    }),
+                }
+            })
+            .collect();
+        for result in state.processor.submit(submissions).await {
+            match result {
+                Ok(o) => {
+                    costed += usize::from(o.events > 0);
+                    outcomes.push(o);
+                }
+                Err(e) => {
+                    return Err(Problem::unavailable(format!(
+                        "the resources' monthly costs could not all be recorded ({e}); nothing of the costs was imported, and re-sending the file is safe"
+                    )))
+                }
+            }
+        }
+    }
+
+    let costed_s = started.elapsed().as_secs_f64();
     let ctx = contexts.context(0, None);
     let ledgers = state.processor.import_costs(&file, &source, &ctx).await.map_err(problem_for_cost)?;
+    tracing::info!(
+        rows = file.rows,
+        resources = billed,
+        ledgers = ledgers.len(),
+        read_s,
+        observed_s,
+        costed_s,
+        done_s = started.elapsed().as_secs_f64(),
+        "billing file imported"
+    );
     let changed = ledgers.iter().any(|l| l.changed);
     let answer = Imported {
         rows: file.rows,
         rounded_amounts: file.rounded_amounts,
-        resources: ResourcesSeen { billed, recorded },
+        resources: ResourcesSeen { billed, recorded, monthly_costs_changed: costed },
         ledgers: file.ledgers.iter().zip(&ledgers).map(|(l, o)| ledger_answer(l, o)).collect(),
         consistency_token: consistency_token(&outcomes),
     };

@@ -6,8 +6,8 @@ mod observe;
 mod requests;
 mod rules;
 mod tags;
+mod upload;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -30,8 +30,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/api/v1/resources/observe", post(observe::observe))
-        // A month of FOCUS for a large estate is hundreds of megabytes uncompressed.
-        .route("/api/v1/costs/imports", post(costs::import).layer(DefaultBodyLimit::max(MAX_BILLING_FILE)))
+        // A month of FOCUS for a large estate is hundreds of megabytes uncompressed: read as it
+        // arrives, bounded by MAX_BILLING_FILE there.
+        .route("/api/v1/costs/imports", post(costs::import))
         .route("/api/v1/virtual-tags/apply", post(tags::apply))
         .route("/api/v1/virtual-tags/{id}", put(tags::update).delete(tags::remove))
         .route("/api/v1/cost-splits", put(costs::put_splits))

@@ -39,9 +39,19 @@ pub enum ResourceCommand {
     ObserveFromBilling(ObserveResource),
     ApplyVirtualTag(ApplyVirtualTag),
     RemoveVirtualTag(RemoveVirtualTag),
+    /// A billing import measured the resource's monthly cost (rules and policies read it).
+    RecordMonthlyCost(RecordMonthlyCost),
     /// Bring derived tags up to the tenant's current tagging configuration (a re-derivation job
     /// sends this to every resource after a rule change; unchanged resources record nothing).
     Rederive,
+}
+
+/// The resource's monthly cost as a billing import measured it (see `MonthlyCostChanged`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordMonthlyCost {
+    pub cents: i64,
+    pub currency: String,
+    pub as_of: chrono::NaiveDate,
 }
 
 /// The metadata entry that marks a resource described by billing rather than by a collector.
@@ -60,6 +70,7 @@ impl ResourceCommand {
             Self::ObserveFromBilling(_) => "ObserveFromBilling",
             Self::ApplyVirtualTag(_) => "ApplyVirtualTag",
             Self::RemoveVirtualTag(_) => "RemoveVirtualTag",
+            Self::RecordMonthlyCost(_) => "RecordMonthlyCost",
             Self::Rederive => "Rederive",
         }
     }

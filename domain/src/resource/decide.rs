@@ -6,10 +6,10 @@ use crate::fingerprint::{Fingerprint, FingerprintBuilder};
 use crate::tagging::{derive_each, Origin, OriginRef, ResourceFacts, TaggingConfig};
 use crate::values::{Confidence, ResourceDescription, ResourceId, TagKey, TagSource, TagValue};
 
-use super::command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand, BILLING_SOURCE};
+use super::command::{ApplyVirtualTag, ObserveResource, RecordMonthlyCost, RemoveVirtualTag, ResourceCommand, BILLING_SOURCE};
 use super::error::ResourceError;
 use super::event::{
-    DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
+    DerivedChange, MonthlyCostChanged, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
     VirtualTagRemoved, VirtualTagsDerived,
 };
 use super::state::{AppliedTag, ResourceState};
@@ -35,6 +35,7 @@ pub fn decide(
             observe_resource(state, observe)
         }
         ResourceCommand::ObserveFromBilling(_) => Vec::new(),
+        ResourceCommand::RecordMonthlyCost(cost) => record_monthly_cost(state, cost)?,
         ResourceCommand::ApplyVirtualTag(apply) => apply_virtual_tag(state, apply)?,
         ResourceCommand::RemoveVirtualTag(remove) => remove_virtual_tag(state, remove)?,
         ResourceCommand::Rederive => Vec::new(),
@@ -77,7 +78,8 @@ fn apply_event(mut state: ResourceState, event: &ResourceEvent) -> ResourceState
                 resource_type: e.description.resource_type.clone(),
                 name: e.description.name.clone(),
                 native_tags: e.native_tags.clone(),
-                monthly_cost: None,
+                // A new description keeps the cost billing measured.
+                monthly_cost: state.monthly_cost.as_ref().map(|(cents, _)| *cents as f64 / 100.0),
             }));
         }
         ResourceEvent::NativeTagsChanged(e) => {
@@ -94,6 +96,12 @@ fn apply_event(mut state: ResourceState, event: &ResourceEvent) -> ResourceState
         }
         ResourceEvent::VirtualTagRemoved(e) => {
             state.virtual_tags.remove(&e.key);
+        }
+        ResourceEvent::MonthlyCostChanged(e) => {
+            state.monthly_cost = Some((e.cents, e.currency.clone()));
+            if let Some(facts) = state.facts.as_mut() {
+                Arc::make_mut(facts).monthly_cost = Some(e.cents as f64 / 100.0);
+            }
         }
         ResourceEvent::VirtualTagsDerived(e) => {
             for c in &e.changes {
@@ -184,6 +192,17 @@ fn description_fingerprint(d: &ResourceDescription) -> Fingerprint {
 
 fn tags_fingerprint(tags: &std::collections::BTreeMap<String, String>) -> Fingerprint {
     FingerprintBuilder::default().map(tags).finish()
+}
+
+/// Only a change of the measured cost is recorded (a re-import of the same bill records nothing).
+fn record_monthly_cost(state: &ResourceState, cmd: &RecordMonthlyCost) -> Result<Vec<ResourceEvent>, ResourceError> {
+    if !state.exists() {
+        return Err(ResourceError::UnknownResource);
+    }
+    if state.monthly_cost.as_ref().is_some_and(|(cents, currency)| *cents == cmd.cents && *currency == cmd.currency) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![ResourceEvent::MonthlyCostChanged(MonthlyCostChanged { cents: cmd.cents, currency: cmd.currency.clone(), as_of: cmd.as_of })])
 }
 
 /// Re-observing an unchanged resource records nothing: collectors sweep every few hours and the log

@@ -65,6 +65,16 @@ pub struct VirtualTagsDerived {
     pub changes: Vec<DerivedChange>,
 }
 
+/// The resource's monthly cost changed: billed cost over the trailing 30 charge days of the
+/// latest billing import (scaled to 30 days when fewer are billed), to the cent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthlyCostChanged {
+    pub cents: i64,
+    pub currency: String,
+    /// The last charge day covered.
+    pub as_of: chrono::NaiveDate,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResourceEvent {
     ResourceObserved(ResourceObserved),
@@ -72,6 +82,7 @@ pub enum ResourceEvent {
     VirtualTagApplied(VirtualTagApplied),
     VirtualTagRemoved(VirtualTagRemoved),
     VirtualTagsDerived(VirtualTagsDerived),
+    MonthlyCostChanged(MonthlyCostChanged),
 }
 
 impl ResourceEvent {
@@ -83,6 +94,7 @@ impl ResourceEvent {
             Self::VirtualTagApplied(_) => "VirtualTagApplied",
             Self::VirtualTagRemoved(_) => "VirtualTagRemoved",
             Self::VirtualTagsDerived(_) => "VirtualTagsDerived",
+            Self::MonthlyCostChanged(_) => "MonthlyCostChanged",
         }
     }
 }

@@ -9,11 +9,11 @@ mod error;
 mod event;
 mod state;
 
-pub use command::{ApplyVirtualTag, ObserveResource, RemoveVirtualTag, ResourceCommand, BILLING_SOURCE};
+pub use command::{ApplyVirtualTag, ObserveResource, RecordMonthlyCost, RemoveVirtualTag, ResourceCommand, BILLING_SOURCE};
 pub use decide::{decide, evolve};
 pub use error::ResourceError;
 pub use event::{
-    DerivedChange, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
+    DerivedChange, MonthlyCostChanged, NativeTagsChanged, PreviousTag, ResourceEvent, ResourceObserved, VirtualTagApplied,
     VirtualTagRemoved, VirtualTagsDerived,
 };
 pub use state::{AppliedTag, ResourceState};

@@ -366,3 +366,24 @@ fn a_collectors_observation_outranks_billing() {
     let mut collected_first = Scenario::given(&[observe("web", &[])]);
     assert!(collected_first.then_types(&billed("web", &[("env", "prod")])).is_empty());
 }
+
+fn monthly(cents: i64) -> ResourceCommand {
+    ResourceCommand::RecordMonthlyCost(RecordMonthlyCost {
+        cents,
+        currency: "USD".into(),
+        as_of: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+    })
+}
+
+#[test]
+fn a_monthly_cost_is_recorded_when_it_changes_and_feeds_derivation() {
+    let mut s = Scenario::given(&[observe("web", &[])]);
+    assert_eq!(s.then_types(&monthly(62_000)), ["MonthlyCostChanged"]);
+    assert!(s.then_types(&monthly(62_000)).is_empty(), "the same bill again records nothing");
+    assert_eq!(s.state.facts.as_ref().unwrap().monthly_cost, Some(620.0));
+    // A new description keeps the measured cost for rules to read.
+    s.when(&observe("web-renamed", &[])).unwrap();
+    assert_eq!(s.state.facts.as_ref().unwrap().monthly_cost, Some(620.0));
+    assert_eq!(s.then_types(&monthly(100)), ["MonthlyCostChanged"]);
+    assert_eq!(Scenario::given(&[]).when(&monthly(1)).unwrap_err(), ResourceError::UnknownResource);
+}

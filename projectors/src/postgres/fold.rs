@@ -31,6 +31,8 @@ pub struct ResourceChange {
     pub version: u64,
     pub first_seen_at: DateTime<Utc>,
     pub last_changed_at: DateTime<Utc>,
+    /// The latest monthly cost of the batch: (cents, currency, as of).
+    pub monthly_cost: Option<(i64, String, chrono::NaiveDate)>,
 }
 
 /// Why a derived value is what it is (all `None` for people's and models' values).
@@ -211,6 +213,7 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
             version: 0,
             first_seen_at: env.occurred_at,
             last_changed_at: env.recorded_at,
+            monthly_cost: None,
         });
         change.version = env.aggregate_version;
         change.last_changed_at = env.recorded_at;
@@ -254,6 +257,10 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
             }
             // Native tags never reach the query side; the event only moves the version.
             ResourceEvent::NativeTagsChanged(_) => {}
+            ResourceEvent::MonthlyCostChanged(e) => {
+                audit.new_value = Some(format!("{}.{:02} {}", e.cents / 100, (e.cents % 100).abs(), e.currency));
+                change.monthly_cost = Some((e.cents, e.currency.clone(), e.as_of));
+            }
             ResourceEvent::VirtualTagApplied(e) => {
                 audit.tag_key = Some(e.key.as_str().to_owned());
                 audit.old_value = e.previous.as_ref().map(|p| p.value.as_str().to_owned());

@@ -87,6 +87,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         upsert_described_resources(&mut tx, changes).await?;
         bump_resource_versions(&mut tx, changes).await?;
+        set_monthly_costs(&mut tx, changes).await?;
         delete_removed_tags(&mut tx, changes).await?;
         upsert_tags(&mut tx, changes).await?;
         insert_audit(&mut tx, changes).await?;
@@ -198,6 +199,37 @@ async fn bump_resource_versions(tx: &mut Tx<'_>, changes: &RowChanges) -> Result
     .bind(&id)
     .bind(&version)
     .bind(&at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The batch's latest monthly cost per resource (events of older versions never get here: the
+/// fold skips what the read model already holds).
+async fn set_monthly_costs(tx: &mut Tx<'_>, changes: &RowChanges) -> Result<(), sqlx::Error> {
+    let (mut tenant, mut id, mut cents, mut currency, mut as_of) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((t, i), c) in &changes.resources {
+        if let Some((cost, cur, day)) = &c.monthly_cost {
+            tenant.push(t.clone());
+            id.push(*i);
+            cents.push(*cost);
+            currency.push(cur.clone());
+            as_of.push(*day);
+        }
+    }
+    if id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE resources r SET monthly_cost = u.cents::numeric / 100, monthly_cost_currency = u.currency, monthly_cost_as_of = u.as_of
+         FROM UNNEST($1::text[], $2::uuid[], $3::int8[], $4::text[], $5::date[]) AS u(tenant, id, cents, currency, as_of)
+         WHERE r.tenant = u.tenant AND r.id = u.id",
+    )
+    .bind(&tenant)
+    .bind(&id)
+    .bind(&cents)
+    .bind(&currency)
+    .bind(&as_of)
     .execute(&mut **tx)
     .await?;
     Ok(())

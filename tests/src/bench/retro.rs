@@ -128,7 +128,7 @@ pub fn summary(r: &Value) -> Vec<String> {
 
 /// Sends until the answer is not 503 (a partition lease moving, the log briefly away), a second
 /// apart: the API says a 503 may be retried with the same Idempotency-Key.
-async fn retrying_503(request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn retrying_503(request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
     const ATTEMPTS: u32 = 30;
     for _ in 0..ATTEMPTS {
         let resp = request().send().await?;
@@ -179,10 +179,15 @@ async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyho
 
 /// The projector creates the read model (migrations) when it starts.
 async fn wait_migrated(db: &mut PgConnection, timeout: Duration) -> anyhow::Result<()> {
+    wait_for_table(db, "rederivation_progress", timeout).await
+}
+
+/// Waits until the projector's migrations have created `table`.
+pub(crate) async fn wait_for_table(db: &mut PgConnection, table: &str, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         let ready: Option<String> =
-            sqlx::query_scalar("SELECT to_regclass('rederivation_progress')::text").fetch_one(&mut *db).await?;
+            sqlx::query_scalar("SELECT to_regclass($1)::text").bind(table).fetch_one(&mut *db).await?;
         if ready.is_some() {
             return Ok(());
         }
