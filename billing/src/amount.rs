@@ -69,7 +69,12 @@ impl Amount {
         }
         // digits × 10^(exponent − frac digits), brought to SCALE fractional digits.
         let digits = int.bytes().chain(frac.bytes()).skip_while(|b| *b == b'0');
-        let shift = exponent - frac.len() as i32 + SCALE as i32;
+        // Checked: a crafted exponent must be refused, not overflow.
+        let shift = i32::try_from(frac.len())
+            .ok()
+            .and_then(|f| exponent.checked_sub(f))
+            .and_then(|s| s.checked_add(SCALE as i32))
+            .ok_or("is out of range")?;
         if !(-80..=80).contains(&shift) || digits.clone().count() > 38 {
             return Err("is out of range");
         }
@@ -188,7 +193,7 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_number() {
-        for bad in ["", "abc", "1.2.3", "1,5", "--1", "1e", "$5", "NaN", "inf", "1e99", "1 2"] {
+        for bad in ["", "abc", "1.2.3", "1,5", "--1", "1e", "$5", "NaN", "inf", "1e99", "1 2", "1e2147483647", "1e-2147483648"] {
             assert!(Amount::parse(bad).is_err(), "{bad}");
         }
     }

@@ -31,8 +31,18 @@ pub fn monthly_costs(file: &BillingFile) -> Vec<MonthlyCost> {
         *sums.entry((r.provider, r.cloud_id.as_str(), ledger.currency.as_str())).or_default() += line.costs.billed;
     }
     let days = covered.len() as i128;
-    let mut costs: Vec<MonthlyCost> = sums
+    // One cost per resource: a resource billed in two currencies (rare: two billing accounts)
+    // takes the one it costs most in, so the answer does not depend on map order.
+    let mut biggest: HashMap<(Provider, &str), (&str, Amount)> = HashMap::new();
+    for ((provider, cloud_id, currency), sum) in sums {
+        let e = biggest.entry((provider, cloud_id)).or_insert((currency, sum));
+        if (sum.units().abs(), std::cmp::Reverse(currency)) > (e.1.units().abs(), std::cmp::Reverse(e.0)) {
+            *e = (currency, sum);
+        }
+    }
+    let mut costs: Vec<MonthlyCost> = biggest
         .into_iter()
+        .map(|((provider, cloud_id), (currency, sum))| ((provider, cloud_id, currency), sum))
         .map(|((provider, cloud_id, currency), sum)| MonthlyCost {
             provider,
             cloud_id: cloud_id.to_owned(),

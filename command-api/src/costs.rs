@@ -52,6 +52,28 @@ struct Book {
     next_offset: i64,
     heads: HashMap<Uuid, LedgerHead>,
     splits: HashMap<TenantId, (u64, SplitsDoc)>,
+    last_recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Book {
+    /// The command's context stamped with the time of this write — not of the request, which may
+    /// have started minutes earlier with the upload — never before the previous write's: `as_of`
+    /// reads order imports by this time.
+    fn stamp(&mut self, ctx: &CommandContext) -> CommandContext {
+        let at = chrono::Utc::now().max(self.last_recorded_at);
+        self.last_recorded_at = at;
+        CommandContext { recorded_at: at, ..ctx.clone() }
+    }
+
+    /// After our own appends: when they directly follow what was read (the lease keeps other
+    /// writers out), there is nothing to read back; otherwise (a failure, or records that landed
+    /// in between) the next catch-up reads from where it was.
+    fn skip_own(&mut self, offsets: &[i64], all_acknowledged: bool) {
+        let (Some(first), Some(last)) = (offsets.iter().min(), offsets.iter().max()) else { return };
+        if all_acknowledged && *first == self.next_offset && last - first + 1 == offsets.len() as i64 {
+            self.next_offset = last + 1;
+        }
+    }
 }
 
 /// What a split-rules change came to.
@@ -78,18 +100,16 @@ impl CostWriter {
     pub async fn import(&self, file: &BillingFile, source: &str, ctx: &CommandContext) -> Result<Vec<LedgerOutcome>, CostError> {
         let mut book = self.book.lock().await;
         self.catch_up(&mut book).await.map_err(|e| CostError::Unavailable(format!("reading the cost topic: {e}")))?;
+        let ctx = book.stamp(ctx);
         let mut outcomes = Vec::with_capacity(file.ledgers.len());
         let mut pending = Vec::new();
-        let mut encoding = std::time::Duration::ZERO;
-        let mut deciding = std::time::Duration::ZERO;
+        let mut failure = None;
         let started = std::time::Instant::now();
-        for ledger in &file.ledgers {
+        'ledgers: for ledger in &file.ledgers {
             let id = ledger_id(&ctx.tenant, ledger);
             let head = book.heads.get(&id).cloned().unwrap_or_default();
-            let t = std::time::Instant::now();
-            let events = decide_import(&head, &ctx.tenant, ledger, source, ctx);
-            deciding += t.elapsed();
-            if events.is_empty() {
+            let events = decide_import(&head, &ctx.tenant, ledger, source, &ctx);
+            let Some(last) = events.last().map(|e| e.envelope().clone()) else {
                 outcomes.push(LedgerOutcome {
                     ledger_id: id,
                     import_id: head.import_id,
@@ -99,17 +119,26 @@ impl CostWriter {
                     offset: None,
                 });
                 continue;
-            }
+            };
             let mut deliveries = Vec::with_capacity(events.len());
             for event in &events {
-                let t = std::time::Instant::now();
-                let payload = self.codec.encode_cost(event).await.map_err(|e| CostError::Unavailable(e.to_string()))?;
-                encoding += t.elapsed();
-                let key = id.to_string();
-                let record = FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload);
-                deliveries.push(self.producer.send_result(record).map_err(|(e, _)| CostError::Unavailable(e.to_string()))?);
+                let sent = match self.codec.encode_cost(event).await {
+                    Ok(payload) => {
+                        let key = id.to_string();
+                        let record = FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload);
+                        self.producer.send_result(record).map_err(|(e, _)| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match sent {
+                    Ok(d) => deliveries.push(d),
+                    Err(e) => {
+                        failure = Some(e);
+                        pending.push((outcomes.len(), deliveries, Vec::new()));
+                        break 'ledgers;
+                    }
+                }
             }
-            let last = events.last().expect("an import has a commit").envelope();
             outcomes.push(LedgerOutcome {
                 ledger_id: id,
                 import_id: Some(last.import_id),
@@ -120,35 +149,44 @@ impl CostWriter {
             });
             pending.push((outcomes.len() - 1, deliveries, events));
         }
-        let sent = started.elapsed();
+        // Every delivery is awaited, even after a failure: nothing of this import may still be in
+        // flight once the lease's lock is released.
+        let mut offsets = Vec::new();
         for (i, deliveries, events) in pending {
+            let mut complete = !events.is_empty();
             for d in deliveries {
-                let delivered = d
-                    .await
-                    .map_err(|_| CostError::Unavailable("delivery cancelled".into()))?
-                    .map_err(|(e, _)| CostError::Unavailable(e.to_string()))?;
-                outcomes[i].offset = Some(delivered.offset);
+                match d.await {
+                    Ok(Ok(delivered)) => {
+                        offsets.push(delivered.offset);
+                        if let Some(o) = outcomes.get_mut(i) {
+                            o.offset = Some(delivered.offset);
+                        }
+                    }
+                    Ok(Err((e, _))) => {
+                        complete = false;
+                        failure.get_or_insert(e.to_string());
+                    }
+                    Err(_) => {
+                        complete = false;
+                        failure.get_or_insert("delivery cancelled".to_owned());
+                    }
+                }
             }
-            // Applied only once the whole import is acknowledged; otherwise the next import reads
+            // A head moves only with a whole acknowledged import; otherwise the next import reads
             // the log again to learn what landed.
-            let head = book.heads.entry(outcomes[i].ledger_id).or_default();
-            for e in &events {
-                head.evolve(e);
+            if complete {
+                let head = book.heads.entry(outcomes[i].ledger_id).or_default();
+                for e in &events {
+                    head.evolve(e);
+                }
             }
         }
-        tracing::debug!(
-            deciding_s = deciding.as_secs_f64(),
-            encoding_s = encoding.as_secs_f64(),
-            sent_s = sent.as_secs_f64(),
-            acknowledged_s = started.elapsed().as_secs_f64(),
-            "cost ledgers appended"
-        );
-        // Our own records, contiguous after what catch-up read (the lease keeps other writers
-        // out): no need to read them back.
-        if let Some(end) = outcomes.iter().filter_map(|o| o.offset).max() {
-            book.next_offset = book.next_offset.max(end + 1);
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), records = offsets.len(), "cost ledgers appended");
+        book.skip_own(&offsets, failure.is_none());
+        match failure {
+            Some(reason) => Err(CostError::Unavailable(reason)),
+            None => Ok(outcomes),
         }
-        Ok(outcomes)
     }
 
     /// Replaces a tenant's split rules (checked whole first). The caller holds partition 0's lease.
@@ -159,6 +197,7 @@ impl CostWriter {
         }
         let mut book = self.book.lock().await;
         self.catch_up(&mut book).await.map_err(|e| CostError::Unavailable(format!("reading the cost topic: {e}")))?;
+        let ctx = &book.stamp(ctx);
         let (version, current) = book.splits.get(&ctx.tenant).cloned().unwrap_or_default();
         if let Some(expected) = expected.filter(|e| *e != version) {
             return Err(CostError::VersionConflict { expected, actual: version });
@@ -184,7 +223,7 @@ impl CostWriter {
             .await
             .map_err(|(e, _)| CostError::Unavailable(e.to_string()))?;
         book.splits.insert(ctx.tenant.clone(), (record.version, doc));
-        book.next_offset = book.next_offset.max(delivered.offset + 1);
+        book.skip_own(&[delivered.offset], true);
         Ok(SplitsOutcome { version: record.version, changed: true, offset: Some(delivered.offset) })
     }
 

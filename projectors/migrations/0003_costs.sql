@@ -27,6 +27,8 @@ CREATE TABLE cost_imports (
     unallocatable_effective_cost numeric(38,10) NOT NULL,
     unallocatable_list_cost      numeric(38,10) NOT NULL,
     replaces                     uuid,
+    first_day                    date,                      -- the earliest and latest charge day of its lines
+    last_day                     date,
     imported_by                  text           NOT NULL,
     imported_at                  timestamptz    NOT NULL,   -- reported from then on
     superseded_at                timestamptz,               -- reported until then
@@ -51,6 +53,17 @@ CREATE TABLE resource_cost_months (
     effective       bytea NOT NULL,
     list            bytea NOT NULL,
     PRIMARY KEY (tenant, import_id, resource_id, month, service_name, charge_category)
+);
+
+-- The chunks of each import received so far: a commit makes its import visible only when every
+-- chunk it counts is here (a dead-lettered chunk must not leave a partial import in force).
+CREATE TABLE cost_import_chunks (
+    tenant    text    NOT NULL,
+    import_id uuid    NOT NULL,
+    chunk     integer NOT NULL,
+    first_day date,
+    last_day  date,
+    PRIMARY KEY (tenant, import_id, chunk)
 );
 
 -- Cost without a resource (fees, support, tax, credits, other providers): unallocatable pools.

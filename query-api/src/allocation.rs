@@ -308,10 +308,17 @@ fn share_pools(
 ) -> Vec<SplitApplied> {
     let mut pooled: Vec<((u32, usize), Acc)> = pooled.into_iter().collect();
     pooled.sort_by_key(|((currency, split), _)| (*split, *currency));
+    // Each value's own cost, before any pool is shared: a later rule's weights (and its default
+    // targets) must not include what an earlier rule handed out.
+    let own: FastMap<(u32, u32), i128> = groups
+        .iter()
+        .filter(|((_, g, _), _)| *g == Group::Value)
+        .map(|((c, _, v), a)| ((*c, *v), a.billed.iter().sum()))
+        .collect();
     let mut applied = Vec::new();
     for ((currency, split), pool) in pooled {
         let rule = pools[split].rule;
-        let (targets, weights) = targets(rule, currency, groups, values);
+        let (targets, weights) = targets(rule, currency, &own, values);
         let mut summary = SplitApplied {
             id: rule.id.clone(),
             method: rule.method,
@@ -357,17 +364,14 @@ fn share_pools(
 /// The values sharing a pool and their weights, in value order (ties of the rounding go to the
 /// first). Proportional weights are each value's own billed cost in the range (negative counts as
 /// none); when no value has any, the pool is shared evenly.
-fn targets(rule: &SplitRule, currency: u32, groups: &FastMap<(u32, Group, u32), Acc>, values: &mut Names) -> (Vec<u32>, Vec<i128>) {
-    let direct = |v: u32| groups.get(&(currency, Group::Value, v)).map_or(0, |a| a.billed.iter().sum::<i128>());
+fn targets(rule: &SplitRule, currency: u32, own: &FastMap<(u32, u32), i128>, values: &mut Names) -> (Vec<u32>, Vec<i128>) {
+    let direct = |v: u32| own.get(&(currency, v)).copied().unwrap_or(0);
     let mut named: Vec<(String, i128)> = match rule.method {
         SplitMethod::Fixed => rule.percentages.iter().map(|(v, p)| (v.clone(), p.amount().map_or(0, |a| a.units()))).collect(),
         SplitMethod::Even | SplitMethod::Proportional => {
             let names: Vec<String> = if rule.to.is_empty() {
-                let mut with_cost: Vec<String> = groups
-                    .keys()
-                    .filter(|(c, g, _)| *c == currency && *g == Group::Value)
-                    .map(|(_, _, v)| values.names[*v as usize].clone())
-                    .collect();
+                let mut with_cost: Vec<String> =
+                    own.keys().filter(|(c, _)| *c == currency).map(|(_, v)| values.names[*v as usize].clone()).collect();
                 with_cost.sort();
                 with_cost
             } else {
@@ -417,12 +421,11 @@ fn overlap(month: NaiveDate, from: NaiveDate, to: NaiveDate) -> Option<(usize, u
     Some((first, last))
 }
 
-/// Imports whose billing period is near the range (charges fall inside their billing period, or
-/// close to it for late corrections), in force now or as reported at `as_of`.
+/// Imports with charge days in the range, in force now or as reported at `as_of`.
 async fn imports_in_force(pool: &PgPool, tenant: &TenantId, q: &AllocationQuery) -> Result<Vec<InForce>, Problem> {
     sqlx::query_as(
         "SELECT import_id, currency FROM cost_imports
-          WHERE tenant = $1 AND period_start <= $3 + 31 AND period_end > $2 - 31
+          WHERE tenant = $1 AND first_day <= $3 AND last_day >= $2
             AND CASE WHEN $4::timestamptz IS NULL THEN superseded_at IS NULL
                      ELSE imported_at <= $4 AND (superseded_at IS NULL OR superseded_at > $4) END
           ORDER BY import_id",

@@ -79,7 +79,7 @@ fn apply_event(mut state: ResourceState, event: &ResourceEvent) -> ResourceState
                 name: e.description.name.clone(),
                 native_tags: e.native_tags.clone(),
                 // A new description keeps the cost billing measured.
-                monthly_cost: state.monthly_cost.as_ref().map(|(cents, _)| *cents as f64 / 100.0),
+                monthly_cost: state.monthly_cost.as_ref().map(|(cents, _, _)| *cents as f64 / 100.0),
             }));
         }
         ResourceEvent::NativeTagsChanged(e) => {
@@ -98,7 +98,7 @@ fn apply_event(mut state: ResourceState, event: &ResourceEvent) -> ResourceState
             state.virtual_tags.remove(&e.key);
         }
         ResourceEvent::MonthlyCostChanged(e) => {
-            state.monthly_cost = Some((e.cents, e.currency.clone()));
+            state.monthly_cost = Some((e.cents, e.currency.clone(), e.as_of));
             if let Some(facts) = state.facts.as_mut() {
                 Arc::make_mut(facts).monthly_cost = Some(e.cents as f64 / 100.0);
             }
@@ -194,13 +194,17 @@ fn tags_fingerprint(tags: &std::collections::BTreeMap<String, String>) -> Finger
     FingerprintBuilder::default().map(tags).finish()
 }
 
-/// Only a change of the measured cost is recorded (a re-import of the same bill records nothing).
+/// Only a change of the measured cost is recorded (a re-import of the same bill records nothing),
+/// and never one measured over an older period than the cost held (a corrected file for last year
+/// must not roll this month's cost back).
 fn record_monthly_cost(state: &ResourceState, cmd: &RecordMonthlyCost) -> Result<Vec<ResourceEvent>, ResourceError> {
     if !state.exists() {
         return Err(ResourceError::UnknownResource);
     }
-    if state.monthly_cost.as_ref().is_some_and(|(cents, currency)| *cents == cmd.cents && *currency == cmd.currency) {
-        return Ok(Vec::new());
+    if let Some((cents, currency, as_of)) = &state.monthly_cost {
+        if *as_of > cmd.as_of || (*cents == cmd.cents && *currency == cmd.currency) {
+            return Ok(Vec::new());
+        }
     }
     Ok(vec![ResourceEvent::MonthlyCostChanged(MonthlyCostChanged { cents: cmd.cents, currency: cmd.currency.clone(), as_of: cmd.as_of })])
 }

@@ -27,8 +27,8 @@ pub struct ResourceState {
     pub virtual_tags: BTreeMap<TagKey, AppliedTag>,
     /// Only billing has described the resource so far (no collector has observed it).
     pub billing_only: bool,
-    /// The latest monthly cost a billing import measured, in cents of `monthly_currency`.
-    pub monthly_cost: Option<(i64, String)>,
+    /// The latest monthly cost a billing import measured: cents, currency, last charge day covered.
+    pub monthly_cost: Option<(i64, String, chrono::NaiveDate)>,
     /// What derivation reads (shared: states are cloned per decision).
     pub facts: Option<Arc<ResourceFacts>>,
 }

@@ -368,10 +368,14 @@ fn a_collectors_observation_outranks_billing() {
 }
 
 fn monthly(cents: i64) -> ResourceCommand {
+    monthly_as_of(cents, 31)
+}
+
+fn monthly_as_of(cents: i64, day: u32) -> ResourceCommand {
     ResourceCommand::RecordMonthlyCost(RecordMonthlyCost {
         cents,
         currency: "USD".into(),
-        as_of: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+        as_of: chrono::NaiveDate::from_ymd_opt(2026, 10, day).unwrap(),
     })
 }
 
@@ -385,5 +389,6 @@ fn a_monthly_cost_is_recorded_when_it_changes_and_feeds_derivation() {
     s.when(&observe("web-renamed", &[])).unwrap();
     assert_eq!(s.state.facts.as_ref().unwrap().monthly_cost, Some(620.0));
     assert_eq!(s.then_types(&monthly(100)), ["MonthlyCostChanged"]);
+    assert!(s.then_types(&monthly_as_of(999, 30)).is_empty(), "an older period's cost does not roll the current one back");
     assert_eq!(Scenario::given(&[]).when(&monthly(1)).unwrap_err(), ResourceError::UnknownResource);
 }

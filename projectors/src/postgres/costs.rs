@@ -141,6 +141,19 @@ pub fn pack(days: &[i64; MONTH_DAYS]) -> Vec<u8> {
 async fn write_lines(tx: &mut Transaction<'_, Postgres>, e: &CostLinesRecorded) -> Result<(), sqlx::Error> {
     let tenant = e.envelope.tenant.as_str();
     let import = e.envelope.import_id;
+    let days = e.resource_lines.iter().map(|l| l.day).chain(e.pool_lines.iter().map(|l| l.day));
+    let (first, last) = (days.clone().min(), days.max());
+    sqlx::query(
+        "INSERT INTO cost_import_chunks (tenant, import_id, chunk, first_day, last_day) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(import)
+    .bind(e.chunk as i32)
+    .bind(first)
+    .bind(last)
+    .execute(&mut **tx)
+    .await?;
     let rows = month_rows(&e.resource_lines);
     if !rows.is_empty() {
         let mut resources = Vec::with_capacity(rows.len());
@@ -222,13 +235,27 @@ async fn write_splits(tx: &mut Transaction<'_, Postgres>, e: &CostSplitsChanged)
 
 async fn write_commit(tx: &mut Transaction<'_, Postgres>, e: &CostPeriodImported) -> Result<(), sqlx::Error> {
     let env = &e.envelope;
+    let (received, first_day, last_day): (i64, Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(
+        "SELECT count(*), min(first_day), max(last_day) FROM cost_import_chunks WHERE tenant = $1 AND import_id = $2",
+    )
+    .bind(env.tenant.as_str())
+    .bind(env.import_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if received != i64::from(e.chunks) {
+        // A chunk was lost (dead-lettered): the import stays invisible and the ledger keeps its
+        // previous import, rather than showing part of a bill.
+        tracing::error!(import = %env.import_id, received, expected = e.chunks, "cost import incomplete; not made visible");
+        return Ok(());
+    }
     let inserted = sqlx::query(
         "INSERT INTO cost_imports (tenant, import_id, ledger_id, version, provider_name, billing_account_id, billing_account_name,
                                    period_start, period_end, currency, fingerprint, source, rows, chunks, resource_lines, pool_lines,
                                    resources, billed_cost, effective_cost, list_cost, unallocatable_billed_cost,
-                                   unallocatable_effective_cost, unallocatable_list_cost, replaces, imported_by, imported_at)
+                                   unallocatable_effective_cost, unallocatable_list_cost, replaces, imported_by, imported_at,
+                                   first_day, last_day)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::numeric, $19::numeric, $20::numeric,
-                 $21::numeric, $22::numeric, $23::numeric, $24, $25, $26)
+                 $21::numeric, $22::numeric, $23::numeric, $24, $25, $26, $27, $28)
          ON CONFLICT DO NOTHING",
     )
     .bind(env.tenant.as_str())
@@ -257,21 +284,24 @@ async fn write_commit(tx: &mut Transaction<'_, Postgres>, e: &CostPeriodImported
     .bind(e.replaces)
     .bind(env.actor.as_str())
     .bind(env.recorded_at)
+    .bind(first_day)
+    .bind(last_day)
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
         return Ok(());
     }
-    // Every earlier import of the ledger still in force is replaced (normally just `replaces`).
+    // Every other import of the ledger still in force is replaced (normally just `replaces`): the
+    // topic has one partition, so the later commit in the log wins, whatever versions say. Never
+    // superseded before it was imported, however the writers' clocks drifted.
     sqlx::query(
-        "UPDATE cost_imports SET superseded_at = $4, superseded_by = $3
-          WHERE tenant = $1 AND ledger_id = $2 AND superseded_at IS NULL AND import_id <> $3 AND version < $5",
+        "UPDATE cost_imports SET superseded_at = GREATEST($4, imported_at), superseded_by = $3
+          WHERE tenant = $1 AND ledger_id = $2 AND superseded_at IS NULL AND import_id <> $3",
     )
     .bind(env.tenant.as_str())
     .bind(env.ledger_id)
     .bind(env.import_id)
     .bind(env.recorded_at)
-    .bind(env.version as i64)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -258,7 +258,8 @@ pub fn fold(events: &[Positioned], known_versions: &HashMap<AggregateKey, u64>) 
             // Native tags never reach the query side; the event only moves the version.
             ResourceEvent::NativeTagsChanged(_) => {}
             ResourceEvent::MonthlyCostChanged(e) => {
-                audit.new_value = Some(format!("{}.{:02} {}", e.cents / 100, (e.cents % 100).abs(), e.currency));
+                let sign = if e.cents < 0 { "-" } else { "" };
+                audit.new_value = Some(format!("{sign}{}.{:02} {}", (e.cents / 100).abs(), (e.cents % 100).abs(), e.currency));
                 change.monthly_cost = Some((e.cents, e.currency.clone(), e.as_of));
             }
             ResourceEvent::VirtualTagApplied(e) => {
