@@ -220,6 +220,9 @@ curl -s \$QRY/api/v1/resources/$id/virtual-tags -H "Authorization: Bearer \$VIEW
 # 2. audit trail of that resource (newest first; ?limit=, &cursor=<next_cursor>)
 curl -s "\$QRY/api/v1/audit-trail?resource_id=$id&limit=20" -H "Authorization: Bearer \$VIEWER"
 
+# 2b. October's cost by team (FOCUS demo import; support and tax shared by a split rule)
+curl -s "\$QRY/api/v1/costs/allocation?tag_key=team&from=2026-10-01&to=2026-10-31" -H "Authorization: Bearer \$VIEWER"
+
 # 3. GraphQL
 curl -s \$QRY/graphql -H "Authorization: Bearer \$VIEWER" -H 'content-type: application/json' \\
   -d '{"query": "{ resource(id: \"$id\") { name virtualTags { key value source confidence } } }"}'
