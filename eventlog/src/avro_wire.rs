@@ -6,7 +6,7 @@
 
 use vtag_billing::{Amount, CostEnvelope, CostLinesRecorded, Costs};
 
-use crate::cost::EPOCH;
+use crate::cost::{minimal_bytes, EPOCH};
 
 /// A growing Confluent-framed Avro datum.
 pub(crate) struct Wire(Vec<u8>);
@@ -52,16 +52,8 @@ impl Wire {
         self.long((d - EPOCH).num_days());
     }
 
-    /// A decimal's unscaled value: big-endian two's complement without redundant sign bytes.
     fn decimal(&mut self, a: Amount) {
-        let units = a.units();
-        let bytes = units.to_be_bytes();
-        let negative = units < 0;
-        let pad = if negative { 0xff } else { 0x00 };
-        let mut start = 0;
-        while start < 15 && bytes[start] == pad && (bytes[start + 1] & 0x80 != 0) == negative {
-            start += 1;
-        }
+        let (bytes, start) = minimal_bytes(a.units());
         self.bytes(&bytes[start..]);
     }
 

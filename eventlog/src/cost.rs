@@ -35,9 +35,15 @@ fn decimal(a: Amount) -> Value {
     unscaled(a.units())
 }
 
-/// An Avro decimal of `units` (its unscaled value): two's complement, big-endian, without
-/// redundant sign bytes.
+/// An Avro decimal of `units` (its unscaled value).
 pub(crate) fn unscaled(units: i128) -> Value {
+    let (bytes, start) = minimal_bytes(units);
+    Value::Decimal(Decimal::from(&bytes[start..]))
+}
+
+/// Two's complement, big-endian, without redundant sign bytes (Avro's decimal bytes): the buffer
+/// and where the significant bytes start.
+pub(crate) fn minimal_bytes(units: i128) -> ([u8; 16], usize) {
     let bytes = units.to_be_bytes();
     let negative = units < 0;
     let pad = if negative { 0xff } else { 0x00 };
@@ -45,7 +51,7 @@ pub(crate) fn unscaled(units: i128) -> Value {
     while start < 15 && bytes[start] == pad && (bytes[start + 1] & 0x80 != 0) == negative {
         start += 1;
     }
-    Value::Decimal(Decimal::from(&bytes[start..]))
+    (bytes, start)
 }
 
 fn costs(c: &Costs) -> Value {

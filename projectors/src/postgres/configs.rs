@@ -83,18 +83,30 @@ impl ConfigProjection {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
-             VALUES ($1, $2, 0, $3, now())
-             ON CONFLICT (projector, topic, partition) DO UPDATE
-               SET next_offset = EXCLUDED.next_offset, updated_at = now()
-               WHERE projector_checkpoints.next_offset < EXCLUDED.next_offset",
-        )
-        .bind(&self.projector)
-        .bind(self.codec.topic())
-        .bind(next_offset)
-        .execute(&mut *tx)
-        .await?;
+        save_checkpoint(&mut tx, &self.projector, self.codec.topic(), next_offset).await?;
         tx.commit().await
     }
+}
+
+/// The next offset of a single-partition topic, in the transaction of the rows it covers (never
+/// moved backwards by a replayed batch).
+pub(crate) async fn save_checkpoint(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    projector: &str,
+    topic: &str,
+    next_offset: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
+         VALUES ($1, $2, 0, $3, now())
+         ON CONFLICT (projector, topic, partition) DO UPDATE
+           SET next_offset = EXCLUDED.next_offset, updated_at = now()
+           WHERE projector_checkpoints.next_offset < EXCLUDED.next_offset",
+    )
+    .bind(projector)
+    .bind(topic)
+    .bind(next_offset)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

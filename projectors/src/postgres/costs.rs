@@ -100,18 +100,7 @@ impl CostProjection {
             Some(CostRecord::Splits(splits)) => write_splits(&mut tx, splits).await?,
             None => {}
         }
-        sqlx::query(
-            "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
-             VALUES ($1, $2, 0, $3, now())
-             ON CONFLICT (projector, topic, partition) DO UPDATE
-               SET next_offset = EXCLUDED.next_offset, updated_at = now()
-               WHERE projector_checkpoints.next_offset < EXCLUDED.next_offset",
-        )
-        .bind(&self.projector)
-        .bind(self.codec.topic())
-        .bind(next_offset)
-        .execute(&mut *tx)
-        .await?;
+        super::configs::save_checkpoint(&mut tx, &self.projector, self.codec.topic(), next_offset).await?;
         tx.commit().await
     }
 }
