@@ -3,7 +3,7 @@
 //! as ISO 8601 UTC, a Tags map as a JSON object, null as an empty cell), so both formats accept and
 //! refuse alike. Only the columns vtag reads are decoded, a batch of rows at a time.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ::parquet::basic::{Compression, ConvertedType, LogicalType, Repetition, TimeUnit, Type as Physical};
@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta};
 
 use crate::columns::{Column, Layout};
 use crate::error::ImportError;
-use crate::read::{read_focus_csv, BillingFile, Folder, Record};
+use crate::read::{io_error, read_focus_csv, BillingFile, Folder, Record};
 
 /// What a Parquet file starts (and ends) with.
 const MAGIC: &[u8] = b"PAR1";
@@ -29,15 +29,26 @@ const MAGIC: &[u8] = b"PAR1";
 /// Rows decoded at a time: bounds memory whatever the size of a file's row groups.
 const BATCH: usize = 4096;
 
-/// Reads a FOCUS export in whichever format it is: Parquet when it starts with Parquet's magic
-/// bytes, CSV (plain or gzip) otherwise. A Parquet file is copied once into a shared buffer; a
-/// caller already holding one passes it to [`read_focus_parquet`] instead.
-pub fn read_focus(bytes: &[u8], progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
-    if bytes.starts_with(MAGIC) {
-        read_focus_parquet(Bytes::copy_from_slice(bytes), progress)
-    } else {
-        read_focus_csv(bytes, progress)
+/// Reads a FOCUS export in whichever format it is — Parquet when it starts with Parquet's magic
+/// bytes, CSV (plain or gzip) otherwise — from a stream: clients' content types vary too much to
+/// trust. CSV is read as it streams; a Parquet file is collected first.
+pub fn read_focus(mut input: impl Read, progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        match input.read(&mut magic[got..]).map_err(io_error)? {
+            0 => break,
+            n => got += n,
+        }
     }
+    let head = &magic[..got];
+    if head == MAGIC {
+        // Parquet's footer comes last: the file is needed whole.
+        let mut all = head.to_vec();
+        input.read_to_end(&mut all).map_err(io_error)?;
+        return read_focus_parquet(Bytes::from(all), progress);
+    }
+    read_focus_csv(head.chain(input), progress)
 }
 
 /// Reads a FOCUS Parquet export: the columns are found by the names of the schema's top-level

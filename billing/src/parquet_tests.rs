@@ -388,7 +388,7 @@ fn a_nested_focus_column_is_refused_by_name() {
 
 #[test]
 fn what_is_not_parquet_is_refused_cleanly() {
-    let err = read_focus(b"PAR1 is where the resemblance ends", |_| {}).unwrap_err();
+    let err = read_focus(&b"PAR1 is where the resemblance ends"[..], |_| {}).unwrap_err();
     assert_eq!((err.rule, err.row), ("parquet", None), "{err}");
     let mut truncated = strings(&sample_rows(), Compression::SNAPPY);
     truncated.truncate(truncated.len() - 9);
@@ -440,11 +440,11 @@ fn a_codec_left_out_of_the_build_is_named_before_reading() {
 fn read_focus_tells_the_formats_apart() {
     let rows = sample_rows();
     let expected = from_csv(&rows);
-    assert_eq!(read_focus(&strings(&rows, Compression::SNAPPY), |_| {}).unwrap(), expected);
+    assert_eq!(read_focus(&strings(&rows, Compression::SNAPPY)[..], |_| {}).unwrap(), expected);
     assert_eq!(read_focus(csv(&rows).as_bytes(), |_| {}).unwrap(), expected);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, csv(&rows).as_bytes()).unwrap();
-    assert_eq!(read_focus(&gz.finish().unwrap(), |_| {}).unwrap(), expected);
+    assert_eq!(read_focus(&gz.finish().unwrap()[..], |_| {}).unwrap(), expected);
 }
 
 #[test]

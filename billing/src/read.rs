@@ -69,7 +69,7 @@ pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result
     Ok(folder.finish(row))
 }
 
-fn io_error(e: std::io::Error) -> ImportError {
+pub(crate) fn io_error(e: std::io::Error) -> ImportError {
     ImportError::file("unreadable", format!("the file could not be read: {e}"))
 }
 

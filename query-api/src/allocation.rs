@@ -173,14 +173,17 @@ const NO_VALUE: u32 = u32::MAX;
 pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &AllocationQuery) -> Result<AllocationReport, Problem> {
     let imports = imports_in_force(pool, tenant, q).await?;
     let mut values = Names::default();
-    let value_of: FastMap<Uuid, u32> =
-        tag_values(pool, tenant, &q.tag_key, q.as_of).await?.into_iter().map(|(r, v)| (r, values.id(&v))).collect();
+    let mut value_of: FastMap<Uuid, u32> = FastMap::default();
+    for (value, ids) in tag_values(pool, tenant, &q.tag_key, q.as_of).await? {
+        let v = values.id(&value);
+        value_of.extend(ids.into_iter().map(|r| (r, v)));
+    }
     let allowed = allowed_resources(pool, tenant, &q.filters, q.as_of).await?;
     let rules = split_rules(pool, tenant, &q.tag_key, q.as_of).await?;
     let mut pools = Vec::with_capacity(rules.len());
     for rule in &rules {
         let tagged = match &rule.pool.tag {
-            Some(t) => Some(tag_values(pool, tenant, &t.key, q.as_of).await?.into_iter().filter(|(_, v)| *v == t.value).map(|(r, _)| r).collect()),
+            Some(t) => Some(carrying(pool, tenant, &t.key, &t.value, q.as_of).await?),
             None => None,
         };
         pools.push(Pool { rule, tagged });
@@ -439,9 +442,9 @@ async fn imports_in_force(pool: &PgPool, tenant: &TenantId, q: &AllocationQuery)
     .map_err(db_error)
 }
 
-/// Each resource's value of `key`, now or at `as_of` (the audit trail's latest row per resource
-/// by then; a removal means no value).
-pub async fn tag_values(pool: &PgPool, tenant: &TenantId, key: &str, as_of: Option<DateTime<Utc>>) -> Result<Vec<(Uuid, String)>, Problem> {
+/// The values of `key` and the resources carrying each, now or at `as_of` (the audit trail's
+/// latest row per resource by then; a removal means no value).
+pub async fn tag_values(pool: &PgPool, tenant: &TenantId, key: &str, as_of: Option<DateTime<Utc>>) -> Result<Vec<(String, Vec<Uuid>)>, Problem> {
     // One row per value with its resources as an array: a hundred thousand rows decode several
     // times slower than a dozen arrays holding the same ids.
     let grouped: Result<Vec<(String, Vec<Uuid>)>, sqlx::Error> = match as_of {
@@ -467,7 +470,13 @@ pub async fn tag_values(pool: &PgPool, tenant: &TenantId, key: &str, as_of: Opti
             .await
         }
     };
-    Ok(grouped.map_err(db_error)?.into_iter().flat_map(|(value, ids)| ids.into_iter().map(move |id| (id, value.clone()))).collect())
+    grouped.map_err(db_error)
+}
+
+/// The resources carrying `key` = `value` (now or at `as_of`).
+async fn carrying(pool: &PgPool, tenant: &TenantId, key: &str, value: &str, as_of: Option<DateTime<Utc>>) -> Result<HashSet<Uuid>, Problem> {
+    let groups = tag_values(pool, tenant, key, as_of).await?;
+    Ok(groups.into_iter().filter(|(v, _)| v == value).flat_map(|(_, ids)| ids).collect())
 }
 
 /// The resources the filters allow (`None`: every resource).
@@ -490,8 +499,7 @@ async fn allowed_resources(pool: &PgPool, tenant: &TenantId, f: &CostFilters, as
         allowed = Some(ids.into_iter().collect());
     }
     for (key, value) in &f.tags {
-        let with: HashSet<Uuid> =
-            tag_values(pool, tenant, key, as_of).await?.into_iter().filter(|(_, v)| v == value).map(|(r, _)| r).collect();
+        let with = carrying(pool, tenant, key, value, as_of).await?;
         allowed = Some(match allowed {
             None => with,
             Some(a) => a.intersection(&with).copied().collect(),

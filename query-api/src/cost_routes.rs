@@ -13,6 +13,7 @@ use vtag_service::{Caller, FieldError, Problem, Role};
 use crate::allocation::{self, Allocation, AllocationQuery, AllocationReport, CostFilters, MAX_DAYS};
 use vtag_billing::SplitMethod;
 use crate::consistency::{self, ConsistencyToken};
+use crate::rest::present;
 use crate::rfc3339;
 use crate::state::{db_error, AppState};
 
@@ -43,11 +44,8 @@ pub struct AllocationInput {
     pub as_of: Option<DateTime<Utc>>,
 }
 
-fn present(s: Option<String>) -> Option<String> {
-    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-fn date(field: &str, raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
+/// A required `YYYY-MM-DD` parameter (its problem recorded in `errors`).
+pub(crate) fn date(field: &str, raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
     match present(raw) {
         None => {
             errors.push(FieldError::new(field, "required", format!("{field} is required (YYYY-MM-DD)")));

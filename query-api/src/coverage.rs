@@ -24,6 +24,7 @@ use vtag_domain::{TagKey, TenantId};
 use vtag_service::{Caller, FieldError, Problem, Role};
 
 use crate::allocation::{self, AllocationQuery, CostFilters, MAX_DAYS};
+use crate::cost_routes;
 use crate::cost_cache::CostCache;
 use crate::state::{db_error, AppState};
 
@@ -108,16 +109,7 @@ pub async fn coverage(
 
 fn check(p: CoverageParams) -> Result<(NaiveDate, NaiveDate, Option<Vec<String>>), Problem> {
     let mut errors = Vec::new();
-    let mut date = |field: &str, raw: Option<String>| match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => {
-            errors.push(FieldError::new(field, "required", format!("{field} is required (YYYY-MM-DD)")));
-            None
-        }
-        Some(raw) => NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .map_err(|_| errors.push(FieldError::new(field, "date", format!("'{raw}' is not a date; use YYYY-MM-DD"))))
-            .ok(),
-    };
-    let (from, to) = (date("from", p.from), date("to", p.to));
+    let (from, to) = (cost_routes::date("from", p.from, &mut errors), cost_routes::date("to", p.to, &mut errors));
     if let (Some(f), Some(t)) = (from, to) {
         if t < f || (t - f).num_days() + 1 > MAX_DAYS {
             errors.push(FieldError::new("to", "range", format!("to must be on or after from, at most {MAX_DAYS} days on")));

@@ -114,7 +114,7 @@ struct ResourceQuery {
     as_of: Option<DateTime<Utc>>,
 }
 
-fn present(s: Option<String>) -> Option<String> {
+pub(crate) fn present(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 

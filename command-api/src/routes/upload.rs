@@ -7,7 +7,7 @@ use std::io::Read;
 use axum::body::{Body, Bytes};
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use vtag_billing::{read_focus_csv, read_focus_parquet, BillingFile, ImportError};
+use vtag_billing::{read_focus, BillingFile};
 use vtag_service::Problem;
 
 /// Chunks in flight between the connection and the parser (64 × hyper's ≤ 64 KiB frames).
@@ -16,7 +16,7 @@ const QUEUE: usize = 64;
 /// Reads `body` (at most `limit` bytes) into a billing file; refuses it whole on the first bad cell.
 pub async fn read_billing_file(body: Body, limit: usize) -> Result<BillingFile, Problem> {
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
-    let parser = tokio::task::spawn_blocking(move || parse(ChannelReader { rx, current: Bytes::new() }));
+    let parser = tokio::task::spawn_blocking(move || read_focus(ChannelReader { rx, current: Bytes::new() }, |_| {}));
     let mut stream = body.into_data_stream();
     let mut received = 0usize;
     let mut upload_error = None;
@@ -47,27 +47,6 @@ pub async fn read_billing_file(body: Body, limit: usize) -> Result<BillingFile, 
         return Err(problem);
     }
     parsed.map_err(super::costs::problem_for_import)
-}
-
-/// Parquet is told apart by its magic bytes, gzip by its own (inside the CSV reader): clients'
-/// content types vary too much to trust.
-fn parse(mut input: ChannelReader) -> Result<BillingFile, ImportError> {
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match input.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) => return Err(ImportError::file("unreadable", format!("the file could not be read: {e}"))),
-        }
-    }
-    let head = &magic[..got];
-    if head == b"PAR1" {
-        let mut all = head.to_vec();
-        input.read_to_end(&mut all).map_err(|e| ImportError::file("unreadable", format!("the file could not be read: {e}")))?;
-        return read_focus_parquet(Bytes::from(all), |_| {});
-    }
-    read_focus_csv(head.chain(input), |_| {})
 }
 
 /// The uploaded chunks as a `Read`, for the blocking parser.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
-use vtag_eventlog::{ConfigRecord, DecodeError, EventCodec};
+use vtag_eventlog::{ConfigRecord, EventCodec};
 
 use crate::source::BatchSource;
 
@@ -19,15 +19,7 @@ pub struct ConfigProjection {
 
 impl ConfigProjection {
     pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec) -> anyhow::Result<Self> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2 AND partition = 0",
-        )
-        .bind(projector)
-        .bind(codec.topic())
-        .fetch_optional(&pool)
-        .await?;
-        let checkpoints = next.map(|o| (0, o)).into_iter().collect();
-        let source = BatchSource::assign(brokers, "vtag-projector-postgres-config", codec.topic(), 1, &checkpoints)?;
+        let source = single_partition_source(&pool, projector, brokers, "vtag-projector-postgres-config", codec.topic()).await?;
         Ok(Self { pool, projector: projector.to_owned(), codec, source })
     }
 
@@ -40,25 +32,12 @@ impl ConfigProjection {
             let mut next = 0;
             for r in &batch {
                 next = r.offset + 1;
-                match self.decode(&r.payload).await {
+                match super::decode_with_retry(|| self.codec.decode_config(&r.payload)).await {
                     Ok(c) => records.push(c),
                     Err(reason) => tracing::error!(offset = r.offset, %reason, "skipping an undecodable configuration record"),
                 }
             }
             self.write(&records, next).await.context("writing tagging configurations")?;
-        }
-    }
-
-    async fn decode(&self, payload: &[u8]) -> Result<ConfigRecord, String> {
-        loop {
-            match self.codec.decode_config(payload).await {
-                Ok(c) => return Ok(c),
-                Err(DecodeError::Poison(e)) => return Err(e),
-                Err(DecodeError::Unavailable(e)) => {
-                    tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
         }
     }
 
@@ -86,6 +65,25 @@ impl ConfigProjection {
         save_checkpoint(&mut tx, &self.projector, self.codec.topic(), next_offset).await?;
         tx.commit().await
     }
+}
+
+/// A reader of a single-partition topic, from the projector's checkpoint for it.
+pub(crate) async fn single_partition_source(
+    pool: &PgPool,
+    projector: &str,
+    brokers: &str,
+    client_id: &str,
+    topic: &str,
+) -> anyhow::Result<BatchSource> {
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2 AND partition = 0",
+    )
+    .bind(projector)
+    .bind(topic)
+    .fetch_optional(pool)
+    .await?;
+    let checkpoints = next.map(|o| (0, o)).into_iter().collect();
+    Ok(BatchSource::assign(brokers, client_id, topic, 1, &checkpoints)?)
 }
 
 /// The next offset of a single-partition topic, in the transaction of the rows it covers (never

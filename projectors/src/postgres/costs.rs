@@ -15,10 +15,10 @@ use chrono::{Datelike, NaiveDate};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use vtag_billing::{Amount, CostEvent, CostLinesRecorded, CostPeriodImported, CostRecord, CostSplitsChanged, ResourceCost};
-use vtag_eventlog::{DecodeError, EventCodec};
+use vtag_eventlog::EventCodec;
 
 use crate::dead_letter::DeadLetters;
-use crate::source::{BatchSource, LogRecord};
+use crate::source::BatchSource;
 
 /// Days of a month row: 31 slots of 8 bytes.
 pub const MONTH_DAYS: usize = 31;
@@ -33,15 +33,7 @@ pub struct CostProjection {
 
 impl CostProjection {
     pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec, dead_letters: DeadLetters) -> anyhow::Result<Self> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2 AND partition = 0",
-        )
-        .bind(projector)
-        .bind(codec.topic())
-        .fetch_optional(&pool)
-        .await?;
-        let checkpoints = next.map(|o| (0, o)).into_iter().collect();
-        let source = BatchSource::assign(brokers, "vtag-projector-postgres-costs", codec.topic(), 1, &checkpoints)?;
+        let source = super::configs::single_partition_source(&pool, projector, brokers, "vtag-projector-postgres-costs", codec.topic()).await?;
         Ok(Self { pool, projector: projector.to_owned(), codec, source, dead_letters })
     }
 
@@ -49,7 +41,7 @@ impl CostProjection {
     pub async fn run(self) -> anyhow::Result<()> {
         loop {
             for record in self.source.next_batch(50, Duration::from_millis(50)).await? {
-                let event = match self.decode(&record.payload).await {
+                let event = match super::decode_with_retry(|| self.codec.decode_cost(&record.payload)).await {
                     Ok(e) => Some(e),
                     Err(reason) => {
                         tracing::error!(offset = record.offset, %reason, "dead-lettering a cost record");
@@ -57,37 +49,9 @@ impl CostProjection {
                         None
                     }
                 };
-                self.write_with_retry(event.as_ref(), &record).await?;
-            }
-        }
-    }
-
-    async fn decode(&self, payload: &[u8]) -> Result<CostRecord, String> {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.codec.decode_cost(payload).await {
-                Ok(e) => return Ok(e),
-                Err(DecodeError::Poison(e)) => return Err(e),
-                Err(DecodeError::Unavailable(e)) => {
-                    tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    async fn write_with_retry(&self, event: Option<&CostRecord>, record: &LogRecord) -> anyhow::Result<()> {
-        let mut attempt = 0;
-        loop {
-            match self.write(event, record.offset + 1).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < 20 && super::is_transient(&e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "cost read-model write failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
-                Err(e) => return Err(e).context(format!("writing cost record at offset {}", record.offset)),
+                super::write_with_retry(|| self.write(event.as_ref(), record.offset + 1))
+                    .await
+                    .with_context(|| format!("cost record at offset {}", record.offset))?;
             }
         }
     }

@@ -81,7 +81,7 @@ pub async fn project_batch(
             continue;
         }
         next_offsets.insert(record.partition, record.offset + 1);
-        match decode_with_retry(codec, &record.payload).await {
+        match decode_with_retry(|| codec.decode(&record.payload)).await {
             Ok(Decoded::Resource(recorded)) => events.push(Positioned { partition: record.partition, offset: record.offset, recorded }),
             Ok(Decoded::Progress(m)) => progress.push(ProgressRow {
                 tenant: m.tenant.as_str().to_owned(),
@@ -114,7 +114,7 @@ pub async fn project_batch(
     let known = store.versions(&keys).await?;
     let mut changes = fold(&events, &known);
     changes.progress = fold::latest_progress(progress);
-    write_with_retry(store, &changes, &next_offsets).await?;
+    write_with_retry(|| store.write(&changes, &next_offsets)).await?;
     checkpoints.extend(next_offsets);
     if changes.skipped > 0 {
         tracing::debug!(skipped = changes.skipped, "skipped events already in the read model");
@@ -123,10 +123,13 @@ pub async fn project_batch(
 }
 
 /// Registry outages are transient: wait them out. Anything else about the bytes is permanent.
-async fn decode_with_retry(codec: &EventCodec, payload: &[u8]) -> Result<Decoded, String> {
+pub(crate) async fn decode_with_retry<T, Fut>(mut decode: impl FnMut() -> Fut) -> Result<T, String>
+where
+    Fut: Future<Output = Result<T, DecodeError>>,
+{
     let mut delay = Duration::from_millis(100);
     loop {
-        match codec.decode(payload).await {
+        match decode().await {
             Ok(e) => return Ok(e),
             Err(DecodeError::Poison(reason)) => return Err(reason),
             Err(DecodeError::Unavailable(reason)) => {
@@ -138,10 +141,14 @@ async fn decode_with_retry(codec: &EventCodec, payload: &[u8]) -> Result<Decoded
     }
 }
 
-async fn write_with_retry(store: &Store, changes: &fold::RowChanges, next: &HashMap<i32, i64>) -> anyhow::Result<()> {
+/// Retries a read-model write (one transaction) while the failure is transient.
+pub(crate) async fn write_with_retry<Fut>(mut write: impl FnMut() -> Fut) -> anyhow::Result<()>
+where
+    Fut: Future<Output = Result<(), sqlx::Error>>,
+{
     let mut attempt = 0;
     loop {
-        match store.write(changes, next).await {
+        match write().await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 20 && is_transient(&e) => {
                 attempt += 1;
