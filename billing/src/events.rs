@@ -6,6 +6,8 @@
 //! writer that dies half-way leaves nothing visible, and retrying writes the same events again
 //! (ids derive from the ledger, its version and its content).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use vtag_domain::{Actor, CommandContext, ResourceId, TenantId};
@@ -38,7 +40,7 @@ pub struct ResourceCost {
     pub resource_id: ResourceId,
     pub day: NaiveDate,
     pub category: ChargeCategory,
-    pub service: String,
+    pub service: Arc<str>,
     pub costs: Costs,
 }
 

@@ -5,13 +5,14 @@
 //! sub-account, kept as unallocatable pools.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 use vtag_domain::Provider;
 
 use crate::amount::Amount;
-use crate::charge::ChargeCategory;
+use crate::charge::{cloud_of, ChargeCategory};
 
 /// BilledCost, EffectiveCost and ListCost of something, in the ledger's currency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,7 +62,8 @@ pub struct ResourceLine {
     pub resource: u32,
     pub day: NaiveDate,
     pub category: ChargeCategory,
-    pub service: String,
+    /// Shared by every line of the service (hundreds of thousands of lines, a few services).
+    pub service: Arc<str>,
     pub costs: Costs,
 }
 
@@ -177,8 +179,10 @@ pub(crate) struct LedgerBuilder {
     pub(crate) billing_account_name: String,
     pub(crate) currency: String,
     pub(crate) rows: u64,
+    /// vtag's cloud for the ledger's provider (none: its costs are pools).
+    pub(crate) cloud: Option<Provider>,
     pub(crate) resources: Vec<BilledResource>,
-    resource_index: HashMap<String, u32>,
+    resource_index: FastMap<String, u32>,
     /// Raw Tags text per resource, to parse it only when it changes.
     pub(crate) raw_tags: Vec<String>,
     services: Vec<String>,
@@ -189,7 +193,7 @@ pub(crate) struct LedgerBuilder {
 
 impl LedgerBuilder {
     pub(crate) fn new(key: LedgerKey) -> Self {
-        Self { key: Some(key), ..Self::default() }
+        Self { cloud: cloud_of(&key.provider_name), key: Some(key), ..Self::default() }
     }
 
     pub(crate) fn service(&mut self, name: &str) -> u32 {
@@ -235,27 +239,27 @@ impl LedgerBuilder {
     }
 
     pub(crate) fn finish(self) -> Ledger {
-        let services = self.services;
         let resources = self.resources;
-        let mut resource_lines: Vec<ResourceLine> = self
-            .lines
+        // Sorted by ranks, not by the strings: the same order, without comparing ids character
+        // by character a million times.
+        let resource_rank = ranks(resources.iter().map(|r| r.cloud_id.as_str()));
+        let service_rank = ranks(self.services.iter().map(String::as_str));
+        let mut keyed: Vec<((u32, NaiveDate, ChargeCategory, u32), Costs)> = self.lines.into_iter().collect();
+        keyed.sort_unstable_by_key(|((resource, day, category, service), _)| {
+            (resource_rank[*resource as usize], *day, *category, service_rank[*service as usize])
+        });
+        let shared: Vec<Arc<str>> = self.services.iter().map(|s| Arc::from(s.as_str())).collect();
+        let resource_lines: Vec<ResourceLine> = keyed
             .into_iter()
             .map(|((resource, day, category, service), costs)| ResourceLine {
                 resource,
                 day,
                 category,
-                service: services[service as usize].clone(),
+                service: shared[service as usize].clone(),
                 costs,
             })
             .collect();
-        resource_lines.sort_unstable_by(|a, b| {
-            (&resources[a.resource as usize].cloud_id, a.day, a.category, &a.service).cmp(&(
-                &resources[b.resource as usize].cloud_id,
-                b.day,
-                b.category,
-                &b.service,
-            ))
-        });
+        let services = self.services;
         let mut pool_lines: Vec<PoolLine> = self
             .pools
             .into_iter()
@@ -293,4 +297,15 @@ impl LedgerBuilder {
             unallocatable,
         }
     }
+}
+
+/// Each item's position in sorted order (items are distinct).
+fn ranks<'a>(items: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let mut order: Vec<(u32, &str)> = items.enumerate().map(|(i, s)| (i as u32, s)).collect();
+    order.sort_unstable_by(|a, b| a.1.cmp(b.1));
+    let mut rank = vec![0u32; order.len()];
+    for (r, (i, _)) in order.into_iter().enumerate() {
+        rank[i as usize] = r as u32;
+    }
+    rank
 }

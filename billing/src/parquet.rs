@@ -32,7 +32,7 @@ const BATCH: usize = 4096;
 /// Reads a FOCUS export in whichever format it is — Parquet when it starts with Parquet's magic
 /// bytes, CSV (plain or gzip) otherwise — from a stream: clients' content types vary too much to
 /// trust. CSV is read as it streams; a Parquet file is collected first.
-pub fn read_focus(mut input: impl Read, progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
+pub fn read_focus(mut input: impl Read + Send, progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < magic.len() {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use csv::ByteRecord;
@@ -12,7 +13,7 @@ use vtag_domain::{CloudResourceId, NativeTags, Provider, ResourceDescription};
 use flate2::bufread::MultiGzDecoder;
 
 use crate::amount::Amount;
-use crate::charge::{cloud_of, is_currency, parse_instant, ChargeCategory};
+use crate::charge::{is_currency, parse_instant, ChargeCategory};
 use crate::columns::{Column, Layout};
 use crate::error::ImportError;
 use crate::ledger::{BilledResource, Costs, FastMap, Ledger, LedgerBuilder, LedgerKey};
@@ -27,13 +28,30 @@ pub struct BillingFile {
     pub rounded_amounts: u64,
 }
 
+/// Records handed from the splitting thread to the folding one at a time: large enough that the
+/// hand-over costs nothing per row, small enough that both threads start at once.
+const BATCH: usize = 1024;
+
+/// Batches in flight between the two threads (each holds its records' buffers for reuse).
+const IN_FLIGHT: usize = 4;
+
+/// A batch of records split from the file; `len` of them are this batch's (the rest are buffers
+/// kept from earlier batches).
+struct Batch {
+    records: Vec<ByteRecord>,
+    len: usize,
+}
+
 /// Reads a FOCUS CSV, gzip-compressed or not (told apart by the gzip magic bytes). `progress` is
 /// called now and then with the count of rows read so far.
-pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
+///
+/// Two threads: one decompresses and splits the bytes into records, the other checks and folds
+/// them — the two halves of the work cost about the same, and an import waits for both.
+pub fn read_focus_csv(input: impl Read + Send, mut progress: impl FnMut(u64)) -> Result<BillingFile, ImportError> {
     let mut buffered = BufReader::with_capacity(1 << 16, input);
     let magic = buffered.fill_buf().map_err(io_error)?;
     let gzip = magic.starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let reader: Box<dyn Read + Send> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(reader);
     let header = csv.byte_headers().map_err(csv_error)?.clone();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
@@ -47,26 +65,62 @@ pub fn read_focus_csv(input: impl Read, mut progress: impl FnMut(u64)) -> Result
     let layout = Layout::from_header(names)?;
 
     let mut folder = Folder::new(layout);
-    let mut record = ByteRecord::new();
-    let mut row = 0u64;
-    loop {
-        match csv.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(e)),
+    let rows = std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch, ImportError>>(IN_FLIGHT);
+        let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+        scope.spawn(move || split_records(csv, &full_tx, &empty_rx));
+        let mut row = 0u64;
+        // A failure returns at once: dropping the receiver stops the splitting thread at its next
+        // batch.
+        for batch in full_rx {
+            let batch = batch?;
+            for record in &batch.records[..batch.len] {
+                row += 1;
+                let line = record.position().map_or(0, |p| p.line());
+                folder.fold(record, row, Some(line))?;
+            }
+            if row % 65_536 < BATCH as u64 {
+                progress(row);
+            }
+            let _ = empty_tx.send(batch);
         }
-        row += 1;
-        let line = record.position().map_or(0, |p| p.line());
-        folder.fold(&record, row, Some(line))?;
-        if row.is_multiple_of(65_536) {
-            progress(row);
-        }
-    }
-    progress(row);
-    if row == 0 {
+        Ok::<_, ImportError>(row)
+    })?;
+    progress(rows);
+    if rows == 0 {
         return Err(ImportError::file("empty", "the file has a header but no rows"));
     }
-    Ok(folder.finish(row))
+    Ok(folder.finish(rows))
+}
+
+/// The splitting thread: records in batches until the file ends, a record is malformed, or the
+/// folding side stops listening.
+fn split_records<R: Read>(mut csv: csv::Reader<R>, full: &SyncSender<Result<Batch, ImportError>>, empty: &Receiver<Batch>) {
+    loop {
+        let mut batch = empty.try_recv().unwrap_or_else(|_| Batch { records: vec![ByteRecord::new(); BATCH], len: 0 });
+        batch.len = 0;
+        while batch.len < BATCH {
+            match csv.read_byte_record(&mut batch.records[batch.len]) {
+                Ok(true) => batch.len += 1,
+                Ok(false) => {
+                    let _ = full.send(Ok(batch));
+                    return;
+                }
+                Err(e) => {
+                    // The rows before the bad one are folded first: an earlier bad cell is the
+                    // error to report.
+                    if batch.len > 0 && full.send(Ok(batch)).is_err() {
+                        return;
+                    }
+                    let _ = full.send(Err(csv_error(e)));
+                    return;
+                }
+            }
+        }
+        if full.send(Ok(batch)).is_err() {
+            return;
+        }
+    }
 }
 
 pub(crate) fn io_error(e: std::io::Error) -> ImportError {
@@ -145,11 +199,16 @@ impl<'r> Cells<'r> {
         ImportError { line: self.line, ..ImportError::cell(self.row, 0, self.layout.name(column), rule, message) }
     }
 
+    /// The cell's bytes as the file holds them (empty for an absent optional column).
+    fn raw(&self, column: Column) -> &'r [u8] {
+        self.layout.position(column).map_or(&[], |i| self.record.cell(i))
+    }
+
     /// The cell's text, trimmed ("" for an absent optional column).
     fn text(&self, column: Column) -> Result<&'r str, ImportError> {
         let Some(i) = self.layout.position(column) else { return Ok("") };
         let raw = self.record.cell(i);
-        std::str::from_utf8(raw).map(str::trim).map_err(|_| self.error(column, "encoding", "is not valid UTF-8"))
+        std::str::from_utf8(raw).map(trim).map_err(|_| self.error(column, "encoding", "is not valid UTF-8"))
     }
 
     fn required(&self, column: Column) -> Result<&'r str, ImportError> {
@@ -262,8 +321,7 @@ impl Folder {
         builder.rows += 1;
         let service = builder.service(service_name);
 
-        let cloud = cloud_of(provider_name);
-        match (resource_id.is_empty(), cloud) {
+        match (resource_id.is_empty(), builder.cloud) {
             (true, _) => builder.add_pool(day, category, service, sub_account, "no resource id", costs),
             (false, None) => builder.add_pool(day, category, service, sub_account, "provider has no vtag resources", costs),
             (false, Some(provider)) => {
@@ -280,21 +338,22 @@ impl Folder {
                 if new {
                     builder.resources[slot as usize] = described(&cells, provider, resource_id, sub_account, day)?;
                 }
-                let tags = cells.text(Column::Tags)?;
+                // Most rows repeat their resource's Tags cell byte for byte: only a changed cell
+                // is checked and parsed. The latest charge day's tags win.
                 let slot_index = slot as usize;
-                let resource = &mut builder.resources[slot_index];
-                // The latest charge day's tags win; parse only when the text changed.
-                if day >= resource.tags_as_of && builder.raw_tags[slot_index] != tags {
-                    resource.tags = parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
-                    if let Err((key, e)) = NativeTags::parse(resource.tags.clone()) {
-                        let key = key.map(|k| format!("tag '{k}': ")).unwrap_or_default();
-                        return Err(cells.error(Column::Tags, e.rule, format!("{key}{}", e.message)));
+                if cells.raw(Column::Tags) != builder.raw_tags[slot_index].as_bytes() {
+                    let tags = cells.text(Column::Tags)?;
+                    let parsed = parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
+                    let resource = &mut builder.resources[slot_index];
+                    if day >= resource.tags_as_of {
+                        if let Err((key, e)) = NativeTags::parse(parsed.clone()) {
+                            let key = key.map(|k| format!("tag '{k}': ")).unwrap_or_default();
+                            return Err(cells.error(Column::Tags, e.rule, format!("{key}{}", e.message)));
+                        }
+                        resource.tags = parsed;
+                        resource.tags_as_of = day;
+                        builder.raw_tags[slot_index] = String::from_utf8_lossy(cells.raw(Column::Tags)).into_owned();
                     }
-                    resource.tags_as_of = day;
-                    builder.raw_tags[slot_index] = tags.to_owned();
-                } else if tags != builder.raw_tags[slot_index] {
-                    // An older day's tags are not kept, but a malformed cell is still refused.
-                    parse_tags(tags).map_err(|why| cells.error(Column::Tags, "json", why))?;
                 }
                 if !builder.add_line(slot, day, category, service, costs) {
                     return Err(cells.error(
@@ -371,6 +430,14 @@ fn described(cells: &Cells<'_>, provider: Provider, id: &str, sub_account: &str,
         tags: BTreeMap::new(),
         tags_as_of: day,
     })
+}
+
+/// `str::trim`, with the common case (nothing to trim) decided on two bytes.
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
 }
 
 fn non_empty<'a>(text: &'a str, otherwise: &'a str) -> &'a str {

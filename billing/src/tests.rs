@@ -203,6 +203,26 @@ fn a_short_row_and_an_empty_file_are_refused() {
     assert!(matches!(err.rule, "compression" | "unreadable" | "csv"), "{err:?}");
 }
 
+#[test]
+fn the_first_bad_row_of_a_large_file_is_the_one_reported() {
+    // Thousands of rows: records are split on one thread and checked on another, in batches.
+    let good: Vec<String> = (0..5000).map(|i| row("1", 1 + (i % 28), "Usage", &format!("i-{}", i % 700), "{}")).collect();
+    let mut rows = good.clone();
+    rows[3999] = rows[3999].replacen("1,1,", "1,x,", 1);
+    let err = refused(&file(&rows));
+    assert_eq!((err.rule, err.column.as_deref(), err.row, err.line), ("number", Some("EffectiveCost"), Some(4000), Some(4001)));
+    // A malformed record later in the file does not hide an earlier bad cell…
+    rows[4500] = "1,2,3".to_owned();
+    assert_eq!(refused(&file(&rows)).row, Some(4000));
+    // …and is reported itself when nothing before it is wrong.
+    let mut rows = good.clone();
+    rows[4500] = "1,2,3".to_owned();
+    let err = refused(&file(&rows));
+    assert_eq!((err.rule, err.row), ("field_count", Some(4501)));
+    let read = read(&file(&good)).unwrap();
+    assert_eq!((read.rows, read.ledgers[0].total.billed), (5000, amount("5000")));
+}
+
 fn ctx() -> vtag_domain::CommandContext {
     let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
     vtag_domain::CommandContext {

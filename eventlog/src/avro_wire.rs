@@ -145,7 +145,7 @@ mod tests {
                     resource_id: ResourceId::from_uuid(Uuid::from_u128(1000 + i as u128)),
                     day: NaiveDate::from_ymd_opt(2026, 10, 1 + (i % 28) as u32).unwrap(),
                     category: ChargeCategory::ALL[i % 5],
-                    service: format!("Service ünïcode {i}"),
+                    service: format!("Service ünïcode {i}").into(),
                     costs: costs(i as i128),
                 })
                 .collect(),

@@ -268,15 +268,25 @@ fn lines_from(value: Value) -> Result<CostLinesRecorded, InvalidField> {
     let mut f = Fields::of("event", value)?;
     let envelope = envelope_from(f.take("envelope")?)?;
     let chunk = f.long("chunk")?;
+    // A chunk's lines name a handful of services: each is shared, not allocated per line.
+    let mut services: Vec<std::sync::Arc<str>> = Vec::new();
     let resource_lines = array(&mut f, "resource_lines")?
         .into_iter()
         .map(|v| {
             let mut l = Fields::of("resource_lines", v)?;
+            let name = l.string("service_name")?;
+            let service = match services.iter().find(|s| ***s == *name) {
+                Some(s) => s.clone(),
+                None => {
+                    services.push(std::sync::Arc::from(name));
+                    services[services.len() - 1].clone()
+                }
+            };
             Ok(ResourceCost {
                 resource_id: ResourceId::from_uuid(l.uuid("resource_id")?),
                 day: day(&mut l, "day")?,
                 category: category(&mut l)?,
-                service: l.string("service_name")?,
+                service,
                 costs: costs_from(l.take("costs")?)?,
             })
         })

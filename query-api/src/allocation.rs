@@ -9,6 +9,7 @@
 //! them among values; shares add up to each pool exactly (`vtag_billing::split`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sqlx::PgPool;
@@ -19,9 +20,9 @@ use vtag_service::Problem;
 
 use crate::cost_cache::{CostCache, MONTH_DAYS};
 use crate::state::db_error;
+use crate::tag_cache::TagMap;
 
-/// Maps the fold hits per row: a fast hash (keys are vtag's own ids).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use crate::tag_cache::FastMap;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// The longest range one query may ask for: a bound on work, not on history (any past period can
@@ -170,20 +171,27 @@ impl Pool<'_> {
 
 const NO_VALUE: u32 = u32::MAX;
 
+/// Where a row's cost goes: a split rule's pool, or a group (value, untagged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Pool(usize),
+    Group(Group, u32),
+}
+
 pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &AllocationQuery) -> Result<AllocationReport, Problem> {
     let imports = imports_in_force(pool, tenant, q).await?;
+    let tags: Arc<TagMap> = match q.as_of {
+        None => cache.tags.current(pool, tenant, &q.tag_key).await?,
+        Some(at) => Arc::new(TagMap::new(tag_values(pool, tenant, &q.tag_key, Some(at)).await?)),
+    };
     let mut values = Names::default();
-    let mut value_of: FastMap<Uuid, u32> = FastMap::default();
-    for (value, ids) in tag_values(pool, tenant, &q.tag_key, q.as_of).await? {
-        let v = values.id(&value);
-        value_of.extend(ids.into_iter().map(|r| (r, v)));
-    }
-    let allowed = allowed_resources(pool, tenant, &q.filters, q.as_of).await?;
+    let value_ids: Vec<u32> = tags.values.iter().map(|v| values.id(v)).collect();
+    let allowed = allowed_resources(pool, cache, tenant, &q.filters, q.as_of).await?;
     let rules = split_rules(pool, tenant, &q.tag_key, q.as_of).await?;
     let mut pools = Vec::with_capacity(rules.len());
     for rule in &rules {
         let tagged = match &rule.pool.tag {
-            Some(t) => Some(carrying(pool, tenant, &t.key, &t.value, q.as_of).await?),
+            Some(t) => Some(carrying(pool, cache, tenant, &t.key, &t.value, q.as_of).await?),
             None => None,
         };
         pools.push(Pool { rule, tagged });
@@ -201,32 +209,44 @@ pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &A
         if matches!(service, Some(None)) || matches!(category, Some(None)) {
             continue;
         }
+        // Each resource's value and admission, looked up once (not per row).
+        let resources: Vec<(Option<u32>, bool)> = costs
+            .resources
+            .iter()
+            .map(|r| (tags.value_of.get(r).map(|v| value_ids[*v as usize]), allowed.as_ref().is_none_or(|a| a.contains(r))))
+            .collect();
+        // Rows come grouped by resource: a resource is counted once per group it lands in.
+        let mut counted: Option<(u32, Target)> = None;
         for row in &costs.rows {
             if service.is_some_and(|s| s != Some(row.service as usize)) || category.is_some_and(|c| c != Some(row.category as usize)) {
                 continue;
             }
             let Some((first, last)) = overlap(row.month, q.from, q.to) else { continue };
-            if allowed.as_ref().is_some_and(|a| !a.contains(&row.resource_id)) {
+            let (value, admitted) = resources[row.resource as usize];
+            if !admitted {
                 continue;
             }
-            let value = value_of.get(&row.resource_id).copied();
             let (service_name, category_name) = (&costs.services[row.service as usize], &costs.categories[row.category as usize]);
-            let taker = pools.iter().position(|p| p.takes_resource(&row.resource_id, value.is_some(), service_name, category_name));
-            let a = match (taker, value) {
-                (Some(split), _) => pooled.entry((currency, split)).or_insert_with(|| Acc::new(days)),
-                (None, Some(v)) => groups.entry((currency, Group::Value, v)).or_insert_with(|| Acc::new(days)),
-                (None, None) => groups.entry((currency, Group::Untagged, NO_VALUE)).or_insert_with(|| Acc::new(days)),
+            let target = match pools.iter().position(|p| p.takes_resource(&row.resource_id, value.is_some(), service_name, category_name)) {
+                Some(split) => Target::Pool(split),
+                None => Target::Group(value.map_or(Group::Untagged, |_| Group::Value), value.unwrap_or(NO_VALUE)),
             };
+            let a = match target {
+                Target::Pool(split) => pooled.entry((currency, split)).or_insert_with(|| Acc::new(days)),
+                Target::Group(group, value) => groups.entry((currency, group, value)).or_insert_with(|| Acc::new(days)),
+            };
+            // The range's index of the month's first day (negative when the month starts earlier).
+            let base = (row.month - q.from).num_days();
             let mut any = false;
             for slot in first..=last {
-                let day = row.month + Duration::days(slot as i64);
-                let i = (day - q.from).num_days() as usize;
+                let i = (base + slot as i64) as usize;
                 a.billed[i] += i128::from(row.billed[slot]);
                 a.effective[i] += i128::from(row.effective[slot]);
                 any |= row.billed[slot] != 0 || row.effective[slot] != 0;
             }
-            if any {
+            if any && counted != Some((row.resource, target)) {
                 a.resources.insert(row.resource_id);
+                counted = Some((row.resource, target));
             }
         }
     }
@@ -474,13 +494,25 @@ pub async fn tag_values(pool: &PgPool, tenant: &TenantId, key: &str, as_of: Opti
 }
 
 /// The resources carrying `key` = `value` (now or at `as_of`).
-async fn carrying(pool: &PgPool, tenant: &TenantId, key: &str, value: &str, as_of: Option<DateTime<Utc>>) -> Result<HashSet<Uuid>, Problem> {
+async fn carrying(
+    pool: &PgPool,
+    cache: &CostCache,
+    tenant: &TenantId,
+    key: &str,
+    value: &str,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<HashSet<Uuid>, Problem> {
+    if as_of.is_none() {
+        let map = cache.tags.current(pool, tenant, key).await?;
+        let Some(v) = map.values.iter().position(|v| v == value) else { return Ok(HashSet::new()) };
+        return Ok(map.value_of.iter().filter(|(_, of)| **of as usize == v).map(|(r, _)| *r).collect());
+    }
     let groups = tag_values(pool, tenant, key, as_of).await?;
     Ok(groups.into_iter().filter(|(v, _)| v == value).flat_map(|(_, ids)| ids).collect())
 }
 
 /// The resources the filters allow (`None`: every resource).
-async fn allowed_resources(pool: &PgPool, tenant: &TenantId, f: &CostFilters, as_of: Option<DateTime<Utc>>) -> Result<Option<HashSet<Uuid>>, Problem> {
+async fn allowed_resources(pool: &PgPool, cache: &CostCache, tenant: &TenantId, f: &CostFilters, as_of: Option<DateTime<Utc>>) -> Result<Option<HashSet<Uuid>>, Problem> {
     let mut allowed: Option<HashSet<Uuid>> = None;
     if f.provider.is_some() || f.account.is_some() || f.region.is_some() || f.resource_type.is_some() {
         let ids: Vec<Uuid> = sqlx::query_scalar(
@@ -499,7 +531,7 @@ async fn allowed_resources(pool: &PgPool, tenant: &TenantId, f: &CostFilters, as
         allowed = Some(ids.into_iter().collect());
     }
     for (key, value) in &f.tags {
-        let with = carrying(pool, tenant, key, value, as_of).await?;
+        let with = carrying(pool, cache, tenant, key, value, as_of).await?;
         allowed = Some(match allowed {
             None => with,
             Some(a) => a.intersection(&with).copied().collect(),

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use vtag_service::Problem;
 
 use crate::state::db_error;
+use crate::tag_cache::TagCache;
 
 pub const MONTH_DAYS: usize = 31;
 
@@ -22,6 +23,8 @@ pub const MONTH_DAYS: usize = 31;
 #[derive(Debug, Clone)]
 pub struct MonthRow {
     pub resource_id: Uuid,
+    /// Index into [`ImportCosts::resources`].
+    pub resource: u32,
     pub month: NaiveDate,
     /// Index into [`ImportCosts::services`].
     pub service: u16,
@@ -35,6 +38,9 @@ pub struct MonthRow {
 pub struct ImportCosts {
     pub services: Vec<String>,
     pub categories: Vec<String>,
+    /// The import's resources, each once: queries look each one's tag up once, not per row.
+    pub resources: Vec<Uuid>,
+    /// Grouped by resource (in `resources` order).
     pub rows: Vec<MonthRow>,
 }
 
@@ -50,6 +56,8 @@ impl ImportCosts {
 pub struct CostCache {
     max_rows: usize,
     entries: Mutex<Entries>,
+    /// The tag maps allocations group by.
+    pub tags: TagCache,
 }
 
 #[derive(Default)]
@@ -60,8 +68,9 @@ struct Entries {
 }
 
 impl CostCache {
-    pub fn new(max_rows: usize) -> Self {
-        Self { max_rows, entries: Mutex::default() }
+    /// `topic`: the resource topic, whose projection checkpoint versions the tag maps.
+    pub fn new(max_rows: usize, topic: String) -> Self {
+        Self { max_rows, entries: Mutex::default(), tags: TagCache::new(topic) }
     }
 
     /// The import's rows, loaded once however many queries ask at the same time.
@@ -111,7 +120,14 @@ async fn load(pool: &PgPool, tenant: &str, import_id: Uuid) -> Result<Arc<Import
     while let Some((resource_id, month, service, category, billed, effective)) = rows.try_next().await.map_err(db_error)? {
         let service = ImportCosts::intern(&mut costs.services, &service) as u16;
         let category = ImportCosts::intern(&mut costs.categories, &category) as u8;
-        costs.rows.push(MonthRow { resource_id, month, service, category, billed: unpack(&billed), effective: unpack(&effective) });
+        costs.rows.push(MonthRow { resource_id, resource: 0, month, service, category, billed: unpack(&billed), effective: unpack(&effective) });
+    }
+    costs.rows.sort_unstable_by_key(|r| r.resource_id);
+    for row in &mut costs.rows {
+        if costs.resources.last() != Some(&row.resource_id) {
+            costs.resources.push(row.resource_id);
+        }
+        row.resource = costs.resources.len() as u32 - 1;
     }
     tracing::debug!(%import_id, rows = costs.rows.len(), ms = started.elapsed().as_millis() as u64, "cost import loaded");
     Ok(Arc::new(costs))

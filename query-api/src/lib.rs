@@ -49,6 +49,7 @@ pub mod rest;
 pub mod rfc3339;
 pub mod settings;
 pub mod state;
+pub mod tag_cache;
 
 use std::future::Future;
 

@@ -40,8 +40,8 @@ impl AppState {
         // The partition count plays no part in a topic's name; EventTopics is used only so the name
         // cannot drift from the one the command API and the projector use.
         let topic = EventTopics::new(topic_prefix, 0).resource_events();
+        let costs = Arc::new(CostCache::new(cost_cache_rows, topic.clone()));
         let consistency = Arc::new(Consistency::new(topic, consistency_wait));
-        let costs = Arc::new(CostCache::new(cost_cache_rows));
         let schema = graphql::schema(pool.clone(), costs.clone());
         Self { pool, auth, consistency, schema, costs }
     }

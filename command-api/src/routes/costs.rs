@@ -20,10 +20,14 @@ use vtag_domain::resource::{ObserveResource, RecordMonthlyCost, BILLING_SOURCE};
 use vtag_domain::{CloudResourceId, NativeTags, ResourceCommand, ResourceDescription};
 use vtag_service::{Caller, FieldError, Problem, Role, ValidJson};
 
-use super::{consistency_token, ContextFactory, MAX_BATCH};
+use super::{consistency_token, ContextFactory};
 use crate::costs::{CostError, LedgerOutcome};
 use crate::processor::Submission;
 use crate::AppState;
+
+/// Commands an import submits at once (observations, monthly costs); the request-size bound,
+/// `MAX_BATCH`, is for clients.
+const IMPORT_BATCH: usize = 50_000;
 
 #[derive(Deserialize)]
 pub struct ImportParams {
@@ -112,7 +116,7 @@ pub async fn import(
     let mut recorded = 0;
     let mut outcomes = Vec::new();
     let mut index = 0;
-    for batch in resources.chunks(MAX_BATCH) {
+    for batch in resources.chunks(IMPORT_BATCH) {
         let submissions = batch
             .iter()
             .map(|r| {
@@ -144,7 +148,7 @@ pub async fn import(
     // Monthly costs, for rules (`monthly_cost`) and cost-threshold policies: recorded only where
     // they changed, and each change re-derives the resource's tags under the current rules.
     let mut costed = 0;
-    for batch in monthly_costs(&file).chunks(MAX_BATCH) {
+    for batch in monthly_costs(&file).chunks(IMPORT_BATCH) {
         let submissions = batch
             .iter()
             .map(|m| {

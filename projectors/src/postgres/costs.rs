@@ -77,7 +77,7 @@ pub fn month_rows(lines: &[ResourceCost]) -> BTreeMap<MonthKey<'_>, [[i64; MONTH
     for l in lines {
         let month = l.day.with_day(1).expect("day 1 exists");
         let slot = l.day.day0() as usize;
-        let row = rows.entry((l.resource_id.as_uuid(), month, l.service.as_str(), l.category.as_str())).or_insert([[0; MONTH_DAYS]; 3]);
+        let row = rows.entry((l.resource_id.as_uuid(), month, &*l.service, l.category.as_str())).or_insert([[0; MONTH_DAYS]; 3]);
         // Each line is one (resource, day, category, service) and within the 64-bit bound
         // (checked when the file was read), so a slot is written once.
         for (i, amount) in [l.costs.billed, l.costs.effective, l.costs.list].into_iter().enumerate() {

@@ -4,11 +4,13 @@
 //!     observed (the monthly case: billing for resources vtag sweeps) POSTed to the command API; measured
 //!     from the request until its answer (everything validated, resources observed, monthly costs
 //!     recorded, every ledger's events acknowledged by the broker), then until the read model holds
-//!     every import. Baselines in the same run: reading the same bytes as CSV records without
-//!     processing them, and the in-process parse + check + aggregate alone (`read_focus_csv`).
+//!     every import; three times, each into a tenant of its own, median reported. Baselines in the
+//!     same run: reading the same bytes as CSV records without processing them, and the in-process
+//!     parse + check + aggregate alone (`read_focus_csv`).
 //!  2. allocation — another tenant with 100,000 resources × 30 days imported the same way, then
 //!     `costAllocation` (REST) asked repeatedly: p50 / p99 latency, the first (cold: the import is
-//!     loaded into the query API's memory) apart. Baseline: the irreducible part of the query,
+//!     loaded into the query API's memory) apart, and the first of each other key (its tags
+//!     fetched) reported apart too. Baseline: the irreducible part of the query,
 //!     fetching the key's tag of every resource from Postgres.
 
 use std::time::{Duration, Instant};
@@ -35,6 +37,9 @@ pub struct Args {
 }
 
 const FIRST_DAY: (i32, u32, u32) = (2026, 10, 1);
+
+/// Imports of the file measured (the median is reported).
+const IMPORT_PASSES: usize = 3;
 
 fn first_day() -> NaiveDate {
     NaiveDate::from_ymd_opt(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2).expect("valid")
@@ -108,13 +113,16 @@ async fn observe(s: &Services, tenant: &str, seed: u64, n: usize) -> anyhow::Res
 /// POSTs a file; returns the answer and the seconds until it came.
 async fn import(s: &Services, tenant: &str, file: &[u8], name: &str) -> anyhow::Result<(Value, f64)> {
     let token = s.env.token(tenant, "finops@bench.test", Role::Editor);
+    // Copied once before the clock starts (a retry re-sends the same buffer): the client's own
+    // copying is not the service's time.
+    let file = bytes::Bytes::copy_from_slice(file);
     let started = Instant::now();
     let resp = retrying_503(|| {
         s.client
             .post(format!("{}/api/v1/costs/imports?source={name}", s.command_base))
             .bearer_auth(&token)
             .header("content-type", "text/csv")
-            .body(file.to_vec())
+            .body(file.clone())
     })
     .await
     .context("import")?;
@@ -177,15 +185,26 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         .collect();
     eprintln!("[bench] raw CSV read {:.2} s, in-process parse+check+aggregate {:.2} s (medians)", median(&raw), median(&parse));
     // The collectors' view first, as in production: billing for an estate vtag already sweeps.
-    observe(&s, "bench-import", 20_261_123, args.import_resources).await?;
-    let (answer, import_s) = import(&s, "bench-import", &file, "bench-import.csv").await?;
-    let import_projected_s = projected(&s, "bench-import", &answer, args.timeout).await?;
+    // Three imports, each into its own tenant (the same file again would record nothing).
+    let mut passes = Vec::new();
+    let mut answer = Value::Null;
+    for pass in 0..IMPORT_PASSES {
+        let tenant = format!("bench-import-{pass}");
+        observe(&s, &tenant, 20_261_123, args.import_resources).await?;
+        let (answered, import_s) = import(&s, &tenant, &file, "bench-import.csv").await?;
+        let projected_s = projected(&s, &tenant, &answered, args.timeout).await?;
+        eprintln!(
+            "[bench] import {}: answered in {import_s:.1} s ({} rows/s), in the read model {projected_s:.1} s later",
+            pass + 1,
+            thousands(rows as f64 / import_s)
+        );
+        passes.push((import_s, projected_s));
+        answer = answered;
+    }
+    let import_s = median(&passes.iter().map(|p| p.0).collect::<Vec<_>>());
+    let import_projected_s = median(&passes.iter().map(|p| p.1).collect::<Vec<_>>());
     let command_rss = procfs::rss_kib(s.commands.pid).map(|(hwm, _)| hwm as f64 / 1024.0);
     let projector_rss = procfs::rss_kib(s.projector.pid).map(|(hwm, _)| hwm as f64 / 1024.0);
-    eprintln!(
-        "[bench] import: answered in {import_s:.1} s ({} rows/s), in the read model {import_projected_s:.1} s later",
-        thousands(rows as f64 / import_s)
-    );
     drop(file);
 
     // 2. Allocation latency over 100k resources × 30 days.
@@ -218,9 +237,16 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     let (cold_ms, first) = timed("environment").await?;
     let resources_covered: u64 = first["allocations"].as_array().context("allocations")?.iter().map(|a| a["resource_count"].as_u64().unwrap_or(0)).sum();
     let mut latencies = Vec::with_capacity(args.queries);
+    // The first query of each other key also fetches that key's tags (kept until the resource
+    // projection moves on): counted in p50 / p99, and reported apart too.
+    let mut first_per_key = Vec::new();
     for i in 0..args.queries {
         let key = ["environment", "team", "cost-center", "owner"][i % 4];
-        latencies.push(timed(key).await?.0);
+        let ms = timed(key).await?.0;
+        if (1..4).contains(&i) {
+            first_per_key.push(ms);
+        }
+        latencies.push(ms);
     }
     latencies.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
@@ -249,6 +275,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         "import": {
             "rows": rows,
             "answered_s": import_s,
+            "answered_s_passes": passes.iter().map(|p| p.0).collect::<Vec<_>>(),
             "rows_per_s": rows as f64 / import_s,
             "target_rows_per_s": 100_000,
             "in_read_model_after_answer_s": import_projected_s,
@@ -271,6 +298,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
             "in_read_model_after_answer_s": big_projected_s,
             "queries": args.queries,
             "cold_ms": cold_ms,
+            "first_query_per_key_ms": first_per_key,
             "p50_ms": p50,
             "p99_ms": p99,
             "target_p99_ms": 500,
@@ -285,7 +313,7 @@ pub fn summary(r: &Value) -> Vec<String> {
     let a = &r["allocation"];
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     vec![
-        format!("FOCUS import, {} rows (CSV, {} ledgers)", thousands(f(&i["rows"])), i["ledgers"]),
+        format!("FOCUS import, {} rows (CSV, {} ledgers), median of {IMPORT_PASSES}", thousands(f(&i["rows"])), i["ledgers"]),
         format!(
             "  answered after                 {:>8.2} s   {:>10} rows/s  (target ≥ 100,000: {})",
             f(&i["answered_s"]),
@@ -303,6 +331,10 @@ pub fn summary(r: &Value) -> Vec<String> {
             f(&a["p99_ms"]),
             if f(&a["p99_ms"]) <= 500.0 { "met" } else { "MISSED" },
             f(&a["cold_ms"])
+        ),
+        format!(
+            "  first query of another key (fetches its tags) {} ms",
+            a["first_query_per_key_ms"].as_array().map_or(String::new(), |v| v.iter().map(|x| format!("{:.0}", f(x))).collect::<Vec<_>>().join(" / "))
         ),
         format!("  tag fetch alone (baseline)     {:.0} ms median", f(&a["raw_tag_fetch_median_ms"])),
         format!("  its import: {} rows gzip answered in {:.1} s ({} rows/s)", thousands(f(&a["import_rows"])), f(&a["import_gzip_answered_s"]), thousands(f(&a["import_gzip_rows_per_s"]))),
