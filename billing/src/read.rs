@@ -206,9 +206,7 @@ impl<'r> Cells<'r> {
 
     /// The cell's text, trimmed ("" for an absent optional column).
     fn text(&self, column: Column) -> Result<&'r str, ImportError> {
-        let Some(i) = self.layout.position(column) else { return Ok("") };
-        let raw = self.record.cell(i);
-        std::str::from_utf8(raw).map(trim).map_err(|_| self.error(column, "encoding", "is not valid UTF-8"))
+        std::str::from_utf8(self.raw(column)).map(trim).map_err(|_| self.error(column, "encoding", "is not valid UTF-8"))
     }
 
     fn required(&self, column: Column) -> Result<&'r str, ImportError> {

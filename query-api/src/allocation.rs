@@ -179,11 +179,13 @@ enum Target {
 }
 
 pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &AllocationQuery) -> Result<AllocationReport, Problem> {
+    let started = std::time::Instant::now();
     let imports = imports_in_force(pool, tenant, q).await?;
     let tags: Arc<TagMap> = match q.as_of {
         None => cache.tags.current(pool, tenant, &q.tag_key).await?,
         Some(at) => Arc::new(TagMap::new(tag_values(pool, tenant, &q.tag_key, Some(at)).await?)),
     };
+    let tags_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut values = Names::default();
     let value_ids: Vec<u32> = tags.values.iter().map(|v| values.id(v)).collect();
     let allowed = allowed_resources(pool, cache, tenant, &q.filters, q.as_of).await?;
@@ -250,6 +252,7 @@ pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &A
             }
         }
     }
+    let folded_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Cost without a resource cannot match resource filters.
     if !q.filters.select_resources() {
         for line in pool_lines(pool, tenant, &imports, q).await? {
@@ -289,6 +292,7 @@ pub async fn allocate(pool: &PgPool, cache: &CostCache, tenant: &TenantId, q: &A
     allocations.sort_by(|a, b| {
         (a.group, &a.currency, std::cmp::Reverse(a.billed), &a.tag_value).cmp(&(b.group, &b.currency, std::cmp::Reverse(b.billed), &b.tag_value))
     });
+    tracing::debug!(key = %q.tag_key, tags_ms, folded_ms, total_ms = started.elapsed().as_secs_f64() * 1000.0, groups = allocations.len(), "allocation computed");
     Ok(AllocationReport { allocations, splits })
 }
 

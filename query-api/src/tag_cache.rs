@@ -73,7 +73,9 @@ impl TagCache {
                 return Ok(map.clone());
             }
         }
+        let started = std::time::Instant::now();
         let map = Arc::new(TagMap::new(tag_values(pool, tenant, key, None).await?));
+        tracing::debug!(%tenant, key, version, resources = map.value_of.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "tag map fetched");
         let mut maps = self.maps.lock().expect("tag cache lock");
         // Older versions are of no further use; past the bound, any map may go.
         maps.retain(|_, (v, _)| *v >= version);
