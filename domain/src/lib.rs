@@ -9,9 +9,12 @@
 //! - [`values`]: validated value types (tag keys and values, providers, confidence, …).
 //! - [`resource`]: the `Resource` aggregate — commands, events, state, `decide` and `evolve`.
 //! - [`envelope`]: the metadata every recorded event carries.
+//! - [`compliance`]: policies over the virtual tags, the evaluation of a resource against them and
+//!   the violation lifecycle.
 //! - [`tagging`]: the tag schema, normalization of native tags and ordered business rules (pure
 //!   building blocks of the tagging engine; not wired to the services yet).
 
+pub mod compliance;
 pub mod envelope;
 pub mod fingerprint;
 pub mod resource;

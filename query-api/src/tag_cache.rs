@@ -46,10 +46,13 @@ impl TagMap {
     }
 }
 
+/// Per tenant and key: the checkpoint a map was fetched at, and the map.
+type Maps = HashMap<(TenantId, String), (i64, Arc<TagMap>)>;
+
 pub struct TagCache {
     /// The resource topic, whose checkpoint versions the maps.
     topic: String,
-    maps: Mutex<HashMap<(TenantId, String), (i64, Arc<TagMap>)>>,
+    maps: Mutex<Maps>,
 }
 
 impl TagCache {

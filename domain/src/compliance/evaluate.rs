@@ -1,0 +1,181 @@
+//! Judging one resource against a tenant's policies: pure, so the same tags, cost and day always
+//! give the same findings (what makes re-evaluation after a policy change, and replay, safe).
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use chrono::NaiveDate;
+use regex::Regex;
+
+use super::policy::{Check, Policy, Requirement, TagCondition, ValueRule};
+use crate::values::Provider;
+
+/// What a policy looks at: the resource's place and its virtual tags (never the native ones).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub provider: Provider,
+    pub account: &'a str,
+    pub resource_type: &'a str,
+    /// The effective virtual tags, by canonical key.
+    pub tags: &'a BTreeMap<String, String>,
+    /// Monthly cost in cents and its currency, once a billing import measured it.
+    pub monthly_cost: Option<(i64, &'a str)>,
+}
+
+/// One way a resource breaks a policy: about one tag key, which is what identifies the violation
+/// (policy × resource × key) across evaluations, whatever the message says this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub policy_id: String,
+    pub key: String,
+    pub problem: Problem,
+    pub message: String,
+    /// What would fix it, for people (suggested values come from the rules and models elsewhere).
+    pub remediation: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The tag is required and missing (or empty).
+    Missing,
+    /// The tag is there with a value the policy does not accept.
+    Invalid,
+}
+
+impl Problem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// Whether the policy judges this resource at all (enabled, in scope, condition or threshold met).
+pub fn applies(policy: &Policy, subject: &Subject<'_>) -> bool {
+    if !policy.enabled || !policy.scope.covers(subject.provider, subject.account, subject.resource_type) {
+        return false;
+    }
+    match &policy.check {
+        Check::RequiredTags { when, .. } => when.as_ref().is_none_or(|c| holds(c, subject.tags)),
+        Check::ValueValidation { .. } => true,
+        Check::ConditionalRequirement { when, .. } => holds(when, subject.tags),
+        Check::CostThreshold { above_cents, currency, .. } => {
+            subject.monthly_cost.is_some_and(|(cents, c)| c == currency && cents > *above_cents)
+        }
+    }
+}
+
+/// Every way `subject` breaks `policy` on `today` (dates are judged against it); empty when it
+/// complies or the policy does not apply.
+pub fn evaluate(policy: &Policy, subject: &Subject<'_>, today: NaiveDate) -> Vec<Finding> {
+    if !applies(policy, subject) {
+        return Vec::new();
+    }
+    let finding = |key: &str, problem: Problem, message: String, remediation: String| Finding {
+        policy_id: policy.id.clone(),
+        key: key.to_owned(),
+        problem,
+        message,
+        remediation,
+    };
+    match &policy.check {
+        Check::RequiredTags { require, .. } | Check::ConditionalRequirement { require, .. } | Check::CostThreshold { require, .. } => {
+            require.iter().filter_map(|r| requirement(r, subject.tags, today).map(|(p, m, h)| finding(&r.key, p, m, h))).collect()
+        }
+        Check::ValueValidation { key, allowed, case_sensitive } => match subject.tags.get(key) {
+            Some(value) if !one_of(value, allowed, *case_sensitive) => vec![finding(
+                key,
+                Problem::Invalid,
+                format!("{key} is '{value}'; allowed: {}", allowed.join(", ")),
+                format!("set {key} to one of {}", allowed.join(", ")),
+            )],
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// A required tag's problem, if any: (problem, message, remediation).
+fn requirement(r: &Requirement, tags: &BTreeMap<String, String>, today: NaiveDate) -> Option<(Problem, String, String)> {
+    let key = &r.key;
+    let Some(value) = tags.get(key).filter(|v| !v.trim().is_empty()) else {
+        return Some((Problem::Missing, format!("{key} is required"), format!("set the {key} tag")));
+    };
+    let validation = r.validation.as_ref()?;
+    let why = broken(&validation.rule, value, today)?;
+    let message = match &validation.message {
+        Some(m) => format!("{key}: {m} (is '{value}')"),
+        None => format!("{key} is '{value}': {why}"),
+    };
+    Some((Problem::Invalid, message, format!("set {key} to a value that {}", expectation(&validation.rule))))
+}
+
+/// Why `value` breaks the rule, or None when it satisfies it.
+fn broken(rule: &ValueRule, value: &str, today: NaiveDate) -> Option<String> {
+    match rule {
+        ValueRule::Regex(re) => (!re.is_match(value)).then(|| format!("does not match {}", re.as_str())),
+        ValueRule::Email => (!EMAIL.is_match(value)).then(|| "is not an email address".to_owned()),
+        ValueRule::OneOf { allowed, case_sensitive } => {
+            (!one_of(value, allowed, *case_sensitive)).then(|| format!("is not one of {}", allowed.join(", ")))
+        }
+        ValueRule::Date { max_age_days, must_be_future } => {
+            let Ok(date) = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") else {
+                return Some("is not a date (YYYY-MM-DD)".to_owned());
+            };
+            if *must_be_future && date <= today {
+                return Some(format!("must be after {today}"));
+            }
+            match max_age_days {
+                Some(days) if (today - date).num_days() > i64::from(*days) => Some(format!("is more than {days} days old")),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn expectation(rule: &ValueRule) -> String {
+    match rule {
+        ValueRule::Regex(re) => format!("matches {}", re.as_str()),
+        ValueRule::Email => "is an email address".to_owned(),
+        ValueRule::OneOf { allowed, .. } => format!("is one of {}", allowed.join(", ")),
+        ValueRule::Date { max_age_days, must_be_future } => match (max_age_days, must_be_future) {
+            (_, true) => "is a future date (YYYY-MM-DD)".to_owned(),
+            (Some(days), false) => format!("is a date (YYYY-MM-DD) within the last {days} days"),
+            (None, false) => "is a date (YYYY-MM-DD)".to_owned(),
+        },
+    }
+}
+
+fn one_of(value: &str, allowed: &[String], case_sensitive: bool) -> bool {
+    allowed.iter().any(|a| if case_sensitive { a == value } else { a.eq_ignore_ascii_case(value) })
+}
+
+/// Deliberately plain: one `@`, no spaces, a dot in the domain. Mailbox validity is the mail
+/// server's business; the policy only wants something that can be written to.
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$").expect("valid regex"));
+
+/// Whether a tag condition holds for these tags.
+pub fn holds(condition: &TagCondition, tags: &BTreeMap<String, String>) -> bool {
+    let eq = |a: &str, b: &str, ignore_case: bool| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
+    match condition {
+        TagCondition::Equals { key, value, ignore_case } => tags.get(key).is_some_and(|v| eq(v, value, *ignore_case)),
+        TagCondition::NotEquals { key, value, ignore_case } => !tags.get(key).is_some_and(|v| eq(v, value, *ignore_case)),
+        TagCondition::In { key, values, ignore_case } => tags.get(key).is_some_and(|v| values.iter().any(|x| eq(v, x, *ignore_case))),
+        TagCondition::Exists { key } => tags.contains_key(key),
+        TagCondition::Missing { key } => !tags.contains_key(key),
+        TagCondition::Matches { key, pattern } => tags.get(key).is_some_and(|v| pattern.is_match(v)),
+        TagCondition::All(all) => all.iter().all(|c| holds(c, tags)),
+        TagCondition::Any(any) => any.iter().any(|c| holds(c, tags)),
+    }
+}
+
+/// A resource's compliance score, 0–100: the share of the applicable policies' weight (by
+/// severity) it satisfies. 100 when no policy applies.
+pub fn score(applicable: &[&Policy], violated: &[&Policy]) -> f64 {
+    let total: u32 = applicable.iter().map(|p| p.severity.weight()).sum();
+    if total == 0 {
+        return 100.0;
+    }
+    let missed: u32 = violated.iter().map(|p| p.severity.weight()).sum();
+    100.0 * f64::from(total.saturating_sub(missed)) / f64::from(total)
+}

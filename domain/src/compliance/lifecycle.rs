@@ -1,0 +1,194 @@
+//! A violation's life: opened when an evaluation first finds it, pending through the policy's
+//! grace period (shown, not alerted), due when the grace period is over (alerted), escalated when
+//! it stays open past the escalation delay, resolved when an evaluation no longer finds it. Every
+//! transition is an event; alerts are sent per transition, so the transitions must be decided
+//! exactly once — here, from the violation's state, the findings and an injected clock.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::evaluate::{Finding, Problem};
+use super::policy::{Policy, Severity};
+
+/// Identifies a violation of one resource: the policy and the tag key it is about.
+pub type ViolationKey = (String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Inside its grace period: shown, not alerted.
+    Pending,
+    /// Grace period over: alerted.
+    Due,
+    /// Still open past the escalation delay: escalated.
+    Escalated,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Due => "due",
+            Self::Escalated => "escalated",
+        }
+    }
+}
+
+/// An open violation, as its events left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenViolation {
+    pub policy_id: String,
+    pub key: String,
+    pub severity: Severity,
+    pub opened_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    /// Where and when it escalates, if the policy escalates.
+    pub escalation: Option<(String, DateTime<Utc>)>,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Opened {
+        policy_id: String,
+        key: String,
+        severity: Severity,
+        problem: Problem,
+        message: String,
+        remediation: String,
+        /// When the grace period ends (`opened_at` itself without one: due at once).
+        due_at: DateTime<Utc>,
+        escalation: Option<(String, DateTime<Utc>)>,
+    },
+    BecameDue { policy_id: String, key: String },
+    Escalated { policy_id: String, key: String, to: String },
+    Resolved { policy_id: String, key: String, reason: Resolution },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// An evaluation no longer finds it (the tag was set or corrected, the condition no longer holds).
+    Fixed,
+    /// Its policy was deleted or disabled, or no longer covers the resource.
+    PolicyWithdrawn,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::PolicyWithdrawn => "policy_withdrawn",
+        }
+    }
+}
+
+/// The transitions of one resource's violations after an evaluation at `now`: new findings open
+/// violations, open violations no longer found resolve (why: `policies` says whether their policy
+/// still exists and is enabled), and time moves the rest on (see [`advance`]).
+pub fn reconcile(
+    open: &BTreeMap<ViolationKey, OpenViolation>,
+    findings: &[Finding],
+    policies: &BTreeMap<String, Policy>,
+    now: DateTime<Utc>,
+) -> Vec<Transition> {
+    let mut transitions = Vec::new();
+    let mut found = std::collections::BTreeSet::new();
+    for f in findings {
+        let id = (f.policy_id.clone(), f.key.clone());
+        let fresh = !open.contains_key(&id);
+        found.insert(id);
+        if !fresh {
+            continue;
+        }
+        let Some(policy) = policies.get(&f.policy_id) else { continue };
+        let due_at = now + Duration::hours(i64::from(policy.grace_period_hours));
+        let escalation = policy.escalation.as_ref().map(|e| (e.to.clone(), due_at + Duration::hours(i64::from(e.after_hours))));
+        transitions.push(Transition::Opened {
+            policy_id: f.policy_id.clone(),
+            key: f.key.clone(),
+            severity: policy.severity,
+            problem: f.problem,
+            message: f.message.clone(),
+            remediation: f.remediation.clone(),
+            due_at,
+            escalation: escalation.clone(),
+        });
+        // Without a grace period the violation is due the moment it opens.
+        let opened = OpenViolation {
+            policy_id: f.policy_id.clone(),
+            key: f.key.clone(),
+            severity: policy.severity,
+            opened_at: now,
+            due_at,
+            escalation,
+            stage: Stage::Pending,
+        };
+        transitions.extend(advance_one(&opened, now));
+    }
+    for (id, v) in open {
+        if found.contains(id) {
+            transitions.extend(advance_one(v, now));
+            continue;
+        }
+        let withdrawn = policies.get(&v.policy_id).is_none_or(|p| !p.enabled);
+        let reason = if withdrawn { Resolution::PolicyWithdrawn } else { Resolution::Fixed };
+        transitions.push(Transition::Resolved { policy_id: v.policy_id.clone(), key: v.key.clone(), reason });
+    }
+    transitions
+}
+
+/// What time alone does to open violations at `now`: a pending one whose grace period is over
+/// becomes due; a due one past its escalation time escalates.
+pub fn advance(open: &BTreeMap<ViolationKey, OpenViolation>, now: DateTime<Utc>) -> Vec<Transition> {
+    open.values().flat_map(|v| advance_one(v, now)).collect()
+}
+
+fn advance_one(v: &OpenViolation, now: DateTime<Utc>) -> Vec<Transition> {
+    let mut out = Vec::new();
+    let mut stage = v.stage;
+    if stage == Stage::Pending && now >= v.due_at {
+        out.push(Transition::BecameDue { policy_id: v.policy_id.clone(), key: v.key.clone() });
+        stage = Stage::Due;
+    }
+    if stage == Stage::Due {
+        if let Some((to, at)) = &v.escalation {
+            if now >= *at {
+                out.push(Transition::Escalated { policy_id: v.policy_id.clone(), key: v.key.clone(), to: to.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// Folds a transition into the open violations (what a projector or the evaluator's own state does).
+pub fn apply(open: &mut BTreeMap<ViolationKey, OpenViolation>, t: &Transition, at: DateTime<Utc>) {
+    match t {
+        Transition::Opened { policy_id, key, severity, due_at, escalation, .. } => {
+            open.insert(
+                (policy_id.clone(), key.clone()),
+                OpenViolation {
+                    policy_id: policy_id.clone(),
+                    key: key.clone(),
+                    severity: *severity,
+                    opened_at: at,
+                    due_at: *due_at,
+                    escalation: escalation.clone(),
+                    stage: Stage::Pending,
+                },
+            );
+        }
+        Transition::BecameDue { policy_id, key } => {
+            if let Some(v) = open.get_mut(&(policy_id.clone(), key.clone())) {
+                v.stage = Stage::Due;
+            }
+        }
+        Transition::Escalated { policy_id, key, .. } => {
+            if let Some(v) = open.get_mut(&(policy_id.clone(), key.clone())) {
+                v.stage = Stage::Escalated;
+            }
+        }
+        Transition::Resolved { policy_id, key, .. } => {
+            open.remove(&(policy_id.clone(), key.clone()));
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Compliance over the virtual tag layer: policies (the seed's required tags, value validation,
+//! conditional requirements and cost thresholds), the pure evaluation of one resource against
+//! them, and the violation lifecycle (pending through a grace period, due, escalated, resolved)
+//! decided from an injected clock.
+//!
+//! Map:
+//! - `policy`: what a policy says, checked ([`Policy`], [`Check`], [`Severity`], [`Scope`]).
+//! - `evaluate`: one resource against one policy ([`evaluate`], [`Finding`]) and its score.
+//! - `lifecycle`: findings and time into violation transitions ([`reconcile`], [`advance`]).
+
+mod evaluate;
+mod lifecycle;
+mod policy;
+
+pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject};
+pub use lifecycle::{advance, apply, reconcile, OpenViolation, Resolution, Stage, Transition, ViolationKey};
+pub use policy::{Check, Escalation, Policy, Requirement, Scope, Severity, TagCondition, Validation, ValueRule};
+
+#[cfg(test)]
+mod tests;

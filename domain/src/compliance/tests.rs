@@ -1,0 +1,360 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use regex::Regex;
+
+use super::*;
+use crate::values::Provider;
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn subject<'a>(tags: &'a BTreeMap<String, String>, cost: Option<(i64, &'a str)>) -> Subject<'a> {
+    Subject { provider: Provider::Aws, account: "111111111111", resource_type: "ec2:instance", tags, monthly_cost: cost }
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+}
+
+fn policy(id: &str, severity: Severity, check: Check) -> Policy {
+    Policy {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        description: String::new(),
+        enabled: true,
+        severity,
+        grace_period_hours: 0,
+        escalation: None,
+        scope: Scope::default(),
+        check,
+    }
+}
+
+fn validated(key: &str, rule: ValueRule, message: &str) -> Requirement {
+    Requirement { key: key.to_owned(), validation: Some(Validation { rule, message: Some(message.to_owned()) }) }
+}
+
+/// Appendix C, example 1: production resources need a well-formed cost center, an owner email,
+/// a backup schedule and a data classification.
+fn production_standard() -> Policy {
+    let mut p = policy(
+        "prod-tagging-standard",
+        Severity::Critical,
+        Check::ConditionalRequirement {
+            when: TagCondition::Equals { key: "environment".into(), value: "production".into(), ignore_case: false },
+            require: vec![
+                validated("cost-center", ValueRule::Regex(Regex::new("^[A-Z]{3}-[0-9]{3}$").unwrap()), "Cost center must be format: ABC-123"),
+                validated("owner", ValueRule::Email, "Owner must be valid email address"),
+                validated(
+                    "backup",
+                    ValueRule::OneOf { allowed: vec!["daily".into(), "hourly".into(), "weekly".into()], case_sensitive: true },
+                    "Backup must be daily, hourly, or weekly",
+                ),
+                validated(
+                    "data-classification",
+                    ValueRule::OneOf {
+                        allowed: vec!["public".into(), "internal".into(), "confidential".into(), "restricted".into()],
+                        case_sensitive: true,
+                    },
+                    "Invalid data classification",
+                ),
+            ],
+        },
+    );
+    p.grace_period_hours = 24;
+    p
+}
+
+/// Appendix C, example 2: resources above $500 a month need justification tags.
+fn high_cost_governance() -> Policy {
+    let mut p = policy(
+        "high-cost-governance",
+        Severity::High,
+        Check::CostThreshold {
+            above_cents: 50_000,
+            currency: "USD".into(),
+            require: vec![
+                Requirement::present("business-unit"),
+                Requirement::present("project-justification"),
+                validated("approval-id", ValueRule::Regex(Regex::new("^JIRA-[0-9]{4,}$").unwrap()), "Approval ID must reference JIRA ticket"),
+                validated("review-date", ValueRule::Date { max_age_days: Some(90), must_be_future: false }, "Review date must be within last 90 days"),
+            ],
+        },
+    );
+    p.escalation = Some(Escalation { to: "finance-team@company.com".into(), after_hours: 48 });
+    p
+}
+
+fn keys(findings: &[Finding]) -> Vec<(&str, Problem)> {
+    findings.iter().map(|f| (f.key.as_str(), f.problem)).collect()
+}
+
+#[test]
+fn production_resources_need_the_full_standard() {
+    let p = production_standard();
+    let broken = tags(&[
+        ("environment", "production"),
+        ("cost-center", "eng-1"),
+        ("owner", "platform team"),
+        ("backup", "monthly"),
+        ("data-classification", "internal"),
+    ]);
+    let found = evaluate(&p, &subject(&broken, None), today());
+    assert_eq!(keys(&found), [("cost-center", Problem::Invalid), ("owner", Problem::Invalid), ("backup", Problem::Invalid)]);
+    assert_eq!(found[0].message, "cost-center: Cost center must be format: ABC-123 (is 'eng-1')");
+    assert!(found[0].remediation.contains("^[A-Z]{3}-[0-9]{3}$"), "{}", found[0].remediation);
+    assert!(found.iter().all(|f| f.policy_id == "prod-tagging-standard"));
+
+    let missing = tags(&[("environment", "production")]);
+    let found = evaluate(&p, &subject(&missing, None), today());
+    assert_eq!(found.len(), 4);
+    assert!(found.iter().all(|f| f.problem == Problem::Missing));
+
+    let good = tags(&[
+        ("environment", "production"),
+        ("cost-center", "ENG-001"),
+        ("owner", "ana@example.com"),
+        ("backup", "daily"),
+        ("data-classification", "restricted"),
+    ]);
+    assert!(evaluate(&p, &subject(&good, None), today()).is_empty());
+    // The condition does not hold elsewhere.
+    let staging = tags(&[("environment", "staging")]);
+    assert!(!applies(&p, &subject(&staging, None)));
+    assert!(evaluate(&p, &subject(&staging, None), today()).is_empty());
+}
+
+#[test]
+fn expensive_resources_need_justification() {
+    let p = high_cost_governance();
+    let bare = tags(&[]);
+    assert!(evaluate(&p, &subject(&bare, Some((50_000, "USD"))), today()).is_empty(), "exactly $500 is not above it");
+    assert!(evaluate(&p, &subject(&bare, None), today()).is_empty(), "no cost measured yet");
+    assert!(evaluate(&p, &subject(&bare, Some((90_000, "EUR"))), today()).is_empty(), "other currencies are not converted");
+    assert_eq!(evaluate(&p, &subject(&bare, Some((50_001, "USD"))), today()).len(), 4);
+
+    let justified = tags(&[
+        ("business-unit", "retail"),
+        ("project-justification", "checkout rewrite"),
+        ("approval-id", "JIRA-1234"),
+        ("review-date", "2026-09-01"),
+    ]);
+    assert!(evaluate(&p, &subject(&justified, Some((120_000, "USD"))), today()).is_empty());
+    let stale = tags(&[
+        ("business-unit", "retail"),
+        ("project-justification", "checkout rewrite"),
+        ("approval-id", "TICKET-9"),
+        ("review-date", "2026-08-01"),
+    ]);
+    let found = evaluate(&p, &subject(&stale, Some((120_000, "USD"))), today());
+    assert_eq!(keys(&found), [("approval-id", Problem::Invalid), ("review-date", Problem::Invalid)]);
+    assert_eq!(found[1].message, "review-date: Review date must be within last 90 days (is '2026-08-01')");
+}
+
+#[test]
+fn dates_are_checked_against_the_injected_day() {
+    let rule = |future| Requirement {
+        key: "expires".into(),
+        validation: Some(Validation { rule: ValueRule::Date { max_age_days: None, must_be_future: future }, message: None }),
+    };
+    let p = policy("expiry", Severity::Medium, Check::RequiredTags { when: None, require: vec![rule(true)] });
+    let on = |value: &str| evaluate(&p, &subject(&tags(&[("expires", value)]), None), today());
+    assert!(on("2026-11-24").is_empty());
+    assert_eq!(on("2026-11-23")[0].message, "expires is '2026-11-23': must be after 2026-11-23");
+    assert_eq!(on("23/11/2026")[0].message, "expires is '23/11/2026': is not a date (YYYY-MM-DD)");
+    let any_date = policy("dated", Severity::Low, Check::RequiredTags { when: None, require: vec![rule(false)] });
+    assert!(evaluate(&any_date, &subject(&tags(&[("expires", "2001-01-01")]), None), today()).is_empty());
+}
+
+#[test]
+fn required_tags_count_empty_values_as_missing() {
+    let p = policy(
+        "basics",
+        Severity::Critical,
+        Check::RequiredTags { when: None, require: vec![Requirement::present("cost-center"), Requirement::present("owner")] },
+    );
+    let found = evaluate(&p, &subject(&tags(&[("cost-center", " "), ("team", "web")]), None), today());
+    assert_eq!(keys(&found), [("cost-center", Problem::Missing), ("owner", Problem::Missing)]);
+    assert_eq!(found[1].message, "owner is required");
+    // The seed's required-tags policy with a condition (`tags.environment == 'production'`).
+    let prod_only = policy(
+        "req-tags-prod",
+        Severity::Critical,
+        Check::RequiredTags {
+            when: Some(TagCondition::Equals { key: "environment".into(), value: "production".into(), ignore_case: false }),
+            require: vec![Requirement::present("backup")],
+        },
+    );
+    assert!(evaluate(&prod_only, &subject(&tags(&[("environment", "test")]), None), today()).is_empty());
+    assert_eq!(evaluate(&prod_only, &subject(&tags(&[("environment", "production")]), None), today()).len(), 1);
+}
+
+#[test]
+fn value_validation_judges_present_values_only() {
+    let allowed: Vec<String> = ["production", "staging", "development", "sandbox", "test"].map(String::from).into();
+    let loose = policy("validate-env", Severity::High, Check::ValueValidation { key: "environment".into(), allowed: allowed.clone(), case_sensitive: false });
+    let on = |p: &Policy, value: Option<&str>| {
+        let t = value.map(|v| tags(&[("environment", v)])).unwrap_or_default();
+        evaluate(p, &subject(&t, None), today())
+    };
+    assert!(on(&loose, Some("Production")).is_empty());
+    assert!(on(&loose, None).is_empty(), "a missing key is a required-tags matter");
+    let found = on(&loose, Some("prod"));
+    assert_eq!(keys(&found), [("environment", Problem::Invalid)]);
+    assert_eq!(found[0].message, "environment is 'prod'; allowed: production, staging, development, sandbox, test");
+    let strict = policy("validate-env", Severity::High, Check::ValueValidation { key: "environment".into(), allowed, case_sensitive: true });
+    assert_eq!(on(&strict, Some("Production")).len(), 1);
+}
+
+#[test]
+fn conditions_combine() {
+    let t = tags(&[("environment", "Production"), ("team", "payments-core")]);
+    let eq = |ignore_case| TagCondition::Equals { key: "environment".into(), value: "production".into(), ignore_case };
+    assert!(!holds(&eq(false), &t));
+    assert!(holds(&eq(true), &t));
+    let matches = TagCondition::Matches { key: "team".into(), pattern: Regex::new("^payments-").unwrap() };
+    assert!(holds(&TagCondition::All(vec![eq(true), matches.clone()]), &t));
+    assert!(holds(&TagCondition::Any(vec![eq(false), matches]), &t));
+    assert!(holds(&TagCondition::NotEquals { key: "environment".into(), value: "test".into(), ignore_case: true }, &t));
+    assert!(holds(&TagCondition::NotEquals { key: "owner".into(), value: "x".into(), ignore_case: false }, &t), "absent is not equal");
+    assert!(holds(&TagCondition::Missing { key: "owner".into() }, &t));
+    assert!(holds(&TagCondition::Exists { key: "team".into() }, &t));
+    assert!(holds(&TagCondition::In { key: "environment".into(), values: vec!["staging".into(), "production".into()], ignore_case: true }, &t));
+}
+
+#[test]
+fn scope_and_enablement_narrow_what_is_judged() {
+    let mut p = policy("basics", Severity::Low, Check::RequiredTags { when: None, require: vec![Requirement::present("owner")] });
+    let none = tags(&[]);
+    let s = subject(&none, None);
+    assert!(applies(&p, &s));
+    p.scope = Scope { providers: vec![Provider::Gcp], ..Scope::default() };
+    assert!(!applies(&p, &s));
+    p.scope = Scope { resource_types: vec!["ec2:*".into()], accounts: vec!["111111111111".into()], ..Scope::default() };
+    assert!(applies(&p, &s));
+    p.scope = Scope { resource_types: vec!["rds:db".into()], ..Scope::default() };
+    assert!(!applies(&p, &s));
+    p.scope = Scope::default();
+    p.enabled = false;
+    assert!(evaluate(&p, &s, today()).is_empty());
+}
+
+#[test]
+fn the_score_weighs_policies_by_severity() {
+    let critical = policy("c", Severity::Critical, Check::RequiredTags { when: None, require: vec![] });
+    let low = policy("l", Severity::Low, Check::RequiredTags { when: None, require: vec![] });
+    assert_eq!(score(&[], &[]), 100.0);
+    assert_eq!(score(&[&critical, &low], &[]), 100.0);
+    assert!((score(&[&critical, &low], &[&low]) - 100.0 * 8.0 / 9.0).abs() < 1e-9);
+    assert!((score(&[&critical, &low], &[&critical]) - 100.0 / 9.0).abs() < 1e-9);
+    assert_eq!(score(&[&critical, &low], &[&critical, &low]), 0.0);
+}
+
+fn at(hours: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap() + Duration::hours(hours)
+}
+
+fn policies(list: Vec<Policy>) -> BTreeMap<String, Policy> {
+    list.into_iter().map(|p| (p.id.clone(), p)).collect()
+}
+
+/// Runs transitions into the open violations, as the evaluator's state would.
+fn run(open: &mut BTreeMap<ViolationKey, OpenViolation>, transitions: &[Transition], now: DateTime<Utc>) {
+    for t in transitions {
+        apply(open, t, now);
+    }
+}
+
+fn names(transitions: &[Transition]) -> Vec<String> {
+    transitions
+        .iter()
+        .map(|t| match t {
+            Transition::Opened { key, .. } => format!("opened {key}"),
+            Transition::BecameDue { key, .. } => format!("due {key}"),
+            Transition::Escalated { key, to, .. } => format!("escalated {key} to {to}"),
+            Transition::Resolved { key, reason, .. } => format!("resolved {key} ({})", reason.as_str()),
+        })
+        .collect()
+}
+
+#[test]
+fn a_violation_waits_out_its_grace_period_then_escalates_then_resolves() {
+    let mut p = production_standard();
+    p.escalation = Some(Escalation { to: "platform-leads@example.com".into(), after_hours: 48 });
+    let all = policies(vec![p.clone()]);
+    let t = tags(&[
+        ("environment", "production"),
+        ("cost-center", "ENG-001"),
+        ("owner", "ana@example.com"),
+        ("backup", "daily"),
+    ]);
+    let findings = evaluate(&p, &subject(&t, None), today());
+    let mut open = BTreeMap::new();
+
+    let opened = reconcile(&open, &findings, &all, at(0));
+    assert_eq!(names(&opened), ["opened data-classification"]);
+    let Transition::Opened { due_at, escalation, severity, .. } = &opened[0] else { unreachable!() };
+    assert_eq!((*due_at, *severity), (at(24), Severity::Critical));
+    assert_eq!(escalation.as_ref().map(|(_, when)| *when), Some(at(72)));
+    run(&mut open, &opened, at(0));
+
+    // Found again inside the grace period: nothing new (no second alert).
+    assert!(reconcile(&open, &findings, &all, at(5)).is_empty());
+    assert!(advance(&open, at(23)).is_empty());
+    let due = advance(&open, at(24));
+    assert_eq!(names(&due), ["due data-classification"]);
+    run(&mut open, &due, at(24));
+    assert!(advance(&open, at(71)).is_empty());
+    let escalated = advance(&open, at(72));
+    assert_eq!(names(&escalated), ["escalated data-classification to platform-leads@example.com"]);
+    run(&mut open, &escalated, at(72));
+    assert!(advance(&open, at(500)).is_empty(), "each transition happens once");
+
+    let resolved = reconcile(&open, &[], &all, at(80));
+    assert_eq!(names(&resolved), ["resolved data-classification (fixed)"]);
+    run(&mut open, &resolved, at(80));
+    assert!(open.is_empty());
+}
+
+#[test]
+fn without_a_grace_period_a_violation_is_due_at_once() {
+    let p = high_cost_governance();
+    let all = policies(vec![p.clone()]);
+    let bare = tags(&[]);
+    let findings = evaluate(&p, &subject(&bare, Some((60_000, "USD"))), today());
+    let transitions = reconcile(&BTreeMap::new(), &findings, &all, at(0));
+    assert_eq!(
+        names(&transitions),
+        [
+            "opened business-unit",
+            "due business-unit",
+            "opened project-justification",
+            "due project-justification",
+            "opened approval-id",
+            "due approval-id",
+            "opened review-date",
+            "due review-date",
+        ]
+    );
+}
+
+#[test]
+fn withdrawing_a_policy_resolves_its_violations() {
+    let p = production_standard();
+    let missing = tags(&[("environment", "production")]);
+    let findings = evaluate(&p, &subject(&missing, None), today());
+    let mut open = BTreeMap::new();
+    let opened = reconcile(&open, &findings, &policies(vec![p.clone()]), at(0));
+    run(&mut open, &opened, at(0));
+    assert_eq!(open.len(), 4);
+
+    let mut disabled = p;
+    disabled.enabled = false;
+    let resolved = reconcile(&open, &[], &policies(vec![disabled]), at(1));
+    assert_eq!(resolved.len(), 4);
+    assert!(names(&resolved).iter().all(|n| n.ends_with("(policy_withdrawn)")), "{resolved:?}");
+    let deleted = reconcile(&open, &[], &BTreeMap::new(), at(1));
+    assert!(names(&deleted).iter().all(|n| n.ends_with("(policy_withdrawn)")));
+}
