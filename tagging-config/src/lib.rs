@@ -18,18 +18,18 @@
 //!   here.
 //! - `codec`: JSON and YAML in and out ([`ConfigDocument::from_json`], [`ConfigDocument::from_yaml`],
 //!   [`ConfigDocument::compile_yaml`], [`ConfigDocument::to_json`], [`ConfigDocument::to_yaml`]).
-//! - `yaml`: YAML with node positions, so every error has a line.
 //! - `compile`: document → the domain's [`TaggingConfig`](vtag_domain::tagging::TaggingConfig),
 //!   reporting every error at once ([`ConfigDocument::compile`]).
 //! - `edit`: the changes behind the command API's CRUD endpoints ([`ConfigDocument::upsert_rule`], …).
-//! - `errors`: [`DocError`], one 422 problem+json entry each.
+//! - `errors` and `yaml` (from `vtag-documents`): [`DocError`], one 422 problem+json entry each,
+//!   and YAML with node positions, so every error has a line.
 
 mod codec;
 mod compile;
 mod document;
 mod edit;
-mod errors;
-mod yaml;
+// Shared with every hand-edited document (see vtag-documents).
+pub(crate) use vtag_documents::{errors, yaml};
 
 pub use document::{
     ConditionDoc, ConfigDocument, KeyDoc, LookupDoc, MappingDoc, NameCaptureDoc, PriorityDoc, RuleDoc, SchemaDoc,

@@ -26,11 +26,11 @@ pub struct DocError {
 }
 
 impl DocError {
-    pub(crate) fn new(path: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(path: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
         Self { path: path.into(), rule, message: message.into(), line: None, column: None }
     }
 
-    pub(crate) fn from_validation(path: impl Into<String>, e: ValidationError) -> Self {
+    pub fn from_validation(path: impl Into<String>, e: ValidationError) -> Self {
         Self::new(path, e.rule, e.message)
     }
 }
@@ -53,7 +53,7 @@ impl std::error::Error for DocError {}
 
 /// A serde error (already carrying its path) as a [`DocError`]. serde has no error kinds, only
 /// messages with stable prefixes, so the rule is read off the message.
-pub(crate) fn from_serde(path: String, message: String) -> DocError {
+pub fn from_serde(path: String, message: String) -> DocError {
     let rule = if message.starts_with("unknown field") {
         "unknown_field"
     } else if message.starts_with("missing field") {
@@ -76,7 +76,7 @@ pub(crate) fn from_serde(path: String, message: String) -> DocError {
 }
 
 /// The path of `field` inside `parent` (`rules[2]` + `when` → `rules[2].when`).
-pub(crate) fn join(parent: &str, field: &str) -> String {
+pub fn join(parent: &str, field: &str) -> String {
     if parent.is_empty() {
         field.to_owned()
     } else {
@@ -86,31 +86,31 @@ pub(crate) fn join(parent: &str, field: &str) -> String {
 
 /// Collects every error of a document instead of stopping at the first.
 #[derive(Debug, Default)]
-pub(crate) struct Errors(Vec<DocError>);
+pub struct Errors(Vec<DocError>);
 
 impl Errors {
-    pub(crate) fn push(&mut self, path: impl Into<String>, rule: &'static str, message: impl Into<String>) {
+    pub fn push(&mut self, path: impl Into<String>, rule: &'static str, message: impl Into<String>) {
         self.0.push(DocError::new(path, rule, message));
     }
 
-    pub(crate) fn add(&mut self, e: DocError) {
+    pub fn add(&mut self, e: DocError) {
         self.0.push(e);
     }
 
     /// `value` when it is valid, or records the error at `path`.
-    pub(crate) fn check<T>(&mut self, path: impl Into<String>, value: Result<T, ValidationError>) -> Option<T> {
+    pub fn check<T>(&mut self, path: impl Into<String>, value: Result<T, ValidationError>) -> Option<T> {
         value.map_err(|e| self.0.push(DocError::from_validation(path, e))).ok()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.0.len()
     }
 
-    pub(crate) fn into_vec(self) -> Vec<DocError> {
+    pub fn into_vec(self) -> Vec<DocError> {
         self.0
     }
 }

@@ -39,7 +39,7 @@ impl From<Marker> for Pos {
 
 /// Where each node of a YAML document is, by path.
 #[derive(Debug, Default)]
-pub(crate) struct Positions {
+pub struct Positions {
     values: HashMap<String, Pos>,
     /// Where a mapping key is written, by the path of its value: unknown fields point here.
     keys: HashMap<String, Pos>,
@@ -48,7 +48,7 @@ pub(crate) struct Positions {
 impl Positions {
     /// Gives `e` the line and column of its path, or of the nearest enclosing node that has one
     /// (a missing field is reported at the mapping that lacks it).
-    pub(crate) fn locate(&self, e: &mut DocError) {
+    pub fn locate(&self, e: &mut DocError) {
         if e.line.is_some() {
             return;
         }
@@ -95,7 +95,7 @@ enum Kind {
 }
 
 /// Parses one YAML document into a JSON value and the positions of its nodes.
-pub(crate) fn parse(text: &str) -> Result<(Value, Positions), Vec<DocError>> {
+pub fn parse(text: &str) -> Result<(Value, Positions), Vec<DocError>> {
     let Some(root) = read_tree(text).map_err(|e| vec![e])? else {
         return Err(vec![DocError::new("", "required", "the document is empty")]);
     };
@@ -256,7 +256,7 @@ fn number(t: &str) -> Option<Number> {
 /// Emits a value as block-style YAML. Goes through JSON text, which is YAML, because the loader
 /// keeps the fields in the order the serde types declare them (a `serde_json::Value` would sort
 /// them alphabetically).
-pub(crate) fn emit(json: &str) -> String {
+pub fn emit(json: &str) -> String {
     let docs = YamlLoader::load_from_str(json).expect("JSON text is YAML");
     let mut out = String::new();
     // Multi-line strings stay quoted with escapes: the emitter's literal blocks lose trailing
