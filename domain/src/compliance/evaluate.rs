@@ -8,16 +8,35 @@ use chrono::NaiveDate;
 use regex::Regex;
 
 use super::policy::{Check, Policy, Requirement, TagCondition, ValueRule};
-use crate::values::Provider;
+use crate::resource::AppliedTag;
+use crate::values::{Provider, TagKey};
+
+/// A resource's effective virtual tags, however they are held.
+pub trait TagLookup {
+    fn tag(&self, key: &str) -> Option<&str>;
+}
+
+impl TagLookup for BTreeMap<String, String> {
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+/// The write model's virtual tags (what the evaluator folds from the resource events).
+impl TagLookup for BTreeMap<TagKey, AppliedTag> {
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.get(key).map(|t| t.value.as_str())
+    }
+}
 
 /// What a policy looks at: the resource's place and its virtual tags (never the native ones).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Subject<'a> {
     pub provider: Provider,
     pub account: &'a str,
     pub resource_type: &'a str,
     /// The effective virtual tags, by canonical key.
-    pub tags: &'a BTreeMap<String, String>,
+    pub tags: &'a dyn TagLookup,
     /// Monthly cost in cents and its currency, once a billing import measured it.
     pub monthly_cost: Option<(i64, &'a str)>,
 }
@@ -83,7 +102,7 @@ pub fn evaluate(policy: &Policy, subject: &Subject<'_>, today: NaiveDate) -> Vec
         Check::RequiredTags { require, .. } | Check::ConditionalRequirement { require, .. } | Check::CostThreshold { require, .. } => {
             require.iter().filter_map(|r| requirement(r, subject.tags, today).map(|(p, m, h)| finding(&r.key, p, m, h))).collect()
         }
-        Check::ValueValidation { key, allowed, case_sensitive } => match subject.tags.get(key) {
+        Check::ValueValidation { key, allowed, case_sensitive } => match subject.tags.tag(key) {
             Some(value) if !one_of(value, allowed, *case_sensitive) => vec![finding(
                 key,
                 Problem::Invalid,
@@ -96,9 +115,9 @@ pub fn evaluate(policy: &Policy, subject: &Subject<'_>, today: NaiveDate) -> Vec
 }
 
 /// A required tag's problem, if any: (problem, message, remediation).
-fn requirement(r: &Requirement, tags: &BTreeMap<String, String>, today: NaiveDate) -> Option<(Problem, String, String)> {
+fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Option<(Problem, String, String)> {
     let key = &r.key;
-    let Some(value) = tags.get(key).filter(|v| !v.trim().is_empty()) else {
+    let Some(value) = tags.tag(key).filter(|v| !v.trim().is_empty()) else {
         return Some((Problem::Missing, format!("{key} is required"), format!("set the {key} tag")));
     };
     let validation = r.validation.as_ref()?;
@@ -155,15 +174,15 @@ fn one_of(value: &str, allowed: &[String], case_sensitive: bool) -> bool {
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$").expect("valid regex"));
 
 /// Whether a tag condition holds for these tags.
-pub fn holds(condition: &TagCondition, tags: &BTreeMap<String, String>) -> bool {
+pub fn holds(condition: &TagCondition, tags: &dyn TagLookup) -> bool {
     let eq = |a: &str, b: &str, ignore_case: bool| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
     match condition {
-        TagCondition::Equals { key, value, ignore_case } => tags.get(key).is_some_and(|v| eq(v, value, *ignore_case)),
-        TagCondition::NotEquals { key, value, ignore_case } => !tags.get(key).is_some_and(|v| eq(v, value, *ignore_case)),
-        TagCondition::In { key, values, ignore_case } => tags.get(key).is_some_and(|v| values.iter().any(|x| eq(v, x, *ignore_case))),
-        TagCondition::Exists { key } => tags.contains_key(key),
-        TagCondition::Missing { key } => !tags.contains_key(key),
-        TagCondition::Matches { key, pattern } => tags.get(key).is_some_and(|v| pattern.is_match(v)),
+        TagCondition::Equals { key, value, ignore_case } => tags.tag(key).is_some_and(|v| eq(v, value, *ignore_case)),
+        TagCondition::NotEquals { key, value, ignore_case } => !tags.tag(key).is_some_and(|v| eq(v, value, *ignore_case)),
+        TagCondition::In { key, values, ignore_case } => tags.tag(key).is_some_and(|v| values.iter().any(|x| eq(v, x, *ignore_case))),
+        TagCondition::Exists { key } => tags.tag(key).is_some(),
+        TagCondition::Missing { key } => tags.tag(key).is_none(),
+        TagCondition::Matches { key, pattern } => tags.tag(key).is_some_and(|v| pattern.is_match(v)),
         TagCondition::All(all) => all.iter().all(|c| holds(c, tags)),
         TagCondition::Any(any) => any.iter().any(|c| holds(c, tags)),
     }

@@ -7,12 +7,16 @@
 //! - `policy`: what a policy says, checked ([`Policy`], [`Check`], [`Severity`], [`Scope`]).
 //! - `evaluate`: one resource against one policy ([`evaluate`], [`Finding`]) and its score.
 //! - `lifecycle`: findings and time into violation transitions ([`reconcile`], [`advance`]).
+//! - `book`: one evaluator's resources, open violations and policies, deciding what to record
+//!   ([`ComplianceBook`]).
 
+mod book;
 mod evaluate;
 mod lifecycle;
 mod policy;
 
-pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject};
+pub use book::{Change, ComplianceBook, Decision, Judgement, TenantPolicies};
+pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject, TagLookup};
 pub use lifecycle::{advance, apply, reconcile, OpenViolation, Resolution, Stage, Transition, ViolationKey};
 pub use policy::{Check, Escalation, Policy, Requirement, Scope, Severity, TagCondition, Validation, ValueRule};
 

@@ -358,3 +358,152 @@ fn withdrawing_a_policy_resolves_its_violations() {
     let deleted = reconcile(&open, &[], &BTreeMap::new(), at(1));
     assert!(names(&deleted).iter().all(|n| n.ends_with("(policy_withdrawn)")));
 }
+
+mod book {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::{at, production_standard};
+    use crate::compliance::*;
+    use crate::envelope::{CommandContext, Recorded};
+    use crate::resource::*;
+    use crate::tagging::{RuleSet, TagSchema, TaggingConfig};
+    use crate::values::*;
+
+    fn tenant() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    /// A resource's life as the command side records it: decided by the domain, one command at a time.
+    struct Estate {
+        states: BTreeMap<ResourceId, ResourceState>,
+        seen: u128,
+    }
+
+    impl Estate {
+        fn new() -> Self {
+            Self { states: BTreeMap::new(), seen: 0 }
+        }
+
+        fn run(&mut self, name: &str, command: ResourceCommand) -> Vec<Recorded<ResourceEvent>> {
+            let cloud = CloudResourceId::parse(&format!("arn:aws:ec2:us-east-1:123456789012:instance/{name}")).unwrap();
+            let id = ResourceId::derive(&tenant(), Provider::Aws, &cloud);
+            self.seen += 1;
+            let moment = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+            let ctx = CommandContext {
+                command_id: Uuid::from_u128(self.seen),
+                tenant: tenant(),
+                actor: Actor::parse("ana@example.com").unwrap(),
+                correlation_id: Uuid::from_u128(7),
+                occurred_at: moment,
+                recorded_at: moment,
+            };
+            let config = TaggingConfig { version: 0, schema: TagSchema::new(Vec::new()), rules: RuleSet::default() };
+            let state = self.states.remove(&id).unwrap_or_default();
+            let events = decide(&state, id, &command, &ctx, &config).unwrap();
+            let state = events.iter().fold(state, evolve);
+            self.states.insert(id, state);
+            events
+        }
+
+        fn observe(&mut self, name: &str) -> Vec<Recorded<ResourceEvent>> {
+            let cloud = CloudResourceId::parse(&format!("arn:aws:ec2:us-east-1:123456789012:instance/{name}")).unwrap();
+            let description = ResourceDescription::parse("123456789012".into(), "us-east-1".into(), "ec2:instance".into(), name.into(), BTreeMap::new()).unwrap();
+            let observe = ObserveResource { provider: Provider::Aws, cloud_id: cloud, description, native_tags: NativeTags::parse(BTreeMap::new()).unwrap(), observed_at: Utc::now() };
+            self.run(name, ResourceCommand::Observe(observe))
+        }
+
+        fn tag(&mut self, name: &str, key: &str, value: &str) -> Vec<Recorded<ResourceEvent>> {
+            let apply = ApplyVirtualTag {
+                key: TagKey::parse(key).unwrap(),
+                value: TagValue::parse(value).unwrap(),
+                source: TagSource::Manual,
+                confidence: Confidence::CERTAIN,
+                expected_version: None,
+            };
+            self.run(name, ResourceCommand::ApplyVirtualTag(apply))
+        }
+    }
+
+    fn feed(book: &mut ComplianceBook, events: Vec<Recorded<ResourceEvent>>, hour: i64) -> Vec<String> {
+        events.iter().flat_map(|e| book.resource_event(e, at(hour))).map(describe).collect()
+    }
+
+    fn describe(d: Decision) -> String {
+        match d.change {
+            Change::Transition(Transition::Opened { key, .. }) => format!("opened {key}"),
+            Change::Transition(Transition::BecameDue { key, .. }) => format!("due {key}"),
+            Change::Transition(Transition::Escalated { key, .. }) => format!("escalated {key}"),
+            Change::Transition(Transition::Resolved { key, reason, .. }) => format!("resolved {key} ({})", reason.as_str()),
+            Change::Judged(j) => format!("judged {:?} {:?} {:.0}", j.applicable, j.violated, j.score),
+        }
+    }
+
+    fn standard() -> TenantPolicies {
+        TenantPolicies::new(1, vec![production_standard()])
+    }
+
+    #[test]
+    fn tag_changes_open_and_resolve_violations() {
+        let mut estate = Estate::new();
+        let mut book = ComplianceBook::new();
+        book.policies_changed(&tenant(), standard(), at(0));
+        assert_eq!(feed(&mut book, estate.observe("web-1"), 0), ["judged [] [] 100"]);
+        assert_eq!(
+            feed(&mut book, estate.tag("web-1", "environment", "production"), 1),
+            [
+                "opened cost-center",
+                "opened owner",
+                "opened backup",
+                "opened data-classification",
+                "judged [\"prod-tagging-standard\"] [\"prod-tagging-standard\"] 0",
+            ]
+        );
+        // Still broken: nothing new to record.
+        assert!(feed(&mut book, estate.tag("web-1", "cost-center", "eng"), 2).is_empty());
+        assert_eq!(feed(&mut book, estate.tag("web-1", "cost-center", "ENG-001"), 3), ["resolved cost-center (fixed)"]);
+        assert!(book.tick(at(24)).is_empty(), "grace runs from the opening at hour 1");
+        assert_eq!(book.tick(at(25)).into_iter().map(describe).collect::<Vec<_>>(), ["due backup", "due data-classification", "due owner"]);
+        assert!(book.tick(at(500)).is_empty(), "no escalation configured, nothing more happens");
+        assert_eq!(
+            feed(&mut book, estate.tag("web-1", "environment", "staging"), 30),
+            ["resolved backup (fixed)", "resolved data-classification (fixed)", "resolved owner (fixed)", "judged [] [] 100"]
+        );
+    }
+
+    #[test]
+    fn a_policy_change_rejudges_every_resource_and_a_rebuilt_book_decides_nothing_twice() {
+        let mut estate = Estate::new();
+        let mut book = ComplianceBook::new();
+        let mut recorded = Vec::new();
+        for name in ["a", "b", "c"] {
+            for e in estate.observe(name).into_iter().chain(estate.tag(name, "environment", "production")) {
+                recorded.push(e.clone());
+                book.resource_event(&e, at(0));
+            }
+        }
+        // No policies yet: everything complies. Then the standard arrives, retroactively.
+        let decided = book.policies_changed(&tenant(), standard(), at(1));
+        assert_eq!(decided.iter().filter(|d| matches!(d.change, Change::Transition(Transition::Opened { .. }))).count(), 12);
+        // Disabling it withdraws every violation.
+        let mut off = production_standard();
+        off.enabled = false;
+        let withdrawn = book.policies_changed(&tenant(), TenantPolicies::new(2, vec![off]), at(2));
+        let resolved = withdrawn.iter().filter(|d| matches!(d.change, Change::Transition(Transition::Resolved { reason: Resolution::PolicyWithdrawn, .. }))).count();
+        assert_eq!(resolved, 12);
+
+        // A book rebuilt from the resource events and its own records decides nothing again.
+        let mut rebuilt = ComplianceBook::new();
+        for e in &recorded {
+            rebuilt.resource_event(e, at(0));
+        }
+        rebuilt.restore_policies(&tenant(), standard());
+        for d in &decided {
+            rebuilt.restore(d, at(1));
+        }
+        assert!(rebuilt.rejudge(|_| true, at(1)).is_empty());
+        assert_eq!(rebuilt.tick(at(25)).len(), 12, "and time moves it on like the original");
+    }
+}

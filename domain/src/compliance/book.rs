@@ -1,0 +1,198 @@
+//! What one evaluator knows (ADR 0007): the resources of the partitions it owns, as their events
+//! left them, each with its open violations and its last judgement, and every tenant's policies.
+//! It decides what to record when a resource changes, when a tenant's policies change (every
+//! resource of the tenant re-judged: retroactive, like rules), and when time passes (grace periods
+//! ending, escalations); and it is rebuilt from what it recorded ([`ComplianceBook::restore`]).
+//!
+//! Deciding applies the decisions to the book at once: the caller appends them, and if an append
+//! fails it rebuilds the book from the log (as the command API does with its write model).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::evaluate::{applies, evaluate, score, Subject};
+use super::lifecycle::{advance, apply, reconcile, OpenViolation, Stage, Transition, ViolationKey};
+use super::policy::Policy;
+use crate::envelope::Recorded;
+use crate::resource::{evolve, ResourceEvent, ResourceState};
+use crate::values::{ResourceId, TenantId};
+
+/// A tenant's policies in force, by id.
+#[derive(Debug, Clone, Default)]
+pub struct TenantPolicies {
+    /// The policies document's version (0: none yet).
+    pub version: u64,
+    pub policies: BTreeMap<String, Policy>,
+}
+
+impl TenantPolicies {
+    pub fn new(version: u64, policies: Vec<Policy>) -> Self {
+        Self { version, policies: policies.into_iter().map(|p| (p.id.clone(), p)).collect() }
+    }
+}
+
+/// Where a resource stands: which policies judge it, which it breaks, and its score. Recorded only
+/// when it changes (a policy edit that changes nothing for a resource records nothing for it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub applicable: Vec<String>,
+    pub violated: Vec<String>,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Transition(Transition),
+    Judged(Judgement),
+}
+
+/// Something to record about one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub tenant: TenantId,
+    pub resource: ResourceId,
+    pub change: Change,
+}
+
+struct Watched {
+    tenant: TenantId,
+    state: ResourceState,
+    open: BTreeMap<ViolationKey, OpenViolation>,
+    judged: Option<Judgement>,
+}
+
+#[derive(Default)]
+pub struct ComplianceBook {
+    resources: HashMap<ResourceId, Watched>,
+    policies: HashMap<TenantId, Arc<TenantPolicies>>,
+    /// Resources with a violation that time will move on (pending or due with an escalation).
+    waiting: HashSet<ResourceId>,
+}
+
+impl ComplianceBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn resources(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// A resource event: the resource is re-judged against its tenant's policies.
+    pub fn resource_event(&mut self, recorded: &Recorded<ResourceEvent>, now: DateTime<Utc>) -> Vec<Decision> {
+        let id = recorded.envelope.aggregate_id;
+        let watched = self.resources.entry(id).or_insert_with(|| Watched {
+            tenant: recorded.envelope.tenant.clone(),
+            state: ResourceState::default(),
+            open: BTreeMap::new(),
+            judged: None,
+        });
+        watched.state = evolve(std::mem::take(&mut watched.state), recorded);
+        self.judge(id, now)
+    }
+
+    /// A tenant's policies changed (or a recheck was asked for): every resource of the tenant is
+    /// judged again under them.
+    pub fn policies_changed(&mut self, tenant: &TenantId, policies: TenantPolicies, now: DateTime<Utc>) -> Vec<Decision> {
+        self.policies.insert(tenant.clone(), Arc::new(policies));
+        self.rejudge(|t| t == tenant, now)
+    }
+
+    /// Judges again every resource of the tenants `which` selects (a recheck; the daily pass that
+    /// ages dates).
+    pub fn rejudge(&mut self, which: impl Fn(&TenantId) -> bool, now: DateTime<Utc>) -> Vec<Decision> {
+        let mut ids: Vec<ResourceId> = self.resources.iter().filter(|(_, w)| which(&w.tenant)).map(|(id, _)| *id).collect();
+        // A stable order: the same book decides the same records in the same order.
+        ids.sort_unstable();
+        ids.into_iter().flat_map(|id| self.judge(id, now)).collect()
+    }
+
+    /// What time alone does by `now`: grace periods ending, escalations.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
+        let mut ids: Vec<ResourceId> = self.waiting.iter().copied().collect();
+        ids.sort_unstable();
+        let mut decisions = Vec::new();
+        for id in ids {
+            let Some(w) = self.resources.get(&id) else { continue };
+            let moved: Vec<Decision> = advance(&w.open, now)
+                .into_iter()
+                .map(|t| Decision { tenant: w.tenant.clone(), resource: id, change: Change::Transition(t) })
+                .collect();
+            for d in &moved {
+                self.restore(d, now);
+            }
+            decisions.extend(moved);
+        }
+        decisions
+    }
+
+    /// Sets a tenant's policies without judging anything (rebuilding: what they decided is in the log).
+    pub fn restore_policies(&mut self, tenant: &TenantId, policies: TenantPolicies) {
+        self.policies.insert(tenant.clone(), Arc::new(policies));
+    }
+
+    /// Folds a recorded decision in (deciding does this itself; rebuilding from the log calls it).
+    pub fn restore(&mut self, d: &Decision, at: DateTime<Utc>) {
+        let Some(w) = self.resources.get_mut(&d.resource) else { return };
+        match &d.change {
+            Change::Transition(t) => apply(&mut w.open, t, at),
+            Change::Judged(j) => w.judged = Some(j.clone()),
+        }
+        let waits = w.open.values().any(|v| v.stage == Stage::Pending || (v.stage == Stage::Due && v.escalation.is_some()));
+        if waits {
+            self.waiting.insert(d.resource);
+        } else {
+            self.waiting.remove(&d.resource);
+        }
+    }
+
+    /// Judges one resource at `now` and applies what it decides.
+    fn judge(&mut self, id: ResourceId, now: DateTime<Utc>) -> Vec<Decision> {
+        let Some(w) = self.resources.get(&id) else { return Vec::new() };
+        let empty = TenantPolicies::default();
+        let policies = self.policies.get(&w.tenant).cloned();
+        let policies: &TenantPolicies = policies.as_deref().unwrap_or(&empty);
+        let (Some(provider), Some(facts)) = (w.state.provider, w.state.facts.as_ref()) else { return Vec::new() };
+        let subject = Subject {
+            provider,
+            account: &facts.account,
+            resource_type: &facts.resource_type,
+            tags: &w.state.virtual_tags,
+            monthly_cost: w.state.monthly_cost.as_ref().map(|(cents, currency, _)| (*cents, currency.as_str())),
+        };
+        let today = now.date_naive();
+        let mut findings = Vec::new();
+        let mut applicable: Vec<&Policy> = Vec::new();
+        let mut violated: Vec<&Policy> = Vec::new();
+        for p in policies.policies.values() {
+            if !applies(p, &subject) {
+                continue;
+            }
+            applicable.push(p);
+            let found = evaluate(p, &subject, today);
+            if !found.is_empty() {
+                violated.push(p);
+            }
+            findings.extend(found);
+        }
+        let judgement = Judgement {
+            applicable: applicable.iter().map(|p| p.id.clone()).collect(),
+            violated: violated.iter().map(|p| p.id.clone()).collect(),
+            score: score(&applicable, &violated),
+        };
+        let tenant = w.tenant.clone();
+        let mut decisions: Vec<Decision> = reconcile(&w.open, &findings, &policies.policies, now)
+            .into_iter()
+            .map(|t| Decision { tenant: tenant.clone(), resource: id, change: Change::Transition(t) })
+            .collect();
+        if w.judged.as_ref() != Some(&judgement) {
+            decisions.push(Decision { tenant, resource: id, change: Change::Judged(judgement) });
+        }
+        for d in &decisions {
+            self.restore(d, now);
+        }
+        decisions
+    }
+}
