@@ -9,10 +9,10 @@ use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
 use vtag_domain::{Recorded, ResourceEvent};
 
 use crate::avro_value::{from_value, to_value, InvalidField};
-use crate::records::{self, ConfigRecord, LogRecord, ProgressMarker};
+use crate::records::{self, ConfigRecord, DocumentKind, LogRecord, ProgressMarker};
 use crate::avro_wire::{self, Wire};
 use crate::cost;
-use crate::schemas::{self, TopicKind, CONFIG_NAMESPACE, COST_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
+use crate::schemas::{self, TopicKind, COMPLIANCE_NAMESPACE, CONFIG_NAMESPACE, COST_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
 use vtag_billing::{CostEvent, CostRecord, CostSplitsChanged};
 
 /// Why a record could not be turned back into an event. `Poison` is deterministic (the same bytes
@@ -48,6 +48,11 @@ impl EventCodec {
     /// A codec for the tagging-configuration topic.
     pub fn for_config(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
         Self::for_topic(registry_url, topic, TopicKind::TaggingConfig)
+    }
+
+    /// A codec for the compliance-policies topic.
+    pub fn for_policies(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
+        Self::for_topic(registry_url, topic, TopicKind::CompliancePolicies)
     }
 
     /// A codec for the cost topic.
@@ -100,7 +105,7 @@ impl EventCodec {
             self.topic.clone(),
             schemas::full_name_in(CONFIG_NAMESPACE, schemas::CONFIG_SCHEMA.0),
         );
-        let value = records::config_to_value(record);
+        let value = records::config_to_value(record, DocumentKind::TAGGING_CONFIG);
         self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
@@ -168,7 +173,26 @@ impl EventCodec {
         if namespace.as_deref() != Some(CONFIG_NAMESPACE) || name != schemas::CONFIG_SCHEMA.0 {
             return Err(DecodeError::Poison(format!("not a tagging-configuration record: {name}")));
         }
-        records::config_from_value(value).map_err(|e| DecodeError::Poison(e.to_string()))
+        records::config_from_value(value, DocumentKind::TAGGING_CONFIG).map_err(|e| DecodeError::Poison(e.to_string()))
+    }
+
+    /// Encodes a change of a tenant's compliance policies.
+    pub async fn encode_policies(&self, record: &ConfigRecord) -> Result<Vec<u8>, EncodeError> {
+        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(
+            self.topic.clone(),
+            schemas::full_name_in(COMPLIANCE_NAMESPACE, schemas::POLICIES_SCHEMA.0),
+        );
+        let value = records::config_to_value(record, DocumentKind::COMPLIANCE_POLICIES);
+        self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Decodes a record of the compliance-policies topic.
+    pub async fn decode_policies(&self, bytes: &[u8]) -> Result<ConfigRecord, DecodeError> {
+        let (namespace, name, value) = self.decode_raw(bytes).await?;
+        if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) || name != schemas::POLICIES_SCHEMA.0 {
+            return Err(DecodeError::Poison(format!("not a compliance-policies record: {name}")));
+        }
+        records::config_from_value(value, DocumentKind::COMPLIANCE_POLICIES).map_err(|e| DecodeError::Poison(e.to_string()))
     }
 
     async fn decode_raw(&self, bytes: &[u8]) -> Result<(Option<String>, String, apache_avro::types::Value), DecodeError> {

@@ -19,6 +19,6 @@ pub mod schemas;
 pub mod topics;
 
 pub use codec::{DecodeError, EventCodec};
-pub use records::{ConfigRecord, LogRecord, ProgressMarker};
+pub use records::{ConfigRecord, DocumentKind, LogRecord, ProgressMarker};
 pub use position::LogPosition;
 pub use topics::{partition_count, partition_for, EventTopics};

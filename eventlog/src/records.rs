@@ -43,12 +43,14 @@ impl ProgressMarker {
     }
 }
 
-/// A change of a tenant's tagging configuration: the whole new document and what changed.
+/// A change of one of a tenant's configuration documents (the tagging configuration, the
+/// compliance policies): the whole new document and what changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigRecord {
     pub event_id: Uuid,
     pub tenant: TenantId,
-    /// Gapless per tenant, from 1; also the rule-set version derived tags cite.
+    /// Gapless per tenant and document, from 1; for the tagging configuration also the rule-set
+    /// version derived tags cite.
     pub version: u64,
     pub actor: Actor,
     pub causation_id: Uuid,
@@ -56,16 +58,44 @@ pub struct ConfigRecord {
     pub recorded_at: DateTime<Utc>,
     pub change: String,
     pub change_kind: String,
+    /// The rules (or policies) the change is about.
     pub rule_ids: Vec<String>,
-    /// JSON, in the format of the `vtag-tagging-config` crate.
+    /// JSON, in the format of the document's crate (`vtag-tagging-config`, `vtag-policy-config`).
     pub document: String,
 }
 
+/// Which document a [`ConfigRecord`] changes: its aggregate and how its record names things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentKind {
+    pub aggregate_type: &'static str,
+    /// The record's field listing the items the change is about.
+    pub ids_field: &'static str,
+    /// Namespace of the aggregate ids (one aggregate per tenant).
+    namespace: Uuid,
+}
+
+impl DocumentKind {
+    pub const TAGGING_CONFIG: DocumentKind = DocumentKind {
+        aggregate_type: "TaggingConfig",
+        ids_field: "rule_ids",
+        namespace: Uuid::from_u128(0x41a7_0f3c_9e25_4d8b_a6c0_7b31_e9f2_5d18),
+    };
+    pub const COMPLIANCE_POLICIES: DocumentKind = DocumentKind {
+        aggregate_type: "CompliancePolicies",
+        ids_field: "policy_ids",
+        namespace: Uuid::from_u128(0x7c2e_95b1_0d64_4f3a_8e17_c5a9_3b20_6f48),
+    };
+
+    /// The document aggregate's id for a tenant.
+    pub fn aggregate_id(self, tenant: &TenantId) -> Uuid {
+        Uuid::new_v5(&self.namespace, tenant.as_str().as_bytes())
+    }
+}
+
 impl ConfigRecord {
-    /// The configuration aggregate's id (one per tenant).
+    /// The tagging-configuration aggregate's id (one per tenant).
     pub fn aggregate_id(tenant: &TenantId) -> Uuid {
-        const NAMESPACE: Uuid = Uuid::from_u128(0x41a7_0f3c_9e25_4d8b_a6c0_7b31_e9f2_5d18);
-        Uuid::new_v5(&NAMESPACE, tenant.as_str().as_bytes())
+        DocumentKind::TAGGING_CONFIG.aggregate_id(tenant)
     }
 }
 
@@ -112,12 +142,12 @@ pub fn progress_from_value(value: Value) -> Result<ProgressMarker, InvalidField>
     })
 }
 
-pub fn config_to_value(c: &ConfigRecord) -> Value {
+pub fn config_to_value(c: &ConfigRecord, kind: DocumentKind) -> Value {
     let envelope = Value::Record(vec![
         ("event_id".into(), s(&c.event_id.to_string())),
         ("tenant".into(), s(c.tenant.as_str())),
-        ("aggregate_type".into(), s("TaggingConfig")),
-        ("aggregate_id".into(), s(&ConfigRecord::aggregate_id(&c.tenant).to_string())),
+        ("aggregate_type".into(), s(kind.aggregate_type)),
+        ("aggregate_id".into(), s(&kind.aggregate_id(&c.tenant).to_string())),
         ("aggregate_version".into(), Value::Long(c.version as i64)),
         ("actor".into(), s(c.actor.as_str())),
         ("causation_id".into(), s(&c.causation_id.to_string())),
@@ -129,27 +159,28 @@ pub fn config_to_value(c: &ConfigRecord) -> Value {
         ("envelope".into(), envelope),
         ("change".into(), s(&c.change)),
         ("change_kind".into(), s(&c.change_kind)),
-        ("rule_ids".into(), Value::Array(c.rule_ids.iter().map(|r| s(r)).collect())),
+        (kind.ids_field.into(), Value::Array(c.rule_ids.iter().map(|r| s(r)).collect())),
         ("document".into(), s(&c.document)),
     ])
 }
 
-pub fn config_from_value(value: Value) -> Result<ConfigRecord, InvalidField> {
+pub fn config_from_value(value: Value, kind: DocumentKind) -> Result<ConfigRecord, InvalidField> {
     let mut f = Fields::of("event", value)?;
     let mut e = Fields::of("envelope", f.take("envelope")?)?;
     let version = e.long("aggregate_version")?;
     if version < 1 {
         return Err(InvalidField { field: "aggregate_version".into(), reason: "must be at least 1".into() });
     }
-    let rule_ids = match f.take("rule_ids")? {
+    let ids = kind.ids_field;
+    let rule_ids = match f.take(ids)? {
         Value::Array(items) => items
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                other => Err(InvalidField { field: "rule_ids".into(), reason: format!("expected strings, found {other:?}") }),
+                other => Err(InvalidField { field: ids.into(), reason: format!("expected strings, found {other:?}") }),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        other => return Err(InvalidField { field: "rule_ids".into(), reason: format!("expected an array, found {other:?}") }),
+        other => return Err(InvalidField { field: ids.into(), reason: format!("expected an array, found {other:?}") }),
     };
     Ok(ConfigRecord {
         event_id: e.uuid("event_id")?,
@@ -164,4 +195,43 @@ pub fn config_from_value(value: Value) -> Result<ConfigRecord, InvalidField> {
         rule_ids,
         document: f.string("document")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::{from_avro_datum, to_avro_datum, Schema};
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::schemas::{CONFIG_SCHEMA, POLICIES_SCHEMA};
+
+    fn record() -> ConfigRecord {
+        ConfigRecord {
+            event_id: Uuid::from_u128(1),
+            tenant: TenantId::parse("acme").unwrap(),
+            version: 3,
+            actor: Actor::parse("ana@example.com").unwrap(),
+            causation_id: Uuid::from_u128(2),
+            correlation_id: Uuid::from_u128(3),
+            recorded_at: Utc.with_ymd_and_hms(2026, 11, 23, 4, 30, 0).unwrap(),
+            change: "policy prod-tagging-standard saved".into(),
+            change_kind: "policy_saved".into(),
+            rule_ids: vec!["prod-tagging-standard".into()],
+            document: r#"{"format_version":1,"policies":[]}"#.into(),
+        }
+    }
+
+    #[test]
+    fn document_changes_round_trip_through_their_schemas() {
+        for ((_, text), kind) in [(CONFIG_SCHEMA, DocumentKind::TAGGING_CONFIG), (POLICIES_SCHEMA, DocumentKind::COMPLIANCE_POLICIES)] {
+            let schema = Schema::parse_str(text).unwrap();
+            let bytes = to_avro_datum(&schema, config_to_value(&record(), kind)).unwrap();
+            let back = config_from_value(from_avro_datum(&schema, &mut &bytes[..], None).unwrap(), kind).unwrap();
+            assert_eq!(back, record(), "{}", kind.aggregate_type);
+        }
+        // Each document is its own aggregate.
+        let tenant = TenantId::parse("acme").unwrap();
+        assert_ne!(DocumentKind::TAGGING_CONFIG.aggregate_id(&tenant), DocumentKind::COMPLIANCE_POLICIES.aggregate_id(&tenant));
+        assert_eq!(ConfigRecord::aggregate_id(&tenant), DocumentKind::TAGGING_CONFIG.aggregate_id(&tenant), "tagging ids never move");
+    }
 }

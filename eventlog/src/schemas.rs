@@ -11,6 +11,7 @@ pub const NAMESPACE: &str = "vtag.events.resource";
 pub const JOB_NAMESPACE: &str = "vtag.events.job";
 pub const CONFIG_NAMESPACE: &str = "vtag.events.config";
 pub const COST_NAMESPACE: &str = "vtag.events.cost";
+pub const COMPLIANCE_NAMESPACE: &str = "vtag.events.compliance";
 
 /// (record name, schema text) for every event type of the `Resource` aggregate.
 pub const RESOURCE_EVENT_SCHEMAS: [(&str, &str); 6] = [
@@ -26,6 +27,9 @@ pub const PROGRESS_SCHEMA: (&str, &str) =
     ("RederivationProgressed", include_str!("../../schemas/avro/RederivationProgressed.avsc"));
 
 pub const CONFIG_SCHEMA: (&str, &str) = ("TaggingConfigChanged", include_str!("../../schemas/avro/TaggingConfigChanged.avsc"));
+
+pub const POLICIES_SCHEMA: (&str, &str) =
+    ("CompliancePoliciesChanged", include_str!("../../schemas/avro/CompliancePoliciesChanged.avsc"));
 
 /// The cost topic's records: the cost ledger's events and split-rule changes.
 pub const COST_SCHEMAS: [(&str, &str); 3] = [
@@ -43,6 +47,8 @@ pub enum TopicKind {
     TaggingConfig,
     /// Cost ledger imports.
     Costs,
+    /// Compliance policy changes.
+    CompliancePolicies,
 }
 
 impl TopicKind {
@@ -55,6 +61,7 @@ impl TopicKind {
                 .collect(),
             Self::TaggingConfig => vec![(CONFIG_NAMESPACE, CONFIG_SCHEMA.0, CONFIG_SCHEMA.1)],
             Self::Costs => COST_SCHEMAS.iter().map(|(r, s)| (COST_NAMESPACE, *r, *s)).collect(),
+            Self::CompliancePolicies => vec![(COMPLIANCE_NAMESPACE, POLICIES_SCHEMA.0, POLICIES_SCHEMA.1)],
         }
     }
 }

@@ -45,6 +45,12 @@ impl EventTopics {
         format!("{}cost-events", self.prefix)
     }
 
+    /// Compliance policy changes of every tenant, keyed by tenant. One partition, one writer
+    /// (partition 0's lease), as for the tagging configuration.
+    pub fn compliance_policies(&self) -> String {
+        format!("{}compliance-policies", self.prefix)
+    }
+
     /// Events a projector could not apply, with the original position and error in headers.
     pub fn dead_letters(&self) -> String {
         format!("{}resource-events.dlq", self.prefix)
@@ -58,7 +64,11 @@ impl EventTopics {
         let dlq = self.dead_letters();
         let config = self.tagging_config();
         let costs = self.cost_events();
+        let policies = self.compliance_policies();
         let topics = [
+            NewTopic::new(&policies, 1, TopicReplication::Fixed(1))
+                .set("retention.ms", RETAIN_FOREVER)
+                .set("cleanup.policy", "delete"),
             NewTopic::new(&costs, 1, TopicReplication::Fixed(1))
                 .set("retention.ms", RETAIN_FOREVER)
                 .set("cleanup.policy", "delete"),
