@@ -9,16 +9,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 use vtag_billing::{decide_import, ledger_id, BillingFile, CostRecord, CostSplitsChanged, LedgerHead, SplitError, SplitsDoc};
 use vtag_domain::{CommandContext, TenantId};
-use vtag_eventlog::kafka::assigned_consumer_config;
 use vtag_eventlog::EventCodec;
+
+use crate::backlog::Backlog;
 
 /// What one ledger of an import came to.
 #[derive(Debug, Clone)]
@@ -229,20 +227,11 @@ impl CostWriter {
 
     /// Reads `[next_offset, high watermark)` of the cost topic into the ledger heads.
     async fn catch_up(&self, book: &mut Book) -> anyhow::Result<()> {
-        let topic = self.codec.topic();
-        let consumer: StreamConsumer = assigned_consumer_config(&self.brokers, "vtag-command-costs").create()?;
-        let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
-        if high <= book.next_offset {
+        let Some(mut backlog) = Backlog::open(&self.brokers, "vtag-command-costs", self.codec.topic(), book.next_offset).await? else {
             return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(book.next_offset))?;
-        consumer.assign(&tpl)?;
-        while book.next_offset < high {
-            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-                .await
-                .map_err(|_| anyhow::anyhow!("timed out reading the cost topic at offset {}", book.next_offset))??;
-            match self.codec.decode_cost(msg.payload().unwrap_or_default()).await {
+        };
+        while let Some((offset, payload)) = backlog.next().await? {
+            match self.codec.decode_cost(&payload).await {
                 Ok(CostRecord::Ledger(event)) => {
                     book.heads.entry(event.envelope().ledger_id).or_default().evolve(&event);
                 }
@@ -250,11 +239,11 @@ impl CostWriter {
                     Ok(doc) => {
                         book.splits.insert(s.tenant.clone(), (s.version, doc));
                     }
-                    Err(e) => tracing::error!(offset = msg.offset(), error = %e, "skipping an unreadable split-rules document"),
+                    Err(e) => tracing::error!(offset, error = %e, "skipping an unreadable split-rules document"),
                 },
-                Err(e) => tracing::error!(offset = msg.offset(), error = %e, "skipping an undecodable cost record"),
+                Err(e) => tracing::error!(offset, error = %e, "skipping an undecodable cost record"),
             }
-            book.next_offset = msg.offset() + 1;
+            book.next_offset = offset + 1;
         }
         tracing::debug!(ledgers = book.heads.len(), next = book.next_offset, "cost ledgers caught up");
         Ok(())

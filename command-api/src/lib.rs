@@ -9,6 +9,8 @@
 //! configuration changes are appended to their own topic, and a re-derivation job per partition
 //! brings every resource to the new version.
 
+pub mod backlog;
+pub mod compliance;
 pub mod costs;
 pub mod processor;
 pub mod routes;

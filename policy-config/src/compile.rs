@@ -178,9 +178,9 @@ fn check(policy_type: &str, r: &RulesDoc, type_path: &str, path: &str, errors: &
             Some(Check::ConditionalRequirement { when: when?, require: require? })
         }
         _ => {
-            let (amount, currency, period, at) = match (&r.cost_threshold, r.threshold) {
-                (Some(t), None) => (t.amount, t.currency.clone(), t.period.clone(), join(path, "cost_threshold.amount")),
-                (None, Some(amount)) => (amount, None, r.period.clone(), join(path, "threshold")),
+            let (amount, currency, period, at) = match (&r.cost_threshold, &r.threshold) {
+                (Some(t), None) => (t.amount.as_f64().unwrap_or(f64::NAN), t.currency.clone(), t.period.clone(), join(path, "cost_threshold.amount")),
+                (None, Some(amount)) => (amount.as_f64().unwrap_or(f64::NAN), None, r.period.clone(), join(path, "threshold")),
                 (Some(_), Some(_)) => {
                     errors.push(join(path, "threshold"), "one_of", "give cost_threshold or threshold, not both");
                     return None;

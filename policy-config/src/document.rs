@@ -98,7 +98,7 @@ pub struct RulesDoc {
     pub cost_threshold: Option<ThresholdDoc>,
     /// cost_threshold (short form: an amount in USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
+    pub threshold: Option<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<String>,
     /// critical, high, medium (default) or low.
@@ -117,7 +117,8 @@ pub struct RulesDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdDoc {
-    pub amount: f64,
+    /// Kept as written (`500` stays `500` in the export).
+    pub amount: serde_json::Number,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

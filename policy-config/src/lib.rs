@@ -6,12 +6,14 @@
 //! Map:
 //! - `document`: the serde types (`format_version: 1`).
 //! - `codec`: JSON and YAML in and out.
+//! - `edit`: the changes behind the policy endpoints (one policy saved, removed, enabled).
 //! - `compile`: document → the domain's [`Policy`](vtag_domain::compliance::Policy) list,
 //!   reporting every error at once with its path (and line, from YAML).
 
 mod codec;
 mod compile;
 mod document;
+mod edit;
 
 pub use document::{EscalationDoc, PoliciesDocument, PolicyDoc, RulesDoc, ScopeDoc, ThresholdDoc, ValidationDoc, FORMAT_VERSION};
 pub use vtag_documents::DocError;

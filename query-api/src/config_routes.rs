@@ -146,7 +146,19 @@ async fn current(state: &AppState, caller: &Caller, wanted: ConfigVersion) -> Re
 /// The document in the negotiated format, with `ETag: "<version>"`; a matching `If-None-Match`
 /// gets a 304, so a GitOps job polling for drift transfers nothing while nothing changed.
 fn document_response(config: Versioned, format: Format, headers: &HeaderMap) -> Response {
-    let etag = format!("\"{}\"", config.version);
+    let document = config.document;
+    versioned_response(config.version, format, headers, || Json(&document).into_response(), || document.to_yaml())
+}
+
+/// A versioned document's answer (see [`document_response`]): `json` or `yaml` renders it.
+pub(crate) fn versioned_response(
+    version: i64,
+    format: Format,
+    headers: &HeaderMap,
+    json: impl FnOnce() -> Response,
+    yaml: impl FnOnce() -> String,
+) -> Response {
+    let etag = format!("\"{version}\"");
     let etag_value = HeaderValue::from_str(&etag).expect("a quoted number is a valid header value");
     let unchanged = headers
         .get_all(header::IF_NONE_MATCH)
@@ -159,8 +171,8 @@ fn document_response(config: Versioned, format: Format, headers: &HeaderMap) -> 
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         match format {
-            Format::Json => Json(config.document).into_response(),
-            Format::Yaml => ([(header::CONTENT_TYPE, YAML)], config.document.to_yaml()).into_response(),
+            Format::Json => json(),
+            Format::Yaml => ([(header::CONTENT_TYPE, YAML)], yaml()).into_response(),
         }
     };
     let h = response.headers_mut();

@@ -43,6 +43,7 @@ pub mod explain;
 pub mod graphql;
 pub mod history;
 pub mod jobs;
+pub mod policy_routes;
 pub mod provenance;
 pub mod resources;
 pub mod rest;
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rules", get(config_routes::rules))
         .route("/api/v1/tagging-config", get(config_routes::tagging_config))
         .route("/api/v1/tagging-config/history", get(config_routes::history))
+        .route("/api/v1/policies", get(policy_routes::policies))
+        .route("/api/v1/policies/{id}", get(policy_routes::policy))
         .route("/api/v1/rederivations/{job_id}", get(jobs::rederivation))
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .fallback(rest::no_route)

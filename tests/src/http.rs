@@ -14,6 +14,7 @@ pub struct Api {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -46,7 +47,12 @@ impl Api {
 
     /// Posts raw bytes (a billing file) with its content type.
     pub async fn upload(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> Reply {
-        let mut req = self.client.post(format!("{}{path}", self.base)).header("content-type", content_type);
+        self.send_bytes(Method::POST, path, bytes, content_type).await
+    }
+
+    /// Sends raw bytes (a YAML document, a billing file) with their content type.
+    pub async fn send_bytes(&self, method: Method, path: &str, bytes: Vec<u8>, content_type: &str) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -56,9 +62,10 @@ impl Api {
     async fn reply(r: reqwest::Response) -> Reply {
         let status = r.status();
         let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let headers = r.headers().clone();
         let bytes = r.bytes().await.unwrap_or_default();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, body }
+        Reply { status, content_type, headers, body }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {

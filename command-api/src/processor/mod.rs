@@ -32,6 +32,7 @@ pub use partition::Outcome;
 use partition::PartitionState;
 pub use preview::{PreviewReport, RuleStats, TagChangeCount};
 
+use crate::compliance::{PolicyChange, PolicyError, PolicyOutcome, PolicyWriter};
 use crate::costs::{CostError, CostWriter, LedgerOutcome, SplitsOutcome};
 use crate::settings::Settings;
 use vtag_billing::{BillingFile, SplitsDoc};
@@ -67,6 +68,7 @@ pub struct CommandProcessor {
     configs: Arc<ConfigRegistry>,
     publisher: Publisher,
     costs: CostWriter,
+    policies: PolicyWriter,
     rederive: RederivePace,
 }
 
@@ -96,6 +98,9 @@ impl CommandProcessor {
         let cost_codec = EventCodec::for_costs(&settings.registry_url, topics.cost_events())?;
         cost_codec.register_schemas().await?;
         let costs = CostWriter::new(&settings.brokers, cost_codec, producer.clone());
+        let policy_codec = EventCodec::for_policies(&settings.registry_url, topics.compliance_policies())?;
+        policy_codec.register_schemas().await?;
+        let policies = PolicyWriter::new(&settings.brokers, policy_codec, producer.clone());
         let count = vtag_eventlog::partition_count(&settings.brokers, codec.topic())?;
         anyhow::ensure!(count > 0, "topic {} has no partitions", codec.topic());
         let partitions: ownership::Partitions =
@@ -115,6 +120,7 @@ impl CommandProcessor {
             configs,
             publisher,
             costs,
+            policies,
             rederive: RederivePace { chunk: settings.rederive_chunk, pause: settings.rederive_pause },
         };
         // Rebuild what we own now, side by side (start-up is mostly fetch latency), rather than on
@@ -322,6 +328,17 @@ impl CommandProcessor {
             return Err(CostError::NotOwner);
         }
         let outcome = self.costs.set_splits(doc, ctx, expected).await;
+        drop(lease);
+        outcome
+    }
+
+    /// Changes a tenant's compliance policies.
+    pub async fn change_policies(&self, change: &PolicyChange, ctx: &CommandContext, expected: Option<u64>) -> Result<PolicyOutcome, PolicyError> {
+        let lease = self.partitions[0].lock().await;
+        if !lease.owned {
+            return Err(PolicyError::NotOwner);
+        }
+        let outcome = self.policies.change(change, ctx, expected).await;
         drop(lease);
         outcome
     }

@@ -3,6 +3,7 @@
 
 mod costs;
 mod observe;
+mod policies;
 mod requests;
 mod rules;
 mod tags;
@@ -36,6 +37,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/virtual-tags/apply", post(tags::apply))
         .route("/api/v1/virtual-tags/{id}", put(tags::update).delete(tags::remove))
         .route("/api/v1/cost-splits", put(costs::put_splits))
+        .route("/api/v1/policies", put(policies::replace).post(policies::create))
+        .route("/api/v1/policies/{id}", put(policies::put).delete(policies::delete))
+        .route("/api/v1/policies/{id}/enable", post(policies::enable))
+        .route("/api/v1/policies/{id}/disable", post(policies::disable))
         .route("/api/v1/tagging-config", put(rules::replace))
         .route("/api/v1/tag-mappings", post(rules::add_mapping))
         .route("/api/v1/rules", post(rules::save_rule))

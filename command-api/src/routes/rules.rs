@@ -34,8 +34,8 @@ impl From<ConfigOutcome> for Published {
     }
 }
 
-/// Optimistic concurrency on the configuration: `If-Match: <version>` (or `"<version>"`).
-fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+/// Optimistic concurrency on a versioned document: `If-Match: <version>` (or `"<version>"`).
+pub(super) fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     match headers.get(header::IF_MATCH) {
         None => Ok(None),
         Some(v) => v
@@ -44,7 +44,7 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
             .map(|v| v.trim().trim_matches('"'))
             .and_then(|v| v.parse().ok())
             .map(Some)
-            .ok_or_else(|| Problem::invalid_field("If-Match", "type", "must be the configuration version, a number")),
+            .ok_or_else(|| Problem::invalid_field("If-Match", "type", "must be the document's version, a number")),
     }
 }
 
@@ -76,7 +76,7 @@ async fn publish(state: &AppState, caller: &Caller, headers: &HeaderMap, change:
     Ok((status, Json(Published::from(outcome))).into_response())
 }
 
-fn is_yaml(headers: &HeaderMap) -> bool {
+pub(super) fn is_yaml(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -1,6 +1,7 @@
-//! Projects the tagging-config topic into `tagging_configs`: every version of every tenant's
-//! configuration document, with what changed and who changed it. The query API serves the tag
-//! schema, the rules and the configuration history from here.
+//! Projects the versioned-document topics — tagging configuration into `tagging_configs`,
+//! compliance policies into `compliance_policies` — every version of every tenant's document, with
+//! what changed and who changed it. The query API serves the tag schema, rules, policies and their
+//! history from here.
 
 use std::time::Duration;
 
@@ -10,17 +11,56 @@ use vtag_eventlog::{ConfigRecord, EventCodec};
 
 use crate::source::BatchSource;
 
+/// Which document a topic carries, and where its versions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Documents {
+    TaggingConfig,
+    CompliancePolicies,
+}
+
+impl Documents {
+    fn client_id(self) -> &'static str {
+        match self {
+            Self::TaggingConfig => "vtag-projector-postgres-config",
+            Self::CompliancePolicies => "vtag-projector-postgres-policies",
+        }
+    }
+
+    fn insert(self) -> &'static str {
+        match self {
+            Self::TaggingConfig => {
+                "INSERT INTO tagging_configs (tenant, version, document, change, change_kind, rule_ids, actor, event_id, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (tenant, version) DO NOTHING"
+            }
+            Self::CompliancePolicies => {
+                "INSERT INTO compliance_policies (tenant, version, document, change, change_kind, policy_ids, actor, event_id, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (tenant, version) DO NOTHING"
+            }
+        }
+    }
+
+    async fn decode(self, codec: &EventCodec, bytes: &[u8]) -> Result<ConfigRecord, vtag_eventlog::DecodeError> {
+        match self {
+            Self::TaggingConfig => codec.decode_config(bytes).await,
+            Self::CompliancePolicies => codec.decode_policies(bytes).await,
+        }
+    }
+}
+
 pub struct ConfigProjection {
     pool: PgPool,
     projector: String,
     codec: EventCodec,
     source: BatchSource,
+    documents: Documents,
 }
 
 impl ConfigProjection {
-    pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec) -> anyhow::Result<Self> {
-        let source = single_partition_source(&pool, projector, brokers, "vtag-projector-postgres-config", codec.topic()).await?;
-        Ok(Self { pool, projector: projector.to_owned(), codec, source })
+    pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec, documents: Documents) -> anyhow::Result<Self> {
+        let source = single_partition_source(&pool, projector, brokers, documents.client_id(), codec.topic()).await?;
+        Ok(Self { pool, projector: projector.to_owned(), codec, source, documents })
     }
 
     /// Runs until the process ends (the caller drops the future on shutdown; a batch is one
@@ -32,12 +72,12 @@ impl ConfigProjection {
             let mut next = 0;
             for r in &batch {
                 next = r.offset + 1;
-                match super::decode_with_retry(|| self.codec.decode_config(&r.payload)).await {
+                match super::decode_with_retry(|| self.documents.decode(&self.codec, &r.payload)).await {
                     Ok(c) => records.push(c),
-                    Err(reason) => tracing::error!(offset = r.offset, %reason, "skipping an undecodable configuration record"),
+                    Err(reason) => tracing::error!(offset = r.offset, %reason, documents = ?self.documents, "skipping an undecodable document record"),
                 }
             }
-            self.write(&records, next).await.context("writing tagging configurations")?;
+            self.write(&records, next).await.with_context(|| format!("writing {:?} versions", self.documents))?;
         }
     }
 
@@ -45,11 +85,7 @@ impl ConfigProjection {
         let mut tx = self.pool.begin().await?;
         for c in records {
             let document: serde_json::Value = serde_json::from_str(&c.document).unwrap_or(serde_json::Value::Null);
-            sqlx::query(
-                "INSERT INTO tagging_configs (tenant, version, document, change, change_kind, rule_ids, actor, event_id, recorded_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (tenant, version) DO NOTHING",
-            )
+            sqlx::query(self.documents.insert())
             .bind(c.tenant.as_str())
             .bind(c.version as i64)
             .bind(document)

@@ -39,10 +39,15 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let source = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
     tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
     let config_codec = EventCodec::for_config(&settings.registry_url, topics.tagging_config()).context("schema registry settings")?;
-    let configs = configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, config_codec).await?;
+    let configs =
+        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, config_codec, configs::Documents::TaggingConfig).await?;
     // Its own task: polled only from this loop's select!, it could sit suspended mid-transaction
     // holding a pooled connection while a batch waits for one.
     let mut configs = tokio::spawn(configs.run());
+    let policy_codec = EventCodec::for_policies(&settings.registry_url, topics.compliance_policies()).context("schema registry settings")?;
+    let policies =
+        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, policy_codec, configs::Documents::CompliancePolicies).await?;
+    let mut policies = tokio::spawn(policies.run());
     let cost_codec = EventCodec::for_costs(&settings.registry_url, topics.cost_events()).context("schema registry settings")?;
     let cost_dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topics.cost_events(), PROJECTOR)?;
     let costs = costs::CostProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, cost_codec, cost_dead_letters).await?;
@@ -54,12 +59,14 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             _ = &mut shutdown => break,
             result = &mut configs => return result.context("tagging-config projection")?.context("tagging-config projection"),
             result = &mut costs => return result.context("cost projection")?.context("cost projection"),
+            result = &mut policies => return result.context("compliance-policies projection")?.context("compliance-policies projection"),
             batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
         };
         project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
     }
     configs.abort();
     costs.abort();
+    policies.abort();
     tracing::info!("postgres projector stopped");
     Ok(())
 }
