@@ -49,10 +49,15 @@ fn previous(p: &PreviousTag) -> Value {
 }
 
 fn envelope(e: &EventEnvelope) -> Value {
+    envelope_of(e, "Resource")
+}
+
+/// The envelope of a record about a resource on another topic (`ResourceCompliance`).
+pub(crate) fn envelope_of(e: &EventEnvelope, aggregate_type: &str) -> Value {
     Value::Record(vec![
         ("event_id".into(), s(&e.event_id.to_string())),
         ("tenant".into(), s(e.tenant.as_str())),
-        ("aggregate_type".into(), s("Resource")),
+        ("aggregate_type".into(), s(aggregate_type)),
         ("aggregate_id".into(), s(&e.aggregate_id.to_string())),
         ("aggregate_version".into(), Value::Long(e.aggregate_version as i64)),
         ("actor".into(), s(e.actor.as_str())),
@@ -191,7 +196,7 @@ impl Fields {
     }
 
     /// An `["null", "string"]` union.
-    fn optional_string(&mut self, name: &str) -> Result<Option<String>, InvalidField> {
+    pub(crate) fn optional_string(&mut self, name: &str) -> Result<Option<String>, InvalidField> {
         match self.take(name)? {
             Value::Null => Ok(None),
             Value::String(v) => Ok(Some(v)),
@@ -256,7 +261,7 @@ fn previous_from(value: Value) -> Result<PreviousTag, InvalidField> {
     Ok(PreviousTag { value: f.parsed("value", TagValue::parse)?, source: f.parsed("source", TagSource::parse)? })
 }
 
-fn envelope_from(value: Value) -> Result<EventEnvelope, InvalidField> {
+pub(crate) fn envelope_from(value: Value) -> Result<EventEnvelope, InvalidField> {
     let mut f = Fields::of("envelope", value)?;
     let version = f.long("aggregate_version")?;
     if version < 1 {

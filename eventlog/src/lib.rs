@@ -11,6 +11,7 @@
 mod avro_value;
 mod avro_wire;
 pub mod codec;
+pub mod compliance;
 pub mod cost;
 pub mod kafka;
 pub mod position;

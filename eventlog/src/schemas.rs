@@ -31,6 +31,15 @@ pub const CONFIG_SCHEMA: (&str, &str) = ("TaggingConfigChanged", include_str!(".
 pub const POLICIES_SCHEMA: (&str, &str) =
     ("CompliancePoliciesChanged", include_str!("../../schemas/avro/CompliancePoliciesChanged.avsc"));
 
+/// The compliance-events topic's records: an evaluator's decisions about resources (ADR 0007).
+pub const COMPLIANCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
+    ("ViolationOpened", include_str!("../../schemas/avro/ViolationOpened.avsc")),
+    ("ViolationBecameDue", include_str!("../../schemas/avro/ViolationBecameDue.avsc")),
+    ("ViolationEscalated", include_str!("../../schemas/avro/ViolationEscalated.avsc")),
+    ("ViolationResolved", include_str!("../../schemas/avro/ViolationResolved.avsc")),
+    ("ResourceComplianceChanged", include_str!("../../schemas/avro/ResourceComplianceChanged.avsc")),
+];
+
 /// The cost topic's records: the cost ledger's events and split-rule changes.
 pub const COST_SCHEMAS: [(&str, &str); 3] = [
     ("CostLinesRecorded", include_str!("../../schemas/avro/CostLinesRecorded.avsc")),

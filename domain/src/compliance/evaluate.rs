@@ -68,6 +68,10 @@ impl Problem {
             Self::Invalid => "invalid",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Missing, Self::Invalid].into_iter().find(|p| p.as_str() == raw)
+    }
 }
 
 /// Whether the policy judges this resource at all (enabled, in scope, condition or threshold met).

@@ -80,6 +80,10 @@ impl Resolution {
             Self::PolicyWithdrawn => "policy_withdrawn",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Fixed, Self::PolicyWithdrawn].into_iter().find(|r| r.as_str() == raw)
+    }
 }
 
 /// The transitions of one resource's violations after an evaluation at `now`: new findings open
