@@ -222,6 +222,38 @@ def main():
             raise ApiError(f"the starter rules' re-derivation did not finish: {progress}")
         log(f"published starter rules (version {published.get('version')}), re-derived {progress.get('changed', 0)} resources")
 
+        # the seed's Appendix C compliance policies (docs/compliance.md): the evaluator judges the
+        # estate under them and records violations on the compliance-events topic
+        policies = {"format_version": 1, "policies": [
+            {"policy_id": "prod-tagging-standard", "policy_name": "Production Environment Tagging Standard",
+             "description": "All production resources must have comprehensive tagging",
+             "policy_type": "conditional_requirement", "enabled": True,
+             "rules": {"if_condition": {"field": "tags.environment", "operator": "equals", "value": "production"},
+                       "then_require": [
+                           {"tag_key": "cost-center", "validation": {"type": "regex", "pattern": "^[A-Z]{3}-[0-9]{3}$",
+                                                                      "message": "Cost center must be format: ABC-123"}},
+                           {"tag_key": "owner", "validation": {"type": "email", "message": "Owner must be valid email address"}},
+                           {"tag_key": "backup", "validation": {"type": "enum", "allowed_values": ["daily", "hourly", "weekly"],
+                                                                 "message": "Backup must be daily, hourly, or weekly"}},
+                           {"tag_key": "data-classification",
+                            "validation": {"type": "enum", "allowed_values": ["public", "internal", "confidential", "restricted"],
+                                           "message": "Invalid data classification"}}],
+                       "severity": "critical", "grace_period_hours": 24, "auto_remediate": False}},
+            {"policy_id": "high-cost-governance", "policy_name": "High Cost Resource Governance",
+             "description": "Resources exceeding $500/month require detailed justification",
+             "policy_type": "cost_threshold", "enabled": True,
+             "rules": {"cost_threshold": {"amount": 500, "currency": "USD", "period": "monthly"},
+                       "required_tags": ["business-unit", "project-justification", "approval-id", "review-date"],
+                       "validation": {
+                           "approval-id": {"type": "regex", "pattern": "^JIRA-[0-9]{4,}$",
+                                           "message": "Approval ID must reference JIRA ticket"},
+                           "review-date": {"type": "date", "format": "YYYY-MM-DD", "must_be_future": False,
+                                           "max_age_days": 90, "message": "Review date must be within last 90 days"}},
+                       "severity": "high", "escalation": {"to": "finance-team@company.com", "after_hours": 48}}},
+        ]}
+        put = call("PUT", f"{cmd}/api/v1/policies", args.admin_token, policies, {"Idempotency-Key": f"{KEY_PREFIX}-policies"})
+        log(f"published the seed's compliance policies (version {put.get('version')})")
+
     # 3. people fixing what the native tags got wrong (with the values the generator knows are right)
     applies = [
         ("web1-env-1", {"resource_id": web1["id"], "key": "environment", "value": "prod", "source": "manual"}),

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The vtag services on top of the local stack (scripts/stack.sh): command API, postgres projector
-# and query API, plus a demo data set on first start. Same conventions as stack.sh: state under
-# $VTAG_HOME, pid files in $VTAG_HOME/pids, logs in $VTAG_HOME/logs, stop by pid only.
+# The vtag services on top of the local stack (scripts/stack.sh): command API, postgres projector,
+# compliance evaluator and query API, plus a demo data set on first start. Same conventions as
+# stack.sh: state under $VTAG_HOME, pid files in $VTAG_HOME/pids, logs in $VTAG_HOME/logs, stop by
+# pid only.
 #
-#   scripts/run-services.sh start    start what is not running (command-api, projector, query-api),
-#                                    load the demo data once, print URLs, tokens and curl examples
+#   scripts/run-services.sh start    start what is not running (command-api, projector, compliance,
+#                                    query-api), load the demo data once, print URLs, tokens and
+#                                    curl examples
 #   scripts/run-services.sh stop     stop the services by pid file (TERM, 10 s, KILL); the stack stays
 #   scripts/run-services.sh status   up/down per service; exit 3 if any is down
 #   scripts/run-services.sh info     print URLs, fresh tokens and curl examples again
@@ -35,7 +37,7 @@ DEMO_MARKER="$VTAG_HOME/demo-loaded"
 DEMO_ENV="$VTAG_HOME/demo.env"
 STACK="$REPO_ROOT/scripts/stack.sh"
 DEMO_SCRIPT="$REPO_ROOT/scripts/demo-data.py"
-SERVICES=(command-api projector query-api)  # start order; stop is the reverse
+SERVICES=(command-api projector compliance query-api)  # start order; stop is the reverse
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -83,11 +85,12 @@ service_bin() { # NAME -> binary name
   case "$1" in
     command-api) echo vtag-command-api ;;
     projector) echo vtag-projector ;;
+    compliance) echo vtag-compliance ;;
     query-api) echo vtag-query-api ;;
   esac
 }
 
-service_listen() { # NAME -> host:port ("" for the projector)
+service_listen() { # NAME -> host:port ("" for the projector and the evaluator)
   case "$1" in
     command-api) echo "$VTAG_COMMAND_API_LISTEN" ;;
     query-api) echo "$VTAG_QUERY_API_LISTEN" ;;
@@ -107,7 +110,7 @@ health_url() { # NAME
 }
 
 # ---------------------------------------------------------------- start ----
-# start_service NAME WAIT_SECONDS: health-checked (APIs) or alive-for-2-s (projector)
+# start_service NAME WAIT_SECONDS: health-checked (APIs) or alive-for-2-s (projector, evaluator)
 start_service() {
   local name="$1" max="$2" bin pid listen logf t0 i url
   bin="$VTAG_BIN_DIR/$(service_bin "$name")"
@@ -124,7 +127,7 @@ start_service() {
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
   t0=$SECONDS
   spawn "$name" "$logf" "$VTAG_HOME" env NO_COLOR="${NO_COLOR:-1}" "$bin"  # plain-text logs
-  if [[ -z "$listen" ]]; then # the projector has no port: it must survive its start-up
+  if [[ -z "$listen" ]]; then # no port (projector, evaluator): it must survive its start-up
     sleep 2
     pid="$(service_pid "$name" 2>/dev/null)" || { tail_log "$logf"; die "$name: exited during start"; }
     log "$name: running (pid $pid)"
@@ -205,6 +208,7 @@ vtag is running (tenant "demo"; $(demo_field resources '?') demo resources)
   command API   $COMMAND_URL        (writes; log $LOG_DIR/command-api.log)
   query API     $QUERY_URL        (reads; GraphiQL at $QUERY_URL/graphql)
   projector     $LOG_DIR/projector.log
+  compliance    $LOG_DIR/compliance.log (evaluator: violations on ${VTAG_TOPIC_PREFIX}compliance-events)
   registry      $VTAG_SCHEMA_REGISTRY_URL
   postgres      $VTAG_DATABASE_URL
   kafka         $VTAG_KAFKA_BROKERS (topic ${VTAG_TOPIC_PREFIX}resource-events)
@@ -253,6 +257,7 @@ cmd_start() {
   load_secret
   start_service command-api 120  # rebuilds its state from the log before it listens
   start_service projector 0
+  start_service compliance 0
   start_service query-api 60
   load_demo
   log "all services up in $((SECONDS - t0)) s"

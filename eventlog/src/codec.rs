@@ -11,7 +11,7 @@ use vtag_domain::{Recorded, ResourceEvent};
 use crate::avro_value::{from_value, to_value, InvalidField};
 use crate::records::{self, ConfigRecord, DocumentKind, LogRecord, ProgressMarker};
 use crate::avro_wire::{self, Wire};
-use crate::cost;
+use crate::{compliance, cost};
 use crate::schemas::{self, TopicKind, COMPLIANCE_NAMESPACE, CONFIG_NAMESPACE, COST_NAMESPACE, JOB_NAMESPACE, NAMESPACE};
 use vtag_billing::{CostEvent, CostRecord, CostSplitsChanged};
 
@@ -53,6 +53,11 @@ impl EventCodec {
     /// A codec for the compliance-policies topic.
     pub fn for_policies(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
         Self::for_topic(registry_url, topic, TopicKind::CompliancePolicies)
+    }
+
+    /// A codec for the compliance-events topic.
+    pub fn for_compliance(registry_url: &str, topic: impl Into<String>) -> Result<Self, SRCError> {
+        Self::for_topic(registry_url, topic, TopicKind::ComplianceEvents)
     }
 
     /// A codec for the cost topic.
@@ -184,6 +189,22 @@ impl EventCodec {
         );
         let value = records::config_to_value(record, DocumentKind::COMPLIANCE_POLICIES);
         self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Encodes an evaluator's decision about a resource.
+    pub async fn encode_compliance(&self, record: &compliance::ComplianceRecord) -> Result<Vec<u8>, EncodeError> {
+        let (name, value) = compliance::to_value(record);
+        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COMPLIANCE_NAMESPACE, name));
+        self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Decodes a record of the compliance-events topic.
+    pub async fn decode_compliance(&self, bytes: &[u8]) -> Result<compliance::ComplianceRecord, DecodeError> {
+        let (namespace, name, value) = self.decode_raw(bytes).await?;
+        if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) {
+            return Err(DecodeError::Poison(format!("not a compliance record: {name}")));
+        }
+        compliance::from_value(&name, value).map_err(|e| DecodeError::Poison(e.to_string()))
     }
 
     /// Decodes a record of the compliance-policies topic.

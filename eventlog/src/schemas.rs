@@ -58,6 +58,8 @@ pub enum TopicKind {
     Costs,
     /// Compliance policy changes.
     CompliancePolicies,
+    /// Compliance evaluators' decisions.
+    ComplianceEvents,
 }
 
 impl TopicKind {
@@ -71,6 +73,7 @@ impl TopicKind {
             Self::TaggingConfig => vec![(CONFIG_NAMESPACE, CONFIG_SCHEMA.0, CONFIG_SCHEMA.1)],
             Self::Costs => COST_SCHEMAS.iter().map(|(r, s)| (COST_NAMESPACE, *r, *s)).collect(),
             Self::CompliancePolicies => vec![(COMPLIANCE_NAMESPACE, POLICIES_SCHEMA.0, POLICIES_SCHEMA.1)],
+            Self::ComplianceEvents => COMPLIANCE_EVENT_SCHEMAS.iter().map(|(r, s)| (COMPLIANCE_NAMESPACE, *r, *s)).collect(),
         }
     }
 }

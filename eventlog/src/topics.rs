@@ -51,6 +51,13 @@ impl EventTopics {
         format!("{}compliance-policies", self.prefix)
     }
 
+    /// The compliance evaluators' decisions about resources (violations, judgements), keyed by
+    /// resource id with the resource topic's partition count: partition p is written by whoever
+    /// evaluates resource partition p (docs/adr/0007).
+    pub fn compliance_events(&self) -> String {
+        format!("{}compliance-events", self.prefix)
+    }
+
     /// Events a projector could not apply, with the original position and error in headers.
     pub fn dead_letters(&self) -> String {
         format!("{}resource-events.dlq", self.prefix)
@@ -65,7 +72,11 @@ impl EventTopics {
         let config = self.tagging_config();
         let costs = self.cost_events();
         let policies = self.compliance_policies();
+        let compliance = self.compliance_events();
         let topics = [
+            NewTopic::new(&compliance, self.partitions, TopicReplication::Fixed(1))
+                .set("retention.ms", RETAIN_FOREVER)
+                .set("cleanup.policy", "delete"),
             NewTopic::new(&policies, 1, TopicReplication::Fixed(1))
                 .set("retention.ms", RETAIN_FOREVER)
                 .set("cleanup.policy", "delete"),

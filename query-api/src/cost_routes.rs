@@ -293,10 +293,7 @@ pub async fn allocation(
     let query = check(params.input()?)?;
     consistency::wait_until_visible(&state.pool, &state.consistency, &token).await?;
     let report = allocation::allocate(&state.pool, &state.costs, &caller.tenant, &query).await?;
-    let started = std::time::Instant::now();
-    let body = Json(body(&query, report));
-    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1000.0, "allocation body built");
-    Ok(body)
+    Ok(Json(body(&query, report)))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]

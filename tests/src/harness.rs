@@ -155,6 +155,26 @@ impl TestEnv {
         Worker { shutdown: Some(tx), handle: Some(handle) }
     }
 
+    /// The compliance evaluator in this process; time moves violations on every `tick`.
+    pub fn start_compliance(&self, tick: Duration) -> Worker {
+        let settings = vtag_compliance::Settings {
+            database_url: self.database_url.clone(),
+            brokers: self.stack.brokers.clone(),
+            registry_url: self.stack.registry_url.clone(),
+            topic_prefix: self.prefix.clone(),
+            partitions: self.partitions,
+            tick,
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            vtag_compliance::run(settings, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Worker { shutdown: Some(tx), handle: Some(handle) }
+    }
+
     /// The projector as a separate OS process, so a test can kill -9 it.
     pub fn spawn_projector_process(&self) -> tokio::process::Child {
         let bin = format!("{}/vtag-projector", self.stack.bin_dir);

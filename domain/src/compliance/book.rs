@@ -42,6 +42,13 @@ pub struct Judgement {
     pub score: f64,
 }
 
+impl Judgement {
+    /// Where a resource stands before any policy judges it.
+    pub fn unjudged() -> Self {
+        Self { applicable: Vec::new(), violated: Vec::new(), score: 100.0 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Transition(Transition),
@@ -53,6 +60,8 @@ pub enum Change {
 pub struct Decision {
     pub tenant: TenantId,
     pub resource: ResourceId,
+    /// Its place in the resource's compliance stream (gapless from 1), set when it is decided.
+    pub version: u64,
     pub change: Change,
 }
 
@@ -61,6 +70,8 @@ struct Watched {
     state: ResourceState,
     open: BTreeMap<ViolationKey, OpenViolation>,
     judged: Option<Judgement>,
+    /// Decisions recorded about the resource so far (its compliance stream's version).
+    recorded: u64,
 }
 
 #[derive(Default)]
@@ -82,15 +93,31 @@ impl ComplianceBook {
 
     /// A resource event: the resource is re-judged against its tenant's policies.
     pub fn resource_event(&mut self, recorded: &Recorded<ResourceEvent>, now: DateTime<Utc>) -> Vec<Decision> {
-        let id = recorded.envelope.aggregate_id;
-        let watched = self.resources.entry(id).or_insert_with(|| Watched {
+        self.fold(recorded);
+        self.judge(recorded.envelope.aggregate_id, now)
+    }
+
+    /// A resource event folded in without judging (rebuilding: what it led to is in the log).
+    pub fn fold(&mut self, recorded: &Recorded<ResourceEvent>) {
+        let watched = self.resources.entry(recorded.envelope.aggregate_id).or_insert_with(|| Watched {
             tenant: recorded.envelope.tenant.clone(),
             state: ResourceState::default(),
             open: BTreeMap::new(),
             judged: None,
+            recorded: 0,
         });
         watched.state = evolve(std::mem::take(&mut watched.state), recorded);
-        self.judge(id, now)
+    }
+
+    /// How many decisions have been recorded about a resource (the version of its next one is
+    /// this plus one, once [`restore`](Self::restore)d or decided).
+    pub fn recorded(&self, id: &ResourceId) -> u64 {
+        self.resources.get(id).map_or(0, |w| w.recorded)
+    }
+
+    /// The tenant's policies version in force here (0: none).
+    pub fn policies_version(&self, tenant: &TenantId) -> u64 {
+        self.policies.get(tenant).map_or(0, |p| p.version)
     }
 
     /// A tenant's policies changed (or a recheck was asked for): every resource of the tenant is
@@ -118,10 +145,11 @@ impl ComplianceBook {
             let Some(w) = self.resources.get(&id) else { continue };
             let moved: Vec<Decision> = advance(&w.open, now)
                 .into_iter()
-                .map(|t| Decision { tenant: w.tenant.clone(), resource: id, change: Change::Transition(t) })
+                .map(|t| Decision { tenant: w.tenant.clone(), resource: id, version: 0, change: Change::Transition(t) })
                 .collect();
-            for d in &moved {
-                self.restore(d, now);
+            let mut moved = moved;
+            for d in &mut moved {
+                self.record(d, now);
             }
             decisions.extend(moved);
         }
@@ -133,9 +161,16 @@ impl ComplianceBook {
         self.policies.insert(tenant.clone(), Arc::new(policies));
     }
 
+    /// Applies a decision just taken and gives it its version.
+    fn record(&mut self, d: &mut Decision, at: DateTime<Utc>) {
+        self.restore(d, at);
+        d.version = self.recorded(&d.resource);
+    }
+
     /// Folds a recorded decision in (deciding does this itself; rebuilding from the log calls it).
     pub fn restore(&mut self, d: &Decision, at: DateTime<Utc>) {
         let Some(w) = self.resources.get_mut(&d.resource) else { return };
+        w.recorded += 1;
         match &d.change {
             Change::Transition(t) => apply(&mut w.open, t, at),
             Change::Judged(j) => w.judged = Some(j.clone()),
@@ -185,13 +220,15 @@ impl ComplianceBook {
         let tenant = w.tenant.clone();
         let mut decisions: Vec<Decision> = reconcile(&w.open, &findings, &policies.policies, now)
             .into_iter()
-            .map(|t| Decision { tenant: tenant.clone(), resource: id, change: Change::Transition(t) })
+            .map(|t| Decision { tenant: tenant.clone(), resource: id, version: 0, change: Change::Transition(t) })
             .collect();
-        if w.judged.as_ref() != Some(&judgement) {
-            decisions.push(Decision { tenant, resource: id, change: Change::Judged(judgement) });
+        // A resource no policy judges needs no record until one does.
+        let before = w.judged.clone().unwrap_or_else(Judgement::unjudged);
+        if before != judgement {
+            decisions.push(Decision { tenant, resource: id, version: 0, change: Change::Judged(judgement) });
         }
-        for d in &decisions {
-            self.restore(d, now);
+        for d in &mut decisions {
+            self.record(d, now);
         }
         decisions
     }

@@ -1,0 +1,153 @@
+//! The compliance evaluator end to end (ADR 0007): policies published through the command API,
+//! virtual tags applied to observed resources, and the evaluator's records on the compliance-events
+//! topic — a violation due at once without a grace period, pending ones inside it, a fix resolving
+//! its violation, a policy change re-judging retroactively — and a restarted evaluator deciding
+//! nothing twice.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use reqwest::Method;
+use serde_json::json;
+use vtag_domain::compliance::{Change, Resolution, Transition};
+use vtag_eventlog::{EventCodec, EventTopics};
+use vtag_service::auth::Role;
+use vtag_tests::harness::{eventually, TestEnv};
+use vtag_tests::http::{observe_batch, Api};
+
+/// Every record of the compliance-events topic: (resource, version, what).
+async fn records(env: &TestEnv) -> Vec<(String, u64, String)> {
+    let topics = EventTopics::new(env.prefix.clone(), env.partitions);
+    let codec = EventCodec::for_compliance(&env.stack.registry_url, topics.compliance_events()).unwrap();
+    let consumer: BaseConsumer = vtag_eventlog::kafka::assigned_consumer_config(&env.stack.brokers, "vtag-tests-compliance").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut left = BTreeMap::new();
+    for p in 0..env.partitions {
+        let (low, high) = consumer.fetch_watermarks(&topics.compliance_events(), p, Duration::from_secs(10)).unwrap();
+        if high > low {
+            left.insert(p, high);
+            tpl.add_partition_offset(&topics.compliance_events(), p, Offset::Offset(low)).unwrap();
+        }
+    }
+    let mut payloads = Vec::new();
+    if !left.is_empty() {
+        consumer.assign(&tpl).unwrap();
+        while !left.is_empty() {
+            let m = consumer.poll(Duration::from_secs(10)).expect("a record").unwrap();
+            payloads.push(m.payload().unwrap_or_default().to_vec());
+            if left.get(&m.partition()).is_some_and(|high| m.offset() + 1 >= *high) {
+                left.remove(&m.partition());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in payloads {
+        let r = codec.decode_compliance(&p).await.unwrap();
+        let what = match r.change {
+            Change::Transition(Transition::Opened { policy_id, key, .. }) => format!("opened {policy_id}/{key}"),
+            Change::Transition(Transition::BecameDue { policy_id, key }) => format!("due {policy_id}/{key}"),
+            Change::Transition(Transition::Escalated { policy_id, key, .. }) => format!("escalated {policy_id}/{key}"),
+            Change::Transition(Transition::Resolved { policy_id, key, reason }) => format!("resolved {policy_id}/{key} ({})", reason.as_str()),
+            Change::Judged(j) => format!("judged {} of {} violated", j.violated.len(), j.applicable.len()),
+        };
+        out.push((r.envelope.aggregate_id.to_string(), r.envelope.aggregate_version, what));
+    }
+    out.sort();
+    out
+}
+
+fn of(records: &[(String, u64, String)], resource: &str) -> Vec<String> {
+    records.iter().filter(|(r, _, _)| r == resource).map(|(_, _, w)| w.clone()).collect()
+}
+
+#[tokio::test]
+async fn violations_follow_tags_and_policies_as_events() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let admin = Api::new(commands.url(""), Some(env.token("acme", "gov@acme.test", Role::Admin)));
+
+    let owner_required = json!({"policy_id": "owner", "policy_name": "Every resource has an owner", "policy_type": "required_tags",
+                                "rules": {"required_tags": ["owner"], "severity": "high"}});
+    assert_eq!(admin.post("/api/v1/policies", &owner_required).await.status, 201);
+    let production = json!({"policy_id": "prod", "policy_name": "Production needs a backup schedule", "policy_type": "conditional_requirement",
+                            "rules": {"if_condition": "tags.environment == 'production'",
+                                      "then_require": [{"tag_key": "backup", "validation": {"type": "enum", "allowed_values": ["daily", "weekly"]}}],
+                                      "severity": "critical", "grace_period_hours": 24}});
+    assert_eq!(admin.post("/api/v1/policies", &production).await.status, 201);
+
+    // The evaluator starts with the policies in the log; a first resource shows it is following.
+    let evaluator = env.start_compliance(Duration::from_millis(200));
+    let canary = admin.post("/api/v1/resources/observe", &observe_batch(100, 1)).await;
+    let canary = canary.body["results"][0]["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(60), "the evaluator to follow the log", || async {
+        of(&records(&env).await, &canary).contains(&"due owner/owner".to_owned()).then_some(())
+    })
+    .await;
+
+    let observed = admin.post("/api/v1/resources/observe", &observe_batch(0, 3)).await;
+    assert_eq!(observed.status, 200, "{:?}", observed.body);
+    let ids: Vec<String> = observed.body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let apply = |id: &str, key: &str, value: &str| json!({"resource_id": id, "key": key, "value": value});
+    for (id, key, value) in [(&ids[0], "owner", "ana@example.com"), (&ids[0], "environment", "production"), (&ids[2], "owner", "bo@example.com")] {
+        assert_eq!(admin.post("/api/v1/virtual-tags/apply", &apply(id, key, value)).await.status, 200);
+    }
+
+    // Without a grace period a violation is due at once; inside one it stays pending.
+    let seen = eventually(Duration::from_secs(60), "the evaluator's records", || async {
+        let all = records(&env).await;
+        let settled = of(&all, &ids[0]).iter().any(|w| w.starts_with("opened prod/"))
+            && of(&all, &ids[1]).len() >= 3
+            && of(&all, &ids[2]).last().is_some_and(|w| w == "judged 0 of 1 violated");
+        settled.then_some(all)
+    })
+    .await;
+    assert_eq!(of(&seen, &ids[1]), ["opened owner/owner", "due owner/owner", "judged 1 of 1 violated"]);
+    // Observed before anyone tagged it, resource 0 broke the owner policy until its owner was set;
+    // then production made the backup schedule required, pending through its grace period.
+    assert_eq!(
+        of(&seen, &ids[0]),
+        [
+            "opened owner/owner",
+            "due owner/owner",
+            "judged 1 of 1 violated",
+            "resolved owner/owner (fixed)",
+            "judged 0 of 1 violated",
+            "opened prod/backup",
+            "judged 1 of 2 violated",
+        ]
+    );
+    assert_eq!(of(&seen, &ids[2]).last().map(String::as_str), Some("judged 0 of 1 violated"), "{:?}", of(&seen, &ids[2]));
+
+    // A fix resolves the violation.
+    assert_eq!(admin.post("/api/v1/virtual-tags/apply", &apply(&ids[1], "owner", "cy@example.com")).await.status, 200);
+    let fixed = eventually(Duration::from_secs(30), "the violation to resolve", || async {
+        let all = records(&env).await;
+        of(&all, &ids[1]).contains(&"resolved owner/owner (fixed)".to_owned()).then_some(all)
+    })
+    .await;
+    // A policy removed withdraws its violations, retroactively.
+    let removed = admin.send(Method::DELETE, "/api/v1/policies/prod", None, &[]).await;
+    assert_eq!(removed.status, 202, "{:?}", removed.body);
+    let withdrawn = eventually(Duration::from_secs(30), "the withdrawal", || async {
+        let all = records(&env).await;
+        of(&all, &ids[0]).contains(&format!("resolved prod/backup ({})", Resolution::PolicyWithdrawn.as_str())).then_some(all)
+    })
+    .await;
+    assert!(withdrawn.len() > fixed.len());
+
+    // Versions are gapless per resource.
+    for id in &ids {
+        let versions: Vec<u64> = withdrawn.iter().filter(|(r, _, _)| r == id).map(|(_, v, _)| *v).collect();
+        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "{id}");
+    }
+
+    // A restarted evaluator rebuilds from the log and decides nothing again.
+    evaluator.stop().await;
+    let evaluator = env.start_compliance(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(records(&env).await, withdrawn, "nothing decided twice");
+    evaluator.stop().await;
+}
