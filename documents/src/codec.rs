@@ -43,3 +43,27 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, positions: &yam
         vec![error]
     })
 }
+
+/// Reads a YAML document into `D` and compiles it; every error, whether found while reading or
+/// while compiling, carries the line and column of the node it is about.
+pub fn compile_yaml<D: DeserializeOwned, T>(text: &str, compile: impl FnOnce(&D) -> Result<T, Vec<DocError>>) -> Result<(D, T), Vec<DocError>> {
+    let (value, positions) = yaml::parse(text)?;
+    let doc: D = from_value(value, &positions)?;
+    match compile(&doc) {
+        Ok(compiled) => Ok((doc, compiled)),
+        Err(mut errors) => {
+            errors.iter_mut().for_each(|e| positions.locate(e));
+            Err(errors)
+        }
+    }
+}
+
+/// The stored form of a document (what its event carries).
+pub fn to_json<D: serde::Serialize>(doc: &D) -> Vec<u8> {
+    serde_json::to_vec(doc).expect("documents serialize: string keys, finite numbers")
+}
+
+/// The export form of a document; reading it back gives an equal document.
+pub fn to_yaml<D: serde::Serialize>(doc: &D) -> String {
+    yaml::emit(&serde_json::to_string(doc).expect("documents serialize: string keys, finite numbers"))
+}

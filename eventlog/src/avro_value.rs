@@ -25,18 +25,18 @@ pub struct InvalidField {
     pub reason: String,
 }
 
-fn invalid(field: &str, reason: impl Into<String>) -> InvalidField {
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> InvalidField {
     InvalidField { field: field.to_owned(), reason: reason.into() }
 }
 
 // ---------------------------------------------------------------------------------------------
 // domain → Avro
 
-fn s(v: &str) -> Value {
+pub(crate) fn s(v: &str) -> Value {
     Value::String(v.to_owned())
 }
 
-fn micros(t: DateTime<Utc>) -> Value {
+pub(crate) fn micros(t: DateTime<Utc>) -> Value {
     Value::TimestampMicros(t.timestamp_micros())
 }
 

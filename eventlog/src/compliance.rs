@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
 use vtag_domain::EventEnvelope;
 
-use crate::avro_value::{envelope_from, envelope_of, Fields, InvalidField};
+use crate::avro_value::{envelope_from, envelope_of, invalid, micros, s, Fields, InvalidField};
 
 /// The aggregate type compliance records carry (the aggregate id is the resource's).
 pub const AGGREGATE_TYPE: &str = "ResourceCompliance";
@@ -26,18 +26,6 @@ pub struct ComplianceRecord {
     /// The tenant's policies version it judged under.
     pub policies_version: u64,
     pub change: Change,
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> InvalidField {
-    InvalidField { field: field.to_owned(), reason: reason.into() }
-}
-
-fn s(v: &str) -> Value {
-    Value::String(v.to_owned())
-}
-
-fn micros(t: DateTime<Utc>) -> Value {
-    Value::TimestampMicros(t.timestamp_micros())
 }
 
 fn strings(items: &[String]) -> Value {

@@ -1,8 +1,8 @@
 //! Documents in and out: JSON (REST bodies and the event that stores the policies verbatim) and
 //! YAML (GitOps import and export). Every reading error carries its path; YAML ones also their line.
 
-use vtag_documents::codec::{from_json, from_value};
-use vtag_documents::{yaml, DocError};
+use vtag_documents::codec::{self, from_json};
+use vtag_documents::DocError;
 use vtag_domain::compliance::Policy;
 
 use crate::document::{PoliciesDocument, PolicyDoc};
@@ -15,25 +15,17 @@ impl PoliciesDocument {
 
     /// Reads and compiles a YAML document; every error carries the line and column of its node.
     pub fn compile_yaml(text: &str) -> Result<(Self, Vec<Policy>), Vec<DocError>> {
-        let (value, positions) = yaml::parse(text)?;
-        let doc: Self = from_value(value, &positions)?;
-        match doc.compile() {
-            Ok(policies) => Ok((doc, policies)),
-            Err(mut errors) => {
-                errors.iter_mut().for_each(|e| positions.locate(e));
-                Err(errors)
-            }
-        }
+        codec::compile_yaml(text, Self::compile)
     }
 
     /// The stored form: what the policies event carries.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("documents serialize: string keys, finite numbers")
+        codec::to_json(self)
     }
 
     /// The export form; reading it back gives an equal document.
     pub fn to_yaml(&self) -> String {
-        yaml::emit(&serde_json::to_string(self).expect("documents serialize: string keys, finite numbers"))
+        codec::to_yaml(self)
     }
 }
 

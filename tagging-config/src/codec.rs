@@ -6,7 +6,7 @@ use vtag_domain::tagging::TaggingConfig;
 use crate::document::{ConfigDocument, MappingDoc, RuleDoc};
 use crate::errors::DocError;
 use crate::yaml;
-use vtag_documents::codec::{from_json, from_value};
+use vtag_documents::codec::{self, from_json, from_value};
 
 impl ConfigDocument {
     /// Reads a document from JSON. Checks its shape only; [`compile`](Self::compile) checks the rest.
@@ -24,25 +24,17 @@ impl ConfigDocument {
     /// Reads and compiles a YAML document; every error, whether found while reading or while
     /// compiling, carries the line and column of the node it is about.
     pub fn compile_yaml(text: &str, version: u64) -> Result<(Self, TaggingConfig), Vec<DocError>> {
-        let (value, positions) = yaml::parse(text)?;
-        let doc: Self = from_value(value, &positions)?;
-        match doc.compile(version) {
-            Ok(config) => Ok((doc, config)),
-            Err(mut errors) => {
-                errors.iter_mut().for_each(|e| positions.locate(e));
-                Err(errors)
-            }
-        }
+        codec::compile_yaml(text, |doc: &Self| doc.compile(version))
     }
 
     /// The stored form: what the configuration event carries.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("documents serialize: string keys, finite numbers")
+        codec::to_json(self)
     }
 
     /// The export form; reading it back gives an equal document.
     pub fn to_yaml(&self) -> String {
-        yaml::emit(&serde_json::to_string(self).expect("documents serialize: string keys, finite numbers"))
+        codec::to_yaml(self)
     }
 }
 
