@@ -35,6 +35,7 @@ pub mod audit;
 pub mod config;
 pub mod config_routes;
 pub mod config_wait;
+pub mod compliance_routes;
 pub mod consistency;
 pub mod cost_cache;
 pub mod cost_routes;
@@ -76,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tagging-config", get(config_routes::tagging_config))
         .route("/api/v1/tagging-config/history", get(config_routes::history))
         .route("/api/v1/policies", get(policy_routes::policies))
+        .route("/api/v1/compliance/status", get(compliance_routes::status))
+        .route("/api/v1/compliance/violations", get(compliance_routes::violations))
         .route("/api/v1/policies/{id}", get(policy_routes::policy))
         .route("/api/v1/rederivations/{job_id}", get(jobs::rederivation))
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))

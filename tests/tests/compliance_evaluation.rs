@@ -67,7 +67,10 @@ fn of(records: &[(String, u64, String)], resource: &str) -> Vec<String> {
 async fn violations_follow_tags_and_policies_as_events() {
     let env = TestEnv::new().await;
     let commands = env.start_command_api().await;
+    let _projector = env.start_projector();
+    let queries = env.start_query_api().await;
     let admin = Api::new(commands.url(""), Some(env.token("acme", "gov@acme.test", Role::Admin)));
+    let read = Api::new(queries.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
 
     let owner_required = json!({"policy_id": "owner", "policy_name": "Every resource has an owner", "policy_type": "required_tags",
                                 "rules": {"required_tags": ["owner"], "severity": "high"}});
@@ -143,6 +146,28 @@ async fn violations_follow_tags_and_policies_as_events() {
         let versions: Vec<u64> = withdrawn.iter().filter(|(r, _, _)| r == id).map(|(_, v, _)| *v).collect();
         assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "{id}");
     }
+
+    // The read model: four resources judged by the owner policy, the canary still without an owner.
+    let status = eventually(Duration::from_secs(30), "the violations to be projected", || async {
+        let r = read.get("/api/v1/compliance/status").await;
+        (r.status == 200 && r.body["resources_judged"] == 4 && r.body["open_violations"]["due"] == 1).then_some(r.body)
+    })
+    .await;
+    assert_eq!((status["compliant"].as_i64(), status["compliance_rate"].as_f64()), (Some(3), Some(75.0)), "{status}");
+    assert_eq!(status["open_violations"], json!({"pending": 0, "due": 1, "escalated": 0}));
+    assert_eq!(status["by_policy"], json!([{"policy_id": "owner", "open": 1, "resources": 1}]));
+    assert_eq!(status["by_severity"], json!([{"severity": "high", "open": 1}]));
+    assert_eq!(status["top_issues"][0]["tag_key"], "owner");
+    assert_eq!(status["by_provider"][0]["judged"], 4);
+    let trend = status["trend"].as_array().unwrap();
+    assert_eq!((trend.len(), &trend[29]["open_violations"]), (30, &json!(1)), "today: the canary's violation");
+    let history = read.get(&format!("/api/v1/compliance/violations?resource_id={}&stage=all", ids[1])).await;
+    let rows = history.body["violations"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{:?}", history.body);
+    assert_eq!((rows[0]["stage"].as_str(), rows[0]["resolution"].as_str(), rows[0]["message"].as_str()), (Some("resolved"), Some("fixed"), Some("owner is required")));
+    let open = read.get(&format!("/api/v1/compliance/violations?resource_id={canary}")).await;
+    assert_eq!(open.body["violations"][0]["stage"], "due", "{:?}", open.body);
+    assert_eq!(read.get("/api/v1/compliance/violations?stage=closed").await.status.as_u16(), 422);
 
     // A restarted evaluator rebuilds from the log and decides nothing again.
     evaluator.stop().await;

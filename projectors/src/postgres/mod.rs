@@ -6,6 +6,7 @@ pub mod configs;
 pub mod costs;
 pub mod fold;
 pub mod store;
+pub mod violations;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +49,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let policies =
         configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, policy_codec, configs::Documents::CompliancePolicies).await?;
     let mut policies = tokio::spawn(policies.run());
+    let compliance_codec = EventCodec::for_compliance(&settings.registry_url, topics.compliance_events()).context("schema registry settings")?;
+    let compliance_partitions = vtag_eventlog::partition_count(&settings.brokers, &topics.compliance_events())?;
+    let violations =
+        violations::ViolationProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, compliance_codec, compliance_partitions).await?;
+    let mut violations = tokio::spawn(violations.run());
     let cost_codec = EventCodec::for_costs(&settings.registry_url, topics.cost_events()).context("schema registry settings")?;
     let cost_dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topics.cost_events(), PROJECTOR)?;
     let costs = costs::CostProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, cost_codec, cost_dead_letters).await?;
@@ -60,6 +66,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             result = &mut configs => return result.context("tagging-config projection")?.context("tagging-config projection"),
             result = &mut costs => return result.context("cost projection")?.context("cost projection"),
             result = &mut policies => return result.context("compliance-policies projection")?.context("compliance-policies projection"),
+            result = &mut violations => return result.context("violations projection")?.context("violations projection"),
             batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
         };
         project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
@@ -67,6 +74,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     configs.abort();
     costs.abort();
     policies.abort();
+    violations.abort();
     tracing::info!("postgres projector stopped");
     Ok(())
 }
