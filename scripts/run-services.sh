@@ -227,6 +227,10 @@ curl -s "\$QRY/api/v1/audit-trail?resource_id=$id&limit=20" -H "Authorization: B
 # 2b. October's cost by team (FOCUS demo import; support and tax shared by a split rule)
 curl -s "\$QRY/api/v1/costs/allocation?tag_key=team&from=2026-10-01&to=2026-10-31" -H "Authorization: Bearer \$VIEWER"
 
+# 2c. compliance under the seed's Appendix C policies (rate, top issues, trend), then the violations
+curl -s \$QRY/api/v1/compliance/status -H "Authorization: Bearer \$VIEWER"
+curl -s "\$QRY/api/v1/compliance/violations?limit=5" -H "Authorization: Bearer \$VIEWER"
+
 # 3. GraphQL
 curl -s \$QRY/graphql -H "Authorization: Bearer \$VIEWER" -H 'content-type: application/json' \\
   -d '{"query": "{ resource(id: \"$id\") { name virtualTags { key value source confidence } } }"}'
