@@ -188,24 +188,24 @@ pub struct ViolationParams {
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ViolationBody {
-    resource_id: Uuid,
-    policy_id: String,
-    tag_key: String,
-    severity: String,
-    problem: String,
-    message: String,
-    remediation: String,
-    stage: String,
-    opened_at: DateTime<Utc>,
-    due_at: DateTime<Utc>,
-    escalate_to: Option<String>,
-    escalate_at: Option<DateTime<Utc>>,
-    became_due_at: Option<DateTime<Utc>>,
-    escalated_at: Option<DateTime<Utc>>,
-    resolved_at: Option<DateTime<Utc>>,
-    resolution: Option<String>,
+    pub(crate) resource_id: Uuid,
+    pub(crate) policy_id: String,
+    pub(crate) tag_key: String,
+    pub(crate) severity: String,
+    pub(crate) problem: String,
+    pub(crate) message: String,
+    pub(crate) remediation: String,
+    pub(crate) stage: String,
+    pub(crate) opened_at: DateTime<Utc>,
+    pub(crate) due_at: DateTime<Utc>,
+    pub(crate) escalate_to: Option<String>,
+    pub(crate) escalate_at: Option<DateTime<Utc>>,
+    pub(crate) became_due_at: Option<DateTime<Utc>>,
+    pub(crate) escalated_at: Option<DateTime<Utc>>,
+    pub(crate) resolved_at: Option<DateTime<Utc>>,
+    pub(crate) resolution: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,4 +248,50 @@ pub async fn violations(
     .await
     .map_err(db_error)?;
     Ok(Json(ViolationsBody { violations: rows }))
+}
+
+/// One resource's compliance (GraphQL `Resource.complianceStatus`).
+pub struct ResourceStatus {
+    pub is_compliant: bool,
+    /// Open violations, oldest first.
+    pub violations: Vec<ViolationBody>,
+    pub score: f64,
+    pub last_checked: DateTime<Utc>,
+}
+
+/// Where a resource stands: its judgement (100 and compliant when no policy applies) and its open
+/// violations. `last_checked`: when its judgement last changed — the evaluator judges a resource
+/// on every change and records only what differs — or, never judged, when the resource last changed.
+pub async fn resource_status(pool: &PgPool, tenant: &TenantId, resource: Uuid) -> Result<ResourceStatus, Problem> {
+    let judged: Option<(f64, DateTime<Utc>)> =
+        sqlx::query_as("SELECT score, changed_at FROM resource_compliance WHERE tenant = $1 AND resource_id = $2")
+            .bind(tenant.as_str())
+            .bind(resource)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_error)?;
+    let violations: Vec<ViolationBody> = sqlx::query_as(
+        "SELECT resource_id, policy_id, tag_key, severity, problem, message, remediation, stage, opened_at, due_at, escalate_to,
+                escalate_at, became_due_at, escalated_at, resolved_at, resolution
+           FROM violations WHERE tenant = $1 AND resource_id = $2 AND resolved_at IS NULL ORDER BY opened_at, policy_id, tag_key",
+    )
+    .bind(tenant.as_str())
+    .bind(resource)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    let (score, last_checked) = match judged {
+        Some(j) => j,
+        None => {
+            let changed: Option<DateTime<Utc>> =
+                sqlx::query_scalar("SELECT last_changed_at FROM resources WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(resource)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db_error)?;
+            (100.0, changed.unwrap_or_else(Utc::now))
+        }
+    };
+    Ok(ResourceStatus { is_compliant: violations.is_empty(), violations, score, last_checked })
 }

@@ -445,6 +445,72 @@ impl Resource {
             .map_err(gql_error)?;
         Ok(found.map(Json))
     }
+
+    /// Where the resource stands against its tenant's compliance policies (seed `ComplianceStatus`).
+    async fn compliance_status(&self, ctx: &Context<'_>) -> async_graphql::Result<ComplianceStatus> {
+        let caller = caller(ctx)?;
+        let pool = ctx.data::<PgPool>()?;
+        let status = crate::compliance_routes::resource_status(pool, &caller.tenant, self.0.id).await.map_err(gql_error)?;
+        Ok(ComplianceStatus(status))
+    }
+}
+
+pub struct ComplianceStatus(crate::compliance_routes::ResourceStatus);
+
+#[Object]
+impl ComplianceStatus {
+    /// No open violation (one still in its grace period counts).
+    async fn is_compliant(&self) -> bool {
+        self.0.is_compliant
+    }
+    async fn violations(&self) -> Vec<PolicyViolation> {
+        self.0.violations.iter().map(|v| PolicyViolation(v.clone())).collect()
+    }
+    /// 0–100: the share of the applicable policies' severity weight the resource satisfies.
+    async fn score(&self) -> f64 {
+        self.0.score
+    }
+    /// When the evaluator's judgement of the resource last changed (it judges on every change).
+    async fn last_checked(&self) -> DateTime {
+        DateTime(self.0.last_checked)
+    }
+}
+
+pub struct PolicyViolation(crate::compliance_routes::ViolationBody);
+
+#[Object]
+impl PolicyViolation {
+    async fn policy_id(&self) -> &str {
+        &self.0.policy_id
+    }
+    async fn tag_key(&self) -> &str {
+        &self.0.tag_key
+    }
+    /// critical, high, medium or low.
+    async fn severity(&self) -> &str {
+        &self.0.severity
+    }
+    /// pending (inside its grace period), due or escalated.
+    async fn stage(&self) -> &str {
+        &self.0.stage
+    }
+    /// missing or invalid.
+    async fn problem(&self) -> &str {
+        &self.0.problem
+    }
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// What would fix it.
+    async fn remediation(&self) -> &str {
+        &self.0.remediation
+    }
+    async fn opened_at(&self) -> DateTime {
+        DateTime(self.0.opened_at)
+    }
+    async fn due_at(&self) -> DateTime {
+        DateTime(self.0.due_at)
+    }
 }
 
 pub struct VirtualTag {

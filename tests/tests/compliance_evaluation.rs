@@ -168,6 +168,18 @@ async fn violations_follow_tags_and_policies_as_events() {
     let open = read.get(&format!("/api/v1/compliance/violations?resource_id={canary}")).await;
     assert_eq!(open.body["violations"][0]["stage"], "due", "{:?}", open.body);
     assert_eq!(read.get("/api/v1/compliance/violations?stage=closed").await.status.as_u16(), 422);
+    // The seed's GraphQL ComplianceStatus.
+    let status_of = |id: &str| {
+        json!({"query": format!("{{ resource(id: \"{id}\") {{ complianceStatus {{ isCompliant score lastChecked violations {{ policyId tagKey stage severity message }} }} }} }}")})
+    };
+    let broken = read.post("/graphql", &status_of(&canary)).await;
+    let c = &broken.body["data"]["resource"]["complianceStatus"];
+    assert_eq!((&c["isCompliant"], &c["score"]), (&json!(false), &json!(0.0)), "{:?}", broken.body);
+    assert_eq!(c["violations"], json!([{"policyId": "owner", "tagKey": "owner", "stage": "due", "severity": "high", "message": "owner is required"}]));
+    let fine = read.post("/graphql", &status_of(&ids[1])).await;
+    let c = &fine.body["data"]["resource"]["complianceStatus"];
+    assert_eq!((&c["isCompliant"], &c["score"], &c["violations"]), (&json!(true), &json!(100.0), &json!([])), "{:?}", fine.body);
+    assert!(c["lastChecked"].is_string());
 
     // A restarted evaluator rebuilds from the log and decides nothing again.
     evaluator.stop().await;
