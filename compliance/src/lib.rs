@@ -137,6 +137,9 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
     let policies = assign(&settings.brokers, "vtag-compliance-policies", codecs.policies.topic(), &HashMap::from([(0, policies_end)]))?;
     let mut applied = resource_ends;
     let mut tick = tokio::time::interval(settings.tick);
+    // Dates age without any event (a review date 90 days old tomorrow): each new day judges every
+    // resource again.
+    let mut judged_on = Utc::now().date_naive();
     loop {
         tokio::select! {
             message = resources.recv() => {
@@ -163,7 +166,12 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
             }
             _ = tick.tick() => {
                 let now = Utc::now();
-                let decided = book.tick(now);
+                let mut decided = book.tick(now);
+                if now.date_naive() != judged_on {
+                    judged_on = now.date_naive();
+                    decided.extend(book.rejudge(|_| true, now));
+                    tracing::info!(day = %judged_on, decisions = decided.len(), "daily pass judged every resource again");
+                }
                 append(codecs, producer, &book, &decided, &applied, now, Uuid::nil()).await?;
             }
         }
