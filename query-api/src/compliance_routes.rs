@@ -89,18 +89,22 @@ pub async fn status(State(state): State<AppState>, caller: Caller) -> Result<Jso
 
 pub async fn compute(pool: &PgPool, tenant: &TenantId, now: DateTime<Utc>) -> Result<StatusBody, Problem> {
     let t = tenant.as_str();
+    // One snapshot for every figure: the projector commits between statements otherwise, and the
+    // rate could disagree with the violations counted next to it.
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.map_err(db_error)?;
     let (judged, compliant): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE cardinality(violated_policies) = 0)
            FROM resource_compliance WHERE tenant = $1 AND cardinality(applicable_policies) > 0",
     )
     .bind(t)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await
     .map_err(db_error)?;
     let stages: Vec<(String, i64)> =
         sqlx::query_as("SELECT stage, count(*) FROM violations WHERE tenant = $1 AND resolved_at IS NULL GROUP BY stage")
             .bind(t)
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
     let mut open_violations = Stages::default();
@@ -116,7 +120,7 @@ pub async fn compute(pool: &PgPool, tenant: &TenantId, now: DateTime<Utc>) -> Re
           GROUP BY severity ORDER BY array_position(ARRAY['critical','high','medium','low'], severity)",
     )
     .bind(t)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
     let by_policy: Vec<PolicyCount> = sqlx::query_as(
@@ -124,7 +128,7 @@ pub async fn compute(pool: &PgPool, tenant: &TenantId, now: DateTime<Utc>) -> Re
           WHERE tenant = $1 AND resolved_at IS NULL GROUP BY policy_id ORDER BY open DESC, policy_id",
     )
     .bind(t)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
     let share = |group: &str| {
@@ -139,14 +143,14 @@ pub async fn compute(pool: &PgPool, tenant: &TenantId, now: DateTime<Utc>) -> Re
               GROUP BY 1 ORDER BY compliance_rate, 1"
         )
     };
-    let by_provider: Vec<Share> = sqlx::query_as(&share("r.provider")).bind(t).fetch_all(pool).await.map_err(db_error)?;
-    let by_team: Vec<Share> = sqlx::query_as(&share("v.tag_value")).bind(t).fetch_all(pool).await.map_err(db_error)?;
+    let by_provider: Vec<Share> = sqlx::query_as(&share("r.provider")).bind(t).fetch_all(&mut *tx).await.map_err(db_error)?;
+    let by_team: Vec<Share> = sqlx::query_as(&share("v.tag_value")).bind(t).fetch_all(&mut *tx).await.map_err(db_error)?;
     let top_issues: Vec<Issue> = sqlx::query_as(
         "SELECT policy_id, tag_key, count(*) AS open, min(message) AS example FROM violations
           WHERE tenant = $1 AND resolved_at IS NULL GROUP BY policy_id, tag_key ORDER BY open DESC, policy_id, tag_key LIMIT 10",
     )
     .bind(t)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
     let today = now.date_naive();
@@ -162,9 +166,10 @@ pub async fn compute(pool: &PgPool, tenant: &TenantId, now: DateTime<Utc>) -> Re
     .bind(t)
     .bind(today - Duration::days(TREND_DAYS - 1))
     .bind(today)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
     Ok(StatusBody {
         resources_judged: judged,
         compliant,

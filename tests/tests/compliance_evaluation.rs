@@ -101,7 +101,7 @@ async fn violations_follow_tags_and_policies_as_events() {
     // Without a grace period a violation is due at once; inside one it stays pending.
     let seen = eventually(Duration::from_secs(60), "the evaluator's records", || async {
         let all = records(&env).await;
-        let settled = of(&all, &ids[0]).iter().any(|w| w.starts_with("opened prod/"))
+        let settled = of(&all, &ids[0]).last().is_some_and(|w| w == "judged 1 of 2 violated")
             && of(&all, &ids[1]).len() >= 3
             && of(&all, &ids[2]).last().is_some_and(|w| w == "judged 0 of 1 violated");
         settled.then_some(all)
@@ -128,15 +128,17 @@ async fn violations_follow_tags_and_policies_as_events() {
     assert_eq!(admin.post("/api/v1/virtual-tags/apply", &apply(&ids[1], "owner", "cy@example.com")).await.status, 200);
     let fixed = eventually(Duration::from_secs(30), "the violation to resolve", || async {
         let all = records(&env).await;
-        of(&all, &ids[1]).contains(&"resolved owner/owner (fixed)".to_owned()).then_some(all)
+        of(&all, &ids[1]).last().is_some_and(|w| w == "judged 0 of 1 violated").then_some(all)
     })
     .await;
+    assert_eq!(of(&fixed, &ids[1])[3..], ["resolved owner/owner (fixed)", "judged 0 of 1 violated"]);
     // A policy removed withdraws its violations, retroactively.
     let removed = admin.send(Method::DELETE, "/api/v1/policies/prod", None, &[]).await;
     assert_eq!(removed.status, 202, "{:?}", removed.body);
     let withdrawn = eventually(Duration::from_secs(30), "the withdrawal", || async {
         let all = records(&env).await;
-        of(&all, &ids[0]).contains(&format!("resolved prod/backup ({})", Resolution::PolicyWithdrawn.as_str())).then_some(all)
+        let withdrawn = of(&all, &ids[0]).contains(&format!("resolved prod/backup ({})", Resolution::PolicyWithdrawn.as_str()));
+        (withdrawn && of(&all, &ids[0]).last().is_some_and(|w| w == "judged 0 of 1 violated")).then_some(all)
     })
     .await;
     assert!(withdrawn.len() > fixed.len());
@@ -150,7 +152,8 @@ async fn violations_follow_tags_and_policies_as_events() {
     // The read model: four resources judged by the owner policy, the canary still without an owner.
     let status = eventually(Duration::from_secs(30), "the violations to be projected", || async {
         let r = read.get("/api/v1/compliance/status").await;
-        (r.status == 200 && r.body["resources_judged"] == 4 && r.body["open_violations"]["due"] == 1).then_some(r.body)
+        let settled = r.body["resources_judged"] == 4 && r.body["compliant"] == 3 && r.body["open_violations"]["due"] == 1;
+        (r.status == 200 && settled).then_some(r.body)
     })
     .await;
     assert_eq!((status["compliant"].as_i64(), status["compliance_rate"].as_f64()), (Some(3), Some(75.0)), "{status}");
