@@ -215,6 +215,7 @@ async fn append(
         return Ok(());
     }
     let partitions = applied.len().max(1) as i32;
+    let actor = Actor::parse(ACTOR).expect("a valid actor");
     let mut deliveries = Vec::with_capacity(decided.len());
     for d in decided {
         let key = d.resource.to_string();
@@ -226,7 +227,7 @@ async fn append(
                 tenant: d.tenant.clone(),
                 aggregate_id: d.resource,
                 aggregate_version: d.version,
-                actor: Actor::parse(ACTOR).expect("a valid actor"),
+                actor: actor.clone(),
                 causation_id: cause,
                 correlation_id: cause,
                 occurred_at: now,

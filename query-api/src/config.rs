@@ -28,15 +28,7 @@ pub struct Versioned {
 
 /// The tenant's latest configuration, or the initial one at version 0.
 pub async fn current(pool: &PgPool, tenant: &TenantId) -> Result<Versioned, Problem> {
-    // As text: the document is parsed once, by the type that defines its format.
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT version, document::text FROM tagging_configs WHERE tenant = $1 ORDER BY version DESC LIMIT 1",
-    )
-    .bind(tenant.as_str())
-    .fetch_optional(pool)
-    .await
-    .map_err(db_error)?;
-    match row {
+    match latest_document(pool, "tagging_configs", tenant).await? {
         None => Ok(Versioned { version: 0, document: ConfigDocument::initial() }),
         Some((version, text)) => {
             let document = ConfigDocument::from_json(text.as_bytes()).map_err(|errors| {
@@ -46,6 +38,16 @@ pub async fn current(pool: &PgPool, tenant: &TenantId) -> Result<Versioned, Prob
             Ok(Versioned { version, document })
         }
     }
+}
+
+/// The latest version of a tenant's versioned document (`tagging_configs`, `compliance_policies`)
+/// and the document as text: it is parsed once, by the type that defines its format.
+pub async fn latest_document(pool: &PgPool, table: &'static str, tenant: &TenantId) -> Result<Option<(i64, String)>, Problem> {
+    sqlx::query_as(&format!("SELECT version, document::text FROM {table} WHERE tenant = $1 ORDER BY version DESC LIMIT 1"))
+        .bind(tenant.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)
 }
 
 /// The highest published version (0: none yet), for the read-your-writes wait.

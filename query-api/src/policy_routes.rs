@@ -15,18 +15,11 @@ use vtag_service::{Caller, Problem, Role};
 
 use crate::config_routes::{negotiate, versioned_response, FormatParams};
 use crate::rest::unreadable_query;
-use crate::state::{db_error, AppState};
+use crate::state::AppState;
 
 /// The tenant's latest policies and their version (0 and no policies: none published yet).
 pub async fn current(pool: &PgPool, tenant: &TenantId) -> Result<(i64, PoliciesDocument), Problem> {
-    // As text: the document is parsed once, by the type that defines its format.
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT version, document::text FROM compliance_policies WHERE tenant = $1 ORDER BY version DESC LIMIT 1")
-            .bind(tenant.as_str())
-            .fetch_optional(pool)
-            .await
-            .map_err(db_error)?;
-    match row {
+    match crate::config::latest_document(pool, "compliance_policies", tenant).await? {
         None => Ok((0, PoliciesDocument::default())),
         Some((version, text)) => {
             let document = PoliciesDocument::from_json(text.as_bytes()).map_err(|errors| {

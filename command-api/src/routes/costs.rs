@@ -15,14 +15,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use vtag_billing::{monthly_costs, BilledResource, BillingFile, ImportError, SplitsDoc};
+use vtag_billing::{monthly_costs, BilledResource, BillingFile, ImportError, MonthlyCost, SplitsDoc};
 use vtag_domain::resource::{ObserveResource, RecordMonthlyCost, BILLING_SOURCE};
 use vtag_domain::{CloudResourceId, NativeTags, ResourceCommand, ResourceDescription};
 use vtag_service::{Caller, FieldError, Problem, Role, ValidJson};
 
 use super::{consistency_token, ContextFactory};
 use crate::costs::{CostError, LedgerOutcome};
-use crate::processor::Submission;
+use crate::processor::{Outcome, Submission};
 use crate::AppState;
 
 /// Commands an import submits at once (observations, monthly costs); the request-size bound,
@@ -113,72 +113,24 @@ pub async fn import(
     let read_s = started.elapsed().as_secs_f64();
     let resources = billed_resources(&file);
     let billed = resources.len();
-    let mut recorded = 0;
     let mut outcomes = Vec::new();
     let mut index = 0;
-    for batch in resources.chunks(IMPORT_BATCH) {
-        let submissions = batch
-            .iter()
-            .map(|r| {
-                let observe = observation(r, contexts.now);
-                index += 1;
-                Submission {
-                    aggregate: observe.resource_id(&caller.tenant),
-                    context: contexts.context(index, Some(contexts.now)),
-                    command: ResourceCommand::ObserveFromBilling(observe),
-                }
-            })
-            .collect();
-        for result in state.processor.submit(submissions).await {
-            match result {
-                Ok(o) => {
-                    recorded += usize::from(o.events > 0);
-                    outcomes.push(o);
-                }
-                Err(e) => {
-                    return Err(Problem::unavailable(format!(
-                        "the billed resources could not all be recorded ({e}); nothing of the costs was imported, and re-sending the file is safe"
-                    )))
-                }
-            }
-        }
-    }
+    let observe = |r: &&BilledResource| {
+        let observe = observation(r, contexts.now);
+        (observe.resource_id(&caller.tenant), ResourceCommand::ObserveFromBilling(observe))
+    };
+    let recorded = submit_all(&state, &contexts, &mut index, &resources, &observe, &mut outcomes, "the billed resources").await?;
 
     let observed_s = started.elapsed().as_secs_f64();
     // Monthly costs, for rules (`monthly_cost`) and cost-threshold policies: recorded only where
     // they changed, and each change re-derives the resource's tags under the current rules.
-    let mut costed = 0;
-    for batch in monthly_costs(&file).chunks(IMPORT_BATCH) {
-        let submissions = batch
-            .iter()
-            .map(|m| {
-                index += 1;
-                let cloud_id = CloudResourceId::parse(&m.cloud_id).expect("checked when the file was read");
-                Submission {
-                    aggregate: vtag_domain::ResourceId::derive(&caller.tenant, m.provider, &cloud_id),
-                    context: contexts.context(index, Some(contexts.now)),
-                    command: ResourceCommand::RecordMonthlyCost(RecordMonthlyCost {
-                        cents: m.cents,
-                        currency: m.currency.clone(),
-                        as_of: m.as_of,
-                    }),
-                }
-            })
-            .collect();
-        for result in state.processor.submit(submissions).await {
-            match result {
-                Ok(o) => {
-                    costed += usize::from(o.events > 0);
-                    outcomes.push(o);
-                }
-                Err(e) => {
-                    return Err(Problem::unavailable(format!(
-                        "the resources' monthly costs could not all be recorded ({e}); nothing of the costs was imported, and re-sending the file is safe"
-                    )))
-                }
-            }
-        }
-    }
+    let monthly = monthly_costs(&file);
+    let record = |m: &MonthlyCost| {
+        let cloud_id = CloudResourceId::parse(&m.cloud_id).expect("checked when the file was read");
+        let command = RecordMonthlyCost { cents: m.cents, currency: m.currency.clone(), as_of: m.as_of };
+        (vtag_domain::ResourceId::derive(&caller.tenant, m.provider, &cloud_id), ResourceCommand::RecordMonthlyCost(command))
+    };
+    let costed = submit_all(&state, &contexts, &mut index, &monthly, &record, &mut outcomes, "the resources' monthly costs").await?;
 
     let costed_s = started.elapsed().as_secs_f64();
     let ctx = contexts.context(0, None);
@@ -203,6 +155,41 @@ pub async fn import(
     };
     let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(answer)).into_response())
+}
+
+/// Submits an import's resource commands in batches (their contexts numbered on from `index`),
+/// keeping every outcome; how many recorded something. Nothing of the costs is imported yet when
+/// one fails, so the answer says the file may be sent again.
+async fn submit_all<T: Sync>(
+    state: &AppState,
+    contexts: &ContextFactory,
+    index: &mut usize,
+    items: &[T],
+    command_of: &(dyn Fn(&T) -> (vtag_domain::ResourceId, ResourceCommand) + Sync),
+    outcomes: &mut Vec<Outcome>,
+    what: &str,
+) -> Result<usize, Problem> {
+    let mut changed = 0;
+    for chunk in items.chunks(IMPORT_BATCH) {
+        let batch = chunk
+            .iter()
+            .map(command_of)
+            .map(|(aggregate, command)| {
+                *index += 1;
+                Submission { aggregate, context: contexts.context(*index, Some(contexts.now)), command }
+            })
+            .collect();
+        for result in state.processor.submit(batch).await {
+            let o = result.map_err(|e| {
+                Problem::unavailable(format!(
+                    "{what} could not all be recorded ({e}); nothing of the costs was imported, and re-sending the file is safe"
+                ))
+            })?;
+            changed += usize::from(o.events > 0);
+            outcomes.push(o);
+        }
+    }
+    Ok(changed)
 }
 
 fn problem_for_cost(e: CostError) -> Problem {

@@ -143,11 +143,10 @@ impl ComplianceBook {
         let mut decisions = Vec::new();
         for id in ids {
             let Some(w) = self.resources.get(&id) else { continue };
-            let moved: Vec<Decision> = advance(&w.open, now)
+            let mut moved: Vec<Decision> = advance(&w.open, now)
                 .into_iter()
                 .map(|t| Decision { tenant: w.tenant.clone(), resource: id, version: 0, change: Change::Transition(t) })
                 .collect();
-            let mut moved = moved;
             for d in &mut moved {
                 self.record(d, now);
             }

@@ -3,6 +3,7 @@
 //! what changed and who changed it. The query API serves the tag schema, rules, policies and their
 //! history from here.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -111,35 +112,57 @@ pub(crate) async fn single_partition_source(
     client_id: &str,
     topic: &str,
 ) -> anyhow::Result<BatchSource> {
-    let next: Option<i64> = sqlx::query_scalar(
-        "SELECT next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2 AND partition = 0",
-    )
-    .bind(projector)
-    .bind(topic)
-    .fetch_optional(pool)
-    .await?;
-    let checkpoints = next.map(|o| (0, o)).into_iter().collect();
-    Ok(BatchSource::assign(brokers, client_id, topic, 1, &checkpoints)?)
+    partition_source(pool, projector, brokers, client_id, topic, 1).await
 }
 
-/// The next offset of a single-partition topic, in the transaction of the rows it covers (never
-/// moved backwards by a replayed batch).
+/// A reader of every partition of a topic, each from the projector's checkpoint for it.
+pub(crate) async fn partition_source(
+    pool: &PgPool,
+    projector: &str,
+    brokers: &str,
+    client_id: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<BatchSource> {
+    let rows: Vec<(i32, i64)> = sqlx::query_as("SELECT partition, next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2")
+        .bind(projector)
+        .bind(topic)
+        .fetch_all(pool)
+        .await?;
+    let checkpoints: HashMap<i32, i64> = rows.into_iter().collect();
+    Ok(BatchSource::assign(brokers, client_id, topic, partitions, &checkpoints)?)
+}
+
+/// The next offset of a single-partition topic, in the transaction of the rows it covers.
 pub(crate) async fn save_checkpoint(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     projector: &str,
     topic: &str,
     next_offset: i64,
 ) -> Result<(), sqlx::Error> {
+    save_checkpoints(tx, projector, topic, &HashMap::from([(0, next_offset)])).await
+}
+
+/// The next offset of each partition, in the transaction of the rows it covers (never moved
+/// backwards by a replayed batch).
+pub(crate) async fn save_checkpoints(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    projector: &str,
+    topic: &str,
+    next_offsets: &HashMap<i32, i64>,
+) -> Result<(), sqlx::Error> {
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
     sqlx::query(
         "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
-         VALUES ($1, $2, 0, $3, now())
+         SELECT $1, $2, p, o, now() FROM UNNEST($3::int4[], $4::int8[]) AS u(p, o)
          ON CONFLICT (projector, topic, partition) DO UPDATE
            SET next_offset = EXCLUDED.next_offset, updated_at = now()
            WHERE projector_checkpoints.next_offset < EXCLUDED.next_offset",
     )
     .bind(projector)
     .bind(topic)
-    .bind(next_offset)
+    .bind(&partitions)
+    .bind(&offsets)
     .execute(&mut **tx)
     .await?;
     Ok(())

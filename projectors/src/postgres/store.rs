@@ -92,20 +92,7 @@ impl Store {
         upsert_tags(&mut tx, changes).await?;
         insert_audit(&mut tx, changes).await?;
         upsert_progress(&mut tx, changes).await?;
-        let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
-        sqlx::query(
-            "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
-             SELECT $1, $2, p, o, now() FROM UNNEST($3::int4[], $4::int8[]) AS u(p, o)
-             ON CONFLICT (projector, topic, partition) DO UPDATE
-               SET next_offset = EXCLUDED.next_offset, updated_at = now()
-               WHERE projector_checkpoints.next_offset < EXCLUDED.next_offset",
-        )
-        .bind(&self.projector)
-        .bind(&self.topic)
-        .bind(&partitions)
-        .bind(&offsets)
-        .execute(&mut *tx)
-        .await?;
+        super::configs::save_checkpoints(&mut tx, &self.projector, &self.topic, next_offsets).await?;
         tx.commit().await
     }
 }

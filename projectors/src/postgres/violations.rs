@@ -22,13 +22,8 @@ pub struct ViolationProjection {
 
 impl ViolationProjection {
     pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec, partitions: i32) -> anyhow::Result<Self> {
-        let rows: Vec<(i32, i64)> = sqlx::query_as("SELECT partition, next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2")
-            .bind(projector)
-            .bind(codec.topic())
-            .fetch_all(&pool)
-            .await?;
-        let checkpoints: HashMap<i32, i64> = rows.into_iter().collect();
-        let source = BatchSource::assign(brokers, "vtag-projector-postgres-compliance", codec.topic(), partitions, &checkpoints)?;
+        let source =
+            super::configs::partition_source(&pool, projector, brokers, "vtag-projector-postgres-compliance", codec.topic(), partitions).await?;
         Ok(Self { pool, projector: projector.to_owned(), codec, source })
     }
 
@@ -52,7 +47,6 @@ impl ViolationProjection {
         let mut tx = self.pool.begin().await?;
         for r in records {
             let (tenant, resource, at) = (r.envelope.tenant.as_str(), r.envelope.aggregate_id.as_uuid(), r.envelope.recorded_at);
-            let open = "WHERE tenant = $1 AND resource_id = $2 AND policy_id = $3 AND tag_key = $4 AND resolved_at IS NULL";
             match &r.change {
                 Change::Transition(Transition::Opened { policy_id, key, severity, problem, message, remediation, due_at, escalation }) => {
                     sqlx::query(
@@ -77,36 +71,27 @@ impl ViolationProjection {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Change::Transition(Transition::BecameDue { policy_id, key }) => {
-                    sqlx::query(&format!("UPDATE violations SET stage = 'due', became_due_at = $5 {open}"))
-                        .bind(tenant)
-                        .bind(resource)
-                        .bind(policy_id)
-                        .bind(key)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Change::Transition(Transition::Escalated { policy_id, key, .. }) => {
-                    sqlx::query(&format!("UPDATE violations SET stage = 'escalated', escalated_at = $5 {open}"))
-                        .bind(tenant)
-                        .bind(resource)
-                        .bind(policy_id)
-                        .bind(key)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Change::Transition(Transition::Resolved { policy_id, key, reason }) => {
-                    sqlx::query(&format!("UPDATE violations SET stage = 'resolved', resolved_at = $5, resolution = $6 {open}"))
-                        .bind(tenant)
-                        .bind(resource)
-                        .bind(policy_id)
-                        .bind(key)
-                        .bind(at)
-                        .bind(reason.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                Change::Transition(t @ (Transition::BecameDue { .. } | Transition::Escalated { .. } | Transition::Resolved { .. })) => {
+                    // Each later transition sets the stage and stamps its own column.
+                    let (policy_id, key, stage, column, resolution) = match t {
+                        Transition::BecameDue { policy_id, key } => (policy_id, key, "due", "became_due_at", None),
+                        Transition::Escalated { policy_id, key, .. } => (policy_id, key, "escalated", "escalated_at", None),
+                        Transition::Resolved { policy_id, key, reason } => (policy_id, key, "resolved", "resolved_at", Some(reason.as_str())),
+                        Transition::Opened { .. } => unreachable!("matched above"),
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE violations SET stage = $5, {column} = $6, resolution = coalesce($7, resolution)
+                          WHERE tenant = $1 AND resource_id = $2 AND policy_id = $3 AND tag_key = $4 AND resolved_at IS NULL"
+                    ))
+                    .bind(tenant)
+                    .bind(resource)
+                    .bind(policy_id)
+                    .bind(key)
+                    .bind(stage)
+                    .bind(at)
+                    .bind(resolution)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Change::Judged(j) => {
                     sqlx::query(
@@ -129,20 +114,7 @@ impl ViolationProjection {
                 }
             }
         }
-        let (partitions, offsets): (Vec<i32>, Vec<i64>) = next.iter().map(|(p, o)| (*p, *o)).unzip();
-        sqlx::query(
-            "INSERT INTO projector_checkpoints (projector, topic, partition, next_offset, updated_at)
-             SELECT $1, $2, p, o, now() FROM UNNEST($3::int4[], $4::int8[]) AS u(p, o)
-             ON CONFLICT (projector, topic, partition) DO UPDATE
-               SET next_offset = EXCLUDED.next_offset, updated_at = now()
-               WHERE projector_checkpoints.next_offset < EXCLUDED.next_offset",
-        )
-        .bind(&self.projector)
-        .bind(self.codec.topic())
-        .bind(&partitions)
-        .bind(&offsets)
-        .execute(&mut *tx)
-        .await?;
+        super::configs::save_checkpoints(&mut tx, &self.projector, self.codec.topic(), next).await?;
         tx.commit().await
     }
 }
