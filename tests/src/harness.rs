@@ -146,13 +146,9 @@ impl TestEnv {
     pub fn start_projector(&self) -> Worker {
         let settings = self.projector_settings();
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            vtag_projectors::postgres::run(settings, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Worker { shutdown: Some(tx), handle: Some(handle) }
+        Worker::spawn("projector", tx, vtag_projectors::postgres::run(settings, async move {
+            let _ = rx.await;
+        }))
     }
 
     /// The compliance evaluator in this process; time moves violations on every `tick`.
@@ -166,13 +162,9 @@ impl TestEnv {
             tick,
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            vtag_compliance::run(settings, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Worker { shutdown: Some(tx), handle: Some(handle) }
+        Worker::spawn("compliance evaluator", tx, vtag_compliance::run(settings, async move {
+            let _ = rx.await;
+        }))
     }
 
     /// The projector as a separate OS process, so a test can kill -9 it.
@@ -262,6 +254,23 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Runs `work` in its own task. A failure is logged the moment it happens: a test waiting on
+    /// a read model would otherwise only time out, the cause surfacing (if ever) at `stop`.
+    fn spawn(
+        what: &'static str,
+        shutdown: oneshot::Sender<()>,
+        work: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        let handle = tokio::spawn(async move {
+            let result = work.await;
+            if let Err(e) = &result {
+                tracing::error!(error = format!("{e:#}"), "{what} failed");
+            }
+            result
+        });
+        Worker { shutdown: Some(shutdown), handle: Some(handle) }
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
