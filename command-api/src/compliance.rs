@@ -10,6 +10,9 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Mutex;
 use vtag_domain::{CommandContext, TenantId};
+use uuid::Uuid;
+use vtag_domain::compliance::Selection;
+use vtag_eventlog::compliance::{PoliciesLog, RecheckRequest};
 use vtag_eventlog::{ConfigRecord, EventCodec};
 use vtag_policy_config::{DocError, PoliciesDocument, PolicyDoc};
 
@@ -140,14 +143,36 @@ impl PolicyWriter {
         Ok(PolicyOutcome { version: record.version, changed: true, offset: Some(delivered.offset) })
     }
 
+    /// Appends a recheck request; its job id is the command's id (an `Idempotency-Key` retry asks
+    /// for the same job). The caller holds partition 0's lease.
+    pub async fn request_recheck(&self, selection: Selection, ctx: &CommandContext) -> Result<Uuid, PolicyError> {
+        let request = RecheckRequest {
+            event_id: ctx.event_id(0),
+            tenant: ctx.tenant.clone(),
+            job_id: ctx.command_id,
+            resource: selection.resource,
+            scope: selection.scope,
+            actor: ctx.actor.clone(),
+            recorded_at: ctx.recorded_at,
+        };
+        let payload = self.codec.encode_recheck(&request).await.map_err(|e| PolicyError::Unavailable(e.to_string()))?;
+        let key = ctx.tenant.as_str().to_owned();
+        self.producer
+            .send(FutureRecord::to(self.codec.topic()).partition(0).key(&key).payload(&payload), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| PolicyError::Unavailable(e.to_string()))?;
+        Ok(request.job_id)
+    }
+
     /// Reads `[next_offset, high watermark)` of the policies topic.
     async fn catch_up(&self, book: &mut Book) -> anyhow::Result<()> {
         let Some(mut backlog) = Backlog::open(&self.brokers, "vtag-command-policies", self.codec.topic(), book.next_offset).await? else {
             return Ok(());
         };
         while let Some((offset, payload)) = backlog.next().await? {
-            match self.codec.decode_policies(&payload).await {
-                Ok(record) => match PoliciesDocument::from_json(record.document.as_bytes()) {
+            match self.codec.decode_policies_log(&payload).await {
+                Ok(PoliciesLog::Recheck(_)) => {}
+                Ok(PoliciesLog::Policies(record)) => match PoliciesDocument::from_json(record.document.as_bytes()) {
                     Ok(doc) => {
                         book.last_recorded_at = book.last_recorded_at.max(record.recorded_at);
                         book.docs.insert(record.tenant, (record.version, doc));

@@ -9,6 +9,7 @@
 //! judged once — the book decides on state, not on events, so what a crash left undecided is
 //! decided then, and nothing already recorded is decided again.
 
+mod jobs;
 mod replay;
 mod settings;
 
@@ -26,7 +27,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 use vtag_domain::compliance::{ComplianceBook, Decision, TenantPolicies};
 use vtag_domain::{Actor, EventEnvelope};
-use vtag_eventlog::compliance::ComplianceRecord;
+use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord, JobProgress, PoliciesLog, RecheckRequest};
 use vtag_eventlog::kafka::{assigned_consumer_config, producer_config};
 use vtag_eventlog::{partition_for, ConfigRecord, EventCodec, EventTopics, LogRecord};
 use vtag_policy_config::PoliciesDocument;
@@ -102,35 +103,56 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
         }
     }
     let resource_ends = replay.ends().clone();
-    // 2. What was already decided about them.
+    // 2. What was already decided about them, and which jobs finished where.
+    let mut finished = jobs::Finished::default();
     let mut replay = Replay::open(&settings.brokers, "vtag-compliance-rebuild", codecs.compliance.topic(), partitions).await?;
     while let Some(batch) = replay.next_batch().await? {
         for r in batch {
-            match codecs.compliance.decode_compliance(&r.payload).await {
-                Ok(c) => book.restore(
+            match codecs.compliance.decode_compliance_log(&r.payload).await {
+                Ok(ComplianceLog::Decision(c)) => book.restore(
                     &Decision { tenant: c.envelope.tenant.clone(), resource: c.envelope.aggregate_id, version: c.envelope.aggregate_version, change: c.change },
                     c.envelope.recorded_at,
                 ),
+                Ok(ComplianceLog::Progress(p)) => finished.record(&p),
                 Err(e) => tracing::error!(partition = r.partition, offset = r.offset, error = %e, "skipping an undecodable compliance record"),
             }
         }
     }
-    // 3. Every tenant's policies in force.
+    // 3. Every tenant's policies in force, and the jobs asked for.
+    let mut asked = Vec::new();
     let mut replay = Replay::open(&settings.brokers, "vtag-compliance-rebuild", codecs.policies.topic(), 1).await?;
     while let Some(batch) = replay.next_batch().await? {
         for r in batch {
-            if let Some((record, policies)) = policies_of(codecs, &r.payload).await {
-                book.restore_policies(&record.tenant, policies);
+            match read_policies_log(codecs, &r.payload).await {
+                Some(Asked::Policies(record, policies)) => {
+                    book.restore_policies(&record.tenant, policies);
+                    asked.push(jobs::Job::after_policies(&record));
+                }
+                Some(Asked::Recheck(request)) => asked.push(jobs::Job::recheck(&request)),
+                None => {}
             }
         }
     }
     let policies_end = replay.ends().get(&0).copied().unwrap_or(0);
     tracing::info!(resources = book.resources(), "compliance book rebuilt");
 
-    // 4. Everything judged once under the policies in force (what a failure left undecided).
+    // 4. Everything judged once under the policies in force (what a failure left undecided), and
+    // the jobs a failure interrupted finished (their decisions are taken by now: they report).
+    let log = Log { codecs, producer, partitions };
     let now = Utc::now();
     let decided = book.rejudge(|_| true, now);
-    append(codecs, producer, &book, &decided, &resource_ends, now, Uuid::nil()).await?;
+    log.append(&book, &decided, &resource_ends, now, Uuid::nil()).await?;
+    for (job, superseded) in jobs::latest_first(&asked) {
+        if finished.all_done(job.id, partitions) {
+            continue;
+        }
+        tracing::info!(job = %job.id, kind = job.kind.as_str(), tenant = %job.tenant, superseded, "finishing an interrupted job");
+        if superseded {
+            jobs::close(&log, job).await?;
+        } else {
+            jobs::run(&log, &mut book, job, &resource_ends).await?;
+        }
+    }
 
     // 5. Follow the log.
     let resources = assign(&settings.brokers, "vtag-compliance-resources", codecs.resources.topic(), &resource_ends)?;
@@ -151,18 +173,22 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
                 let Ok(LogRecord::Resource(e)) = codecs.resources.decode(&payload).await else { continue };
                 let now = Utc::now();
                 let decided = book.resource_event(&e, now);
-                append(codecs, producer, &book, &decided, &applied, now, e.envelope.event_id).await?;
+                log.append(&book, &decided, &applied, now, e.envelope.event_id).await?;
             }
             message = policies.recv() => {
                 let m = message?;
                 let payload = m.payload().unwrap_or_default().to_vec();
                 drop(m);
-                if let Some((record, next)) = policies_of(codecs, &payload).await {
-                    let now = Utc::now();
-                    let decided = book.policies_changed(&record.tenant, next, now);
-                    tracing::info!(tenant = %record.tenant, version = record.version, decisions = decided.len(), "policies applied");
-                    append(codecs, producer, &book, &decided, &applied, now, record.event_id).await?;
-                }
+                let job = match read_policies_log(codecs, &payload).await {
+                    Some(Asked::Policies(record, next)) => {
+                        tracing::info!(tenant = %record.tenant, version = record.version, "policies changed; judging the tenant's resources again");
+                        book.restore_policies(&record.tenant, next);
+                        jobs::Job::after_policies(&record)
+                    }
+                    Some(Asked::Recheck(request)) => jobs::Job::recheck(&request),
+                    None => continue,
+                };
+                jobs::run(&log, &mut book, &job, &applied).await?;
             }
             _ = tick.tick() => {
                 let now = Utc::now();
@@ -172,17 +198,25 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
                     decided.extend(book.rejudge(|_| true, now));
                     tracing::info!(day = %judged_on, decisions = decided.len(), "daily pass judged every resource again");
                 }
-                append(codecs, producer, &book, &decided, &applied, now, Uuid::nil()).await?;
+                log.append(&book, &decided, &applied, now, Uuid::nil()).await?;
             }
         }
     }
 }
 
-/// A policies record and the policies it puts in force (an unreadable one is skipped: it was
-/// validated before it was written, so it can only come from a newer format).
-async fn policies_of(codecs: &Codecs, payload: &[u8]) -> Option<(ConfigRecord, TenantPolicies)> {
-    let record = match codecs.policies.decode_policies(payload).await {
-        Ok(r) => r,
+/// What a record of the policies topic asks of the evaluator.
+enum Asked {
+    /// A tenant's new policies (and the retroactive pass they need).
+    Policies(ConfigRecord, TenantPolicies),
+    Recheck(RecheckRequest),
+}
+
+/// Reads a policies-topic record (an unreadable one is skipped: it was validated before it was
+/// written, so it can only come from a newer format).
+async fn read_policies_log(codecs: &Codecs, payload: &[u8]) -> Option<Asked> {
+    let record = match codecs.policies.decode_policies_log(payload).await {
+        Ok(PoliciesLog::Policies(r)) => r,
+        Ok(PoliciesLog::Recheck(request)) => return Some(Asked::Recheck(request)),
         Err(e) => {
             tracing::error!(error = %e, "skipping an undecodable policies record");
             return None;
@@ -192,7 +226,7 @@ async fn policies_of(codecs: &Codecs, payload: &[u8]) -> Option<(ConfigRecord, T
     match compiled {
         Ok(policies) => {
             let next = TenantPolicies::new(record.version, policies);
-            Some((record, next))
+            Some(Asked::Policies(record, next))
         }
         Err(errors) => {
             tracing::error!(tenant = %record.tenant, version = record.version, ?errors, "skipping policies this build cannot read");
@@ -201,52 +235,81 @@ async fn policies_of(codecs: &Codecs, payload: &[u8]) -> Option<(ConfigRecord, T
     }
 }
 
-/// Appends the decisions (each to its resource's partition) and waits for every acknowledgement.
-async fn append(
-    codecs: &Codecs,
-    producer: &FutureProducer,
-    book: &ComplianceBook,
-    decided: &[Decision],
-    applied: &HashMap<i32, i64>,
-    now: DateTime<Utc>,
-    cause: Uuid,
-) -> anyhow::Result<()> {
-    if decided.is_empty() {
-        return Ok(());
+/// Where decisions and job markers go: partition *p* of the compliance-events topic for the
+/// resources of resource partition *p*.
+pub(crate) struct Log<'a> {
+    codecs: &'a Codecs,
+    producer: &'a FutureProducer,
+    partitions: i32,
+}
+
+impl Log<'_> {
+    pub(crate) fn partitions(&self) -> i32 {
+        self.partitions
     }
-    let partitions = applied.len().max(1) as i32;
-    let actor = Actor::parse(ACTOR).expect("a valid actor");
-    let mut deliveries = Vec::with_capacity(decided.len());
-    for d in decided {
-        let key = d.resource.to_string();
-        let partition = partition_for(key.as_bytes(), partitions);
-        let event_id = Uuid::new_v5(&RECORD_IDS, format!("{key}:{}", d.version).as_bytes());
-        let record = ComplianceRecord {
-            envelope: EventEnvelope {
-                event_id,
-                tenant: d.tenant.clone(),
-                aggregate_id: d.resource,
-                aggregate_version: d.version,
-                actor: actor.clone(),
-                causation_id: cause,
-                correlation_id: cause,
-                occurred_at: now,
-                recorded_at: now,
-            },
-            source_offset: applied.get(&partition).copied().unwrap_or(0) - 1,
-            policies_version: book.policies_version(&d.tenant),
-            change: d.change.clone(),
-        };
-        let payload = codecs.compliance.encode_compliance(&record).await?;
-        let sent = producer
-            .send_result(FutureRecord::to(codecs.compliance.topic()).partition(partition).key(&key).payload(&payload))
-            .map_err(|(e, _)| anyhow::anyhow!("sending a compliance record: {e}"))?;
-        deliveries.push(sent);
+
+    /// Appends the decisions (each to its resource's partition) and waits for every acknowledgement.
+    pub(crate) async fn append(
+        &self,
+        book: &ComplianceBook,
+        decided: &[Decision],
+        applied: &HashMap<i32, i64>,
+        now: DateTime<Utc>,
+        cause: Uuid,
+    ) -> anyhow::Result<()> {
+        if decided.is_empty() {
+            return Ok(());
+        }
+        let actor = Actor::parse(ACTOR).expect("a valid actor");
+        let mut deliveries = Vec::with_capacity(decided.len());
+        for d in decided {
+            let key = d.resource.to_string();
+            let partition = partition_for(key.as_bytes(), self.partitions);
+            let event_id = Uuid::new_v5(&RECORD_IDS, format!("{key}:{}", d.version).as_bytes());
+            let record = ComplianceRecord {
+                envelope: EventEnvelope {
+                    event_id,
+                    tenant: d.tenant.clone(),
+                    aggregate_id: d.resource,
+                    aggregate_version: d.version,
+                    actor: actor.clone(),
+                    causation_id: cause,
+                    correlation_id: cause,
+                    occurred_at: now,
+                    recorded_at: now,
+                },
+                source_offset: applied.get(&partition).copied().unwrap_or(0) - 1,
+                policies_version: book.policies_version(&d.tenant),
+                change: d.change.clone(),
+            };
+            let payload = self.codecs.compliance.encode_compliance(&record).await?;
+            deliveries.push(self.send(partition, &key, &payload)?);
+        }
+        for d in deliveries {
+            Self::acknowledged(d).await?;
+        }
+        Ok(())
     }
-    for d in deliveries {
-        d.await.map_err(|_| anyhow::anyhow!("a compliance record's delivery was cancelled"))?.map_err(|(e, _)| anyhow::anyhow!("appending a compliance record: {e}"))?;
+
+    /// Appends a job's progress on one partition, after the decisions it counts.
+    pub(crate) async fn progress(&self, progress: &JobProgress) -> anyhow::Result<()> {
+        let payload = self.codecs.compliance.encode_job_progress(progress).await?;
+        Self::acknowledged(self.send(progress.partition, &progress.job_id.to_string(), &payload)?).await
     }
-    Ok(())
+
+    fn send(&self, partition: i32, key: &str, payload: &[u8]) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
+        self.producer
+            .send_result(FutureRecord::to(self.codecs.compliance.topic()).partition(partition).key(key).payload(payload))
+            .map_err(|(e, _)| anyhow::anyhow!("sending a compliance record: {e}"))
+    }
+
+    async fn acknowledged(delivery: rdkafka::producer::DeliveryFuture) -> anyhow::Result<()> {
+        delivery
+            .await
+            .map_err(|_| anyhow::anyhow!("a compliance record's delivery was cancelled"))?
+            .map_err(|(e, _)| anyhow::anyhow!("appending a compliance record: {e}"))?;
+        Ok(())
+    }
 }
 
 /// A consumer of `topic`'s partitions, each from the given offset.

@@ -198,22 +198,54 @@ impl EventCodec {
         self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
-    /// Decodes a record of the compliance-events topic.
-    pub async fn decode_compliance(&self, bytes: &[u8]) -> Result<compliance::ComplianceRecord, DecodeError> {
+    /// Encodes an evaluation job's progress on one partition.
+    pub async fn encode_job_progress(&self, progress: &compliance::JobProgress) -> Result<Vec<u8>, EncodeError> {
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COMPLIANCE_NAMESPACE, compliance::PROGRESS));
+        self.encoder.encode_value(compliance::progress_to_value(progress), &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Decodes a record of the compliance-events topic: a decision or a job's progress.
+    pub async fn decode_compliance_log(&self, bytes: &[u8]) -> Result<compliance::ComplianceLog, DecodeError> {
         let (namespace, name, value) = self.decode_raw(bytes).await?;
         if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) {
             return Err(DecodeError::Poison(format!("not a compliance record: {name}")));
         }
-        compliance::from_value(&name, value).map_err(|e| DecodeError::Poison(e.to_string()))
+        let poison = |e: InvalidField| DecodeError::Poison(e.to_string());
+        if name == compliance::PROGRESS {
+            return compliance::progress_from_value(value).map(compliance::ComplianceLog::Progress).map_err(poison);
+        }
+        compliance::from_value(&name, value).map(compliance::ComplianceLog::Decision).map_err(poison)
     }
 
-    /// Decodes a record of the compliance-policies topic.
-    pub async fn decode_policies(&self, bytes: &[u8]) -> Result<ConfigRecord, DecodeError> {
-        let (namespace, name, value) = self.decode_raw(bytes).await?;
-        if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) || name != schemas::POLICIES_SCHEMA.0 {
-            return Err(DecodeError::Poison(format!("not a compliance-policies record: {name}")));
+    /// Decodes a decision of the compliance-events topic (a job marker is not one).
+    pub async fn decode_compliance(&self, bytes: &[u8]) -> Result<compliance::ComplianceRecord, DecodeError> {
+        match self.decode_compliance_log(bytes).await? {
+            compliance::ComplianceLog::Decision(d) => Ok(d),
+            compliance::ComplianceLog::Progress(_) => Err(DecodeError::Poison("a job progress marker, not a decision".into())),
         }
-        records::config_from_value(value, DocumentKind::COMPLIANCE_POLICIES).map_err(|e| DecodeError::Poison(e.to_string()))
+    }
+
+    /// Encodes a recheck request.
+    pub async fn encode_recheck(&self, request: &compliance::RecheckRequest) -> Result<Vec<u8>, EncodeError> {
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COMPLIANCE_NAMESPACE, compliance::RECHECK));
+        self.encoder.encode_value(compliance::recheck_to_value(request), &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Decodes a record of the compliance-policies topic: a policies version or a recheck request.
+    pub async fn decode_policies_log(&self, bytes: &[u8]) -> Result<compliance::PoliciesLog, DecodeError> {
+        let (namespace, name, value) = self.decode_raw(bytes).await?;
+        let poison = |e: InvalidField| DecodeError::Poison(e.to_string());
+        match (namespace.as_deref(), name.as_str()) {
+            (Some(COMPLIANCE_NAMESPACE), n) if n == schemas::POLICIES_SCHEMA.0 => records::config_from_value(value, DocumentKind::COMPLIANCE_POLICIES)
+                .map(compliance::PoliciesLog::Policies)
+                .map_err(poison),
+            (Some(COMPLIANCE_NAMESPACE), compliance::RECHECK) => {
+                compliance::recheck_from_value(value).map(compliance::PoliciesLog::Recheck).map_err(poison)
+            }
+            _ => Err(DecodeError::Poison(format!("not a compliance-policies record: {name}"))),
+        }
     }
 
     async fn decode_raw(&self, bytes: &[u8]) -> Result<(Option<String>, String, apache_avro::types::Value), DecodeError> {

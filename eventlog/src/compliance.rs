@@ -3,8 +3,9 @@
 
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
-use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
-use vtag_domain::EventEnvelope;
+use uuid::Uuid;
+use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Scope, Selection, Severity, Transition};
+use vtag_domain::{Actor, EventEnvelope, Provider, ResourceId, TenantId};
 
 use crate::avro_value::{envelope_from, envelope_of, invalid, micros, s, Fields, InvalidField};
 
@@ -16,6 +17,8 @@ pub const DUE: &str = "ViolationBecameDue";
 pub const ESCALATED: &str = "ViolationEscalated";
 pub const RESOLVED: &str = "ViolationResolved";
 pub const JUDGED: &str = "ResourceComplianceChanged";
+pub const RECHECK: &str = "ComplianceRecheckRequested";
+pub const PROGRESS: &str = "ComplianceJobProgressed";
 
 /// One decision of an evaluator about one resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,161 @@ pub struct ComplianceRecord {
     /// The tenant's policies version it judged under.
     pub policies_version: u64,
     pub change: Change,
+}
+
+/// A recheck asked for (on the compliance-policies topic, ordered with the policy versions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecheckRequest {
+    pub event_id: Uuid,
+    pub tenant: TenantId,
+    pub job_id: Uuid,
+    /// One resource; `None` for what `scope` covers (everything when it is empty).
+    pub resource: Option<ResourceId>,
+    pub scope: Scope,
+    pub actor: Actor,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RecheckRequest {
+    pub fn selection(&self) -> Selection {
+        Selection { resource: self.resource, scope: self.scope.clone() }
+    }
+}
+
+/// Ids of the retroactive passes after policy changes: one per tenant and policies version, so
+/// the command API can name the job before the evaluator runs it.
+const POLICIES_JOB_IDS: Uuid = Uuid::from_u128(0x8d2c_51e4_0b7a_4c19_a3f6_27e9_d1b0_5c48);
+
+pub fn policies_job_id(tenant: &TenantId, version: u64) -> Uuid {
+    Uuid::new_v5(&POLICIES_JOB_IDS, format!("{}:{version}", tenant.as_str()).as_bytes())
+}
+
+/// What an evaluation job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Recheck,
+    /// The retroactive pass after a tenant's policies changed.
+    PoliciesChanged,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recheck => "recheck",
+            Self::PoliciesChanged => "policies_changed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Recheck, Self::PoliciesChanged].into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+/// Progress of an evaluation job on one compliance-events partition, written after the decisions
+/// it counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobProgress {
+    pub event_id: Uuid,
+    pub tenant: TenantId,
+    pub job_id: Uuid,
+    pub kind: JobKind,
+    pub policies_version: u64,
+    pub partition: i32,
+    /// Every one of them reports, even with nothing to judge.
+    pub partitions: i32,
+    pub processed: u64,
+    pub total: u64,
+    pub changed: u64,
+    pub done: bool,
+    pub actor: Actor,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A record of the compliance-events topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ComplianceLog {
+    Decision(ComplianceRecord),
+    Progress(JobProgress),
+}
+
+/// A record of the compliance-policies topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoliciesLog {
+    Policies(crate::ConfigRecord),
+    Recheck(RecheckRequest),
+}
+
+pub fn recheck_to_value(r: &RecheckRequest) -> Value {
+    let providers: Vec<String> = r.scope.providers.iter().map(|p| p.as_str().to_owned()).collect();
+    Value::Record(vec![
+        ("event_id".into(), s(&r.event_id.to_string())),
+        ("tenant".into(), s(r.tenant.as_str())),
+        ("job_id".into(), s(&r.job_id.to_string())),
+        ("resource_id".into(), optional(r.resource.map(|id| s(&id.to_string())))),
+        ("providers".into(), strings(&providers)),
+        ("accounts".into(), strings(&r.scope.accounts)),
+        ("resource_types".into(), strings(&r.scope.resource_types)),
+        ("actor".into(), s(r.actor.as_str())),
+        ("recorded_at".into(), micros(r.recorded_at)),
+    ])
+}
+
+pub fn recheck_from_value(value: Value) -> Result<RecheckRequest, InvalidField> {
+    let mut f = Fields::of("recheck", value)?;
+    let event_id = f.uuid("event_id")?;
+    let tenant = f.parsed("tenant", TenantId::parse)?;
+    let job_id = f.uuid("job_id")?;
+    let resource = match f.optional_string("resource_id")? {
+        None => None,
+        Some(raw) => Some(ResourceId::from_uuid(Uuid::parse_str(&raw).map_err(|e| invalid("resource_id", e.to_string()))?)),
+    };
+    let providers = string_list(&mut f, "providers")?
+        .iter()
+        .map(|p| Provider::parse(p).map_err(|e| invalid("providers", e.message)))
+        .collect::<Result<_, _>>()?;
+    let scope = Scope { providers, accounts: string_list(&mut f, "accounts")?, resource_types: string_list(&mut f, "resource_types")? };
+    Ok(RecheckRequest { event_id, tenant, job_id, resource, scope, actor: f.parsed("actor", Actor::parse)?, recorded_at: f.timestamp("recorded_at")? })
+}
+
+pub fn progress_to_value(p: &JobProgress) -> Value {
+    Value::Record(vec![
+        ("event_id".into(), s(&p.event_id.to_string())),
+        ("tenant".into(), s(p.tenant.as_str())),
+        ("job_id".into(), s(&p.job_id.to_string())),
+        ("kind".into(), s(p.kind.as_str())),
+        ("policies_version".into(), Value::Long(p.policies_version as i64)),
+        ("partition".into(), Value::Int(p.partition)),
+        ("partitions".into(), Value::Int(p.partitions)),
+        ("processed".into(), Value::Long(p.processed as i64)),
+        ("total".into(), Value::Long(p.total as i64)),
+        ("changed".into(), Value::Long(p.changed as i64)),
+        ("done".into(), Value::Boolean(p.done)),
+        ("actor".into(), s(p.actor.as_str())),
+        ("recorded_at".into(), micros(p.recorded_at)),
+    ])
+}
+
+pub fn progress_from_value(value: Value) -> Result<JobProgress, InvalidField> {
+    let mut f = Fields::of("progress", value)?;
+    let count = |f: &mut Fields, name: &str| f.long(name).map(|v| v.max(0) as u64);
+    Ok(JobProgress {
+        event_id: f.uuid("event_id")?,
+        tenant: f.parsed("tenant", TenantId::parse)?,
+        job_id: f.uuid("job_id")?,
+        kind: {
+            let raw = f.string("kind")?;
+            JobKind::parse(&raw).ok_or_else(|| invalid("kind", format!("unknown job kind '{raw}'")))?
+        },
+        policies_version: count(&mut f, "policies_version")?,
+        partition: f.long("partition")? as i32,
+        partitions: f.long("partitions")? as i32,
+        processed: count(&mut f, "processed")?,
+        total: count(&mut f, "total")?,
+        changed: count(&mut f, "changed")?,
+        done: f.boolean("done")?,
+        actor: f.parsed("actor", Actor::parse)?,
+        recorded_at: f.timestamp("recorded_at")?,
+    })
 }
 
 fn strings(items: &[String]) -> Value {
@@ -227,5 +385,50 @@ mod tests {
             let back = from_value(name, from_avro_datum(&schema, &mut &bytes[..], None).unwrap()).unwrap();
             assert_eq!(back, original, "{name}");
         }
+    }
+
+    #[test]
+    fn recheck_requests_and_job_progress_round_trip_through_their_schemas() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 5, 0, 0).unwrap();
+        let schema = |name: &str| {
+            let text = crate::schemas::COMPLIANCE_JOB_SCHEMAS.iter().chain(&[crate::schemas::RECHECK_SCHEMA]).find(|(n, _)| *n == name).unwrap().1;
+            Schema::parse_str(text).unwrap()
+        };
+        let round_trip = |name: &str, value: Value| {
+            let schema = schema(name);
+            let bytes = to_avro_datum(&schema, value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            from_avro_datum(&schema, &mut &bytes[..], None).unwrap()
+        };
+        for (resource, scope) in [
+            (Some(ResourceId::from_uuid(Uuid::from_u128(9))), Scope::default()),
+            (None, Scope { providers: vec![Provider::Aws, Provider::Gcp], accounts: vec!["123".into()], resource_types: vec!["ec2:*".into()] }),
+        ] {
+            let original = RecheckRequest {
+                event_id: Uuid::from_u128(1),
+                tenant: TenantId::parse("acme").unwrap(),
+                job_id: Uuid::from_u128(2),
+                resource,
+                scope,
+                actor: Actor::parse("ana@example.com").unwrap(),
+                recorded_at: at,
+            };
+            assert_eq!(recheck_from_value(round_trip(RECHECK, recheck_to_value(&original))).unwrap(), original);
+        }
+        let progress = JobProgress {
+            event_id: Uuid::from_u128(3),
+            tenant: TenantId::parse("acme").unwrap(),
+            job_id: Uuid::from_u128(2),
+            kind: JobKind::PoliciesChanged,
+            policies_version: 7,
+            partition: 2,
+            partitions: 6,
+            processed: 5000,
+            total: 16_000,
+            changed: 12,
+            done: false,
+            actor: Actor::parse("ana@example.com").unwrap(),
+            recorded_at: at,
+        };
+        assert_eq!(progress_from_value(round_trip(PROGRESS, progress_to_value(&progress))).unwrap(), progress);
     }
 }

@@ -40,6 +40,14 @@ pub const COMPLIANCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
     ("ResourceComplianceChanged", include_str!("../../schemas/avro/ResourceComplianceChanged.avsc")),
 ];
 
+/// Besides the policies: recheck requests, ordered with the policy versions they run under.
+pub const RECHECK_SCHEMA: (&str, &str) =
+    ("ComplianceRecheckRequested", include_str!("../../schemas/avro/ComplianceRecheckRequested.avsc"));
+
+/// Besides the decisions: the evaluation jobs' progress markers.
+pub const COMPLIANCE_JOB_SCHEMAS: [(&str, &str); 1] =
+    [("ComplianceJobProgressed", include_str!("../../schemas/avro/ComplianceJobProgressed.avsc"))];
+
 /// The cost topic's records: the cost ledger's events and split-rule changes.
 pub const COST_SCHEMAS: [(&str, &str); 3] = [
     ("CostLinesRecorded", include_str!("../../schemas/avro/CostLinesRecorded.avsc")),
@@ -72,8 +80,10 @@ impl TopicKind {
                 .collect(),
             Self::TaggingConfig => vec![(CONFIG_NAMESPACE, CONFIG_SCHEMA.0, CONFIG_SCHEMA.1)],
             Self::Costs => COST_SCHEMAS.iter().map(|(r, s)| (COST_NAMESPACE, *r, *s)).collect(),
-            Self::CompliancePolicies => vec![(COMPLIANCE_NAMESPACE, POLICIES_SCHEMA.0, POLICIES_SCHEMA.1)],
-            Self::ComplianceEvents => COMPLIANCE_EVENT_SCHEMAS.iter().map(|(r, s)| (COMPLIANCE_NAMESPACE, *r, *s)).collect(),
+            Self::CompliancePolicies => [POLICIES_SCHEMA, RECHECK_SCHEMA].iter().map(|(r, s)| (COMPLIANCE_NAMESPACE, *r, *s)).collect(),
+            Self::ComplianceEvents => {
+                COMPLIANCE_EVENT_SCHEMAS.iter().chain(&COMPLIANCE_JOB_SCHEMAS).map(|(r, s)| (COMPLIANCE_NAMESPACE, *r, *s)).collect()
+            }
         }
     }
 }

@@ -130,6 +130,49 @@ pub async fn rederivation(
         .ok_or_else(|| Problem::not_found("no such re-derivation job"))
 }
 
+/// `GET /api/v1/compliance/jobs/{job_id}`: a recheck, or the pass after a policies change (its
+/// id is in the policies write's answer). Same shape as a re-derivation, with the job's `kind`
+/// and the `policies_version` it judges under.
+#[tracing::instrument(skip_all, fields(tenant = %caller.tenant))]
+pub async fn compliance_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    job_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    caller.require(Role::Viewer)?;
+    let Path(raw) = job_id.map_err(|e| Problem::malformed(format!("the job id could not be read: {e}")))?;
+    let job_id = Uuid::parse_str(raw.trim())
+        .map_err(|_| Problem::invalid_field("job_id", "uuid", "must be the job id the command API returned"))?;
+    let rows: Vec<(String, PartitionProgress)> = sqlx::query_as::<_, (String, i32, i64, i32, i64, i64, i64, bool, String, DateTime<Utc>)>(
+        "SELECT kind, log_partition, policies_version, partitions, processed, total, changed, done, actor, updated_at
+           FROM compliance_job_progress
+          WHERE tenant = $1 AND job_id = $2
+          ORDER BY log_partition",
+    )
+    .bind(caller.tenant.as_str())
+    .bind(job_id)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(db_error)?
+    .into_iter()
+    .map(|(kind, partition, version, partitions, processed, total, changed, done, actor, updated_at)| {
+        (kind, PartitionProgress { partition, rule_set_version: version, partitions, processed, total, changed, done, actor, updated_at })
+    })
+    .collect();
+    let kind = rows.first().map(|(k, _)| k.clone());
+    let job = summarize(job_id, rows.into_iter().map(|(_, p)| p).collect()).ok_or_else(|| {
+        Problem::not_found("no such compliance job (yet: the evaluator reports a job once it starts it)")
+    })?;
+    let version = job.rule_set_version;
+    let mut body = serde_json::to_value(job).map_err(|e| Problem::internal(e.to_string()))?;
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("rule_set_version");
+        fields.insert("kind".into(), kind.into());
+        fields.insert("policies_version".into(), version.into());
+    }
+    Ok(Json(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use reqwest::Method;
 use serde_json::json;
 use vtag_domain::compliance::{Change, Resolution, Transition};
+use vtag_eventlog::compliance::ComplianceLog;
 use vtag_eventlog::{EventCodec, EventTopics};
 use vtag_service::auth::Role;
 use vtag_tests::harness::{eventually, TestEnv};
@@ -45,7 +46,8 @@ async fn records(env: &TestEnv) -> Vec<(String, u64, String)> {
     }
     let mut out = Vec::new();
     for p in payloads {
-        let r = codec.decode_compliance(&p).await.unwrap();
+        // Job progress markers are not decisions about a resource.
+        let ComplianceLog::Decision(r) = codec.decode_compliance_log(&p).await.unwrap() else { continue };
         let what = match r.change {
             Change::Transition(Transition::Opened { policy_id, key, .. }) => format!("opened {policy_id}/{key}"),
             Change::Transition(Transition::BecameDue { policy_id, key }) => format!("due {policy_id}/{key}"),
@@ -189,5 +191,84 @@ async fn violations_follow_tags_and_policies_as_events() {
     let evaluator = env.start_compliance(Duration::from_millis(200));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(records(&env).await, withdrawn, "nothing decided twice");
+    evaluator.stop().await;
+}
+
+/// Waits for a compliance job to finish and answers its body.
+async fn finished_job(read: &Api, job: &str) -> serde_json::Value {
+    eventually(Duration::from_secs(60), "the compliance job to finish", || async {
+        let r = read.get(&format!("/api/v1/compliance/jobs/{job}")).await;
+        (r.status == 200 && r.body["done"] == true).then_some(r.body)
+    })
+    .await
+}
+
+/// `POST /api/v1/compliance/recheck` for one resource, a filter, or everything, each a job whose
+/// progress the query API shows; a policies change answers its own job, which counts what changed.
+#[tokio::test]
+async fn rechecks_and_policy_changes_run_as_jobs_with_progress() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let _projector = env.start_projector();
+    let queries = env.start_query_api().await;
+    let admin = Api::new(commands.url(""), Some(env.token("acme", "gov@acme.test", Role::Admin)));
+    let editor = Api::new(commands.url(""), Some(env.token("acme", "ed@acme.test", Role::Editor)));
+    let viewer = Api::new(commands.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
+    let read = Api::new(queries.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
+    let other = Api::new(queries.url(""), Some(env.token("globex", "viewer@globex.test", Role::Viewer)));
+
+    let observed = admin.post("/api/v1/resources/observe", &observe_batch(0, 3)).await;
+    let ids: Vec<String> = observed.body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let azure = json!({"resources": [{"provider": "azure", "resource_id": "/subscriptions/0000/resourceGroups/pay/providers/Microsoft.Compute/virtualMachines/pay-vm-1",
+                       "account_id": "0000", "region": "westeurope", "resource_type": "vm", "name": "pay-vm-1", "native_tags": {}}]});
+    assert_eq!(admin.post("/api/v1/resources/observe", &azure).await.status, 200);
+    let evaluator = env.start_compliance(Duration::from_millis(200));
+
+    // Bad requests are refused before anything is written; viewers may not ask.
+    let bad = editor.post("/api/v1/compliance/recheck", &json!({"filter": {"providers": ["oracle"]}})).await;
+    assert_eq!(bad.status, 422, "{:?}", bad.body);
+    assert_eq!((bad.body["errors"][0]["field"].as_str(), bad.body["errors"][0]["rule"].as_str()), (Some("filter.providers[0]"), Some("one_of")));
+    let neither = editor.post("/api/v1/compliance/recheck", &json!({})).await;
+    assert_eq!((neither.status.as_u16(), neither.body["errors"][0]["rule"].as_str()), (422, Some("one_of")), "{:?}", neither.body);
+    assert_eq!(editor.post("/api/v1/compliance/recheck", &json!({"everything": true})).await.status, 422);
+    assert_eq!(viewer.post("/api/v1/compliance/recheck", &json!({"all": true})).await.status, 403);
+
+    let recheck = |body: serde_json::Value| {
+        let editor = &editor;
+        async move {
+            let r = editor.post("/api/v1/compliance/recheck", &body).await;
+            assert_eq!(r.status, 202, "{:?}", r.body);
+            assert_eq!(r.body["status_url"], format!("/api/v1/compliance/jobs/{}", r.body["job_id"].as_str().unwrap()));
+            r.body["job_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let aws = finished_job(&read, &recheck(json!({"filter": {"providers": ["aws"], "resource_types": ["ec2:*"]}})).await).await;
+    assert_eq!((aws["kind"].as_str(), aws["total"].as_i64(), aws["processed"].as_i64()), (Some("recheck"), Some(3), Some(3)), "{aws}");
+    assert_eq!((aws["partitions"].as_i64(), aws["partitions_done"].as_i64()), (Some(env.partitions as i64), Some(env.partitions as i64)));
+    assert_eq!((aws["percent"].as_f64(), aws["started_by"].as_str()), (Some(100.0), Some("ed@acme.test")));
+    assert_eq!(aws["changed"], 0, "no policies yet: nothing to record");
+    let one = finished_job(&read, &recheck(json!({"resource_id": ids[1]})).await).await;
+    assert_eq!(one["total"], 1, "{one}");
+    let all = finished_job(&read, &recheck(json!({"all": true})).await).await;
+    assert_eq!(all["total"], 4, "{all}");
+    // Tenants never see each other's jobs.
+    let job = all["job_id"].as_str().unwrap();
+    assert_eq!(other.get(&format!("/api/v1/compliance/jobs/{job}")).await.status.as_u16(), 404);
+    assert_eq!(read.get("/api/v1/compliance/jobs/not-a-uuid").await.status.as_u16(), 422);
+
+    // A new policy judges every resource retroactively; its answer names the job.
+    let owner_required = json!({"policy_id": "owner", "policy_name": "Every resource has an owner", "policy_type": "required_tags",
+                                "rules": {"required_tags": ["owner"], "severity": "high"}});
+    let created = admin.post("/api/v1/policies", &owner_required).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let pass = finished_job(&read, created.body["job_id"].as_str().expect("a policies change names its job")).await;
+    assert_eq!((pass["kind"].as_str(), pass["policies_version"].as_i64()), (Some("policies_changed"), Some(1)), "{pass}");
+    assert_eq!((pass["total"].as_i64(), pass["changed"].as_i64()), (Some(4), Some(4)), "every resource lacks an owner: {pass}");
+    // Their violations are in the read model by the time the job is done.
+    let status = read.get("/api/v1/compliance/status").await;
+    assert_eq!((status.body["resources_judged"].as_i64(), status.body["compliant"].as_i64()), (Some(4), Some(0)), "{:?}", status.body);
+    // Unchanged, the document is not a new version and starts no job.
+    let same = admin.send(Method::PUT, "/api/v1/policies/owner", Some(&owner_required), &[]).await;
+    assert_eq!((same.status.as_u16(), same.body.get("job_id")), (200, None), "{:?}", same.body);
     evaluator.stop().await;
 }

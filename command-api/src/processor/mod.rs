@@ -24,6 +24,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Mutex;
+use uuid::Uuid;
+use vtag_domain::compliance::Selection;
 use vtag_domain::{decide, CommandContext, ResourceCommand, ResourceError, ResourceId, ResourceState};
 use vtag_eventlog::kafka::producer_config;
 use vtag_eventlog::{partition_for, EventCodec, EventTopics};
@@ -341,6 +343,17 @@ impl CommandProcessor {
         let outcome = self.policies.change(change, ctx, expected).await;
         drop(lease);
         outcome
+    }
+
+    /// Asks the evaluator for a recheck (appended by the policies topic's single writer).
+    pub async fn request_recheck(&self, selection: Selection, ctx: &CommandContext) -> Result<Uuid, PolicyError> {
+        let lease = self.partitions[0].lock().await;
+        if !lease.owned {
+            return Err(PolicyError::NotOwner);
+        }
+        let job = self.policies.request_recheck(selection, ctx).await;
+        drop(lease);
+        job
     }
 
     /// Waits for every queued event to reach the broker (used on shutdown).

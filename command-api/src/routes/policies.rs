@@ -22,6 +22,10 @@ struct Published {
     /// The policies version now in force.
     version: u64,
     changed: bool,
+    /// The evaluator's pass judging the tenant's resources under the new version (when it changed):
+    /// `GET /api/v1/compliance/jobs/{job_id}` on the query API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<uuid::Uuid>,
 }
 
 fn problem_for(error: PolicyError) -> Problem {
@@ -49,7 +53,8 @@ async fn publish(state: &AppState, caller: &Caller, headers: &HeaderMap, change:
         (true, true) => StatusCode::CREATED,
         (true, false) => StatusCode::ACCEPTED,
     };
-    Ok((status, Json(Published { version, changed })).into_response())
+    let job_id = changed.then(|| vtag_eventlog::compliance::policies_job_id(&caller.tenant, version));
+    Ok((status, Json(Published { version, changed, job_id })).into_response())
 }
 
 /// One policy from the body; with `id`, the body's `policy_id` must be it.

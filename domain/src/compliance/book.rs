@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::evaluate::{applies, evaluate, score, Subject};
 use super::lifecycle::{advance, apply, reconcile, OpenViolation, Stage, Transition, ViolationKey};
-use super::policy::Policy;
+use super::policy::{Policy, Scope};
 use crate::envelope::Recorded;
 use crate::resource::{evolve, ResourceEvent, ResourceState};
 use crate::values::{ResourceId, TenantId};
@@ -53,6 +53,14 @@ impl Judgement {
 pub enum Change {
     Transition(Transition),
     Judged(Judgement),
+}
+
+/// The resources a recheck looks at: one, or those of the tenant a scope covers (all of them when
+/// the scope is empty).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub resource: Option<ResourceId>,
+    pub scope: Scope,
 }
 
 /// Something to record about one resource.
@@ -134,6 +142,26 @@ impl ComplianceBook {
         // A stable order: the same book decides the same records in the same order.
         ids.sort_unstable();
         ids.into_iter().flat_map(|id| self.judge(id, now)).collect()
+    }
+
+    /// The tenant's resources `which` selects, in a stable order (a job judges them in chunks).
+    pub fn select(&self, tenant: &TenantId, which: &Selection) -> Vec<ResourceId> {
+        let covered = |w: &Watched| match (w.state.provider, w.state.facts.as_ref()) {
+            (Some(provider), Some(facts)) => which.scope.covers(provider, &facts.account, &facts.resource_type),
+            // Not observed yet (only tags applied ahead of an inventory): nothing to judge it by.
+            _ => false,
+        };
+        let mut ids: Vec<ResourceId> = match which.resource {
+            Some(id) => self.resources.get(&id).filter(|w| &w.tenant == tenant && covered(w)).map(|_| id).into_iter().collect(),
+            None => self.resources.iter().filter(|(_, w)| &w.tenant == tenant && covered(w)).map(|(id, _)| *id).collect(),
+        };
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Judges these resources again (a recheck, or a chunk of the pass after a policies change).
+    pub fn judge_all(&mut self, ids: &[ResourceId], now: DateTime<Utc>) -> Vec<Decision> {
+        ids.iter().flat_map(|id| self.judge(*id, now)).collect()
     }
 
     /// What time alone does by `now`: grace periods ending, escalations.

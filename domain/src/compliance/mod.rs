@@ -15,7 +15,7 @@ mod evaluate;
 mod lifecycle;
 mod policy;
 
-pub use book::{Change, ComplianceBook, Decision, Judgement, TenantPolicies};
+pub use book::{Change, ComplianceBook, Decision, Judgement, Selection, TenantPolicies};
 pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject, TagLookup};
 pub use lifecycle::{advance, apply, reconcile, OpenViolation, Resolution, Stage, Transition, ViolationKey};
 pub use policy::{Check, Escalation, Policy, Requirement, Scope, Severity, TagCondition, Validation, ValueRule};

@@ -53,7 +53,7 @@ impl fmt::Display for Severity {
 }
 
 /// Which resources a policy judges. Empty lists do not narrow.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     pub providers: Vec<Provider>,
     pub accounts: Vec<String>,

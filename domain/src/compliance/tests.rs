@@ -506,4 +506,31 @@ mod book {
         assert!(rebuilt.rejudge(|_| true, at(1)).is_empty());
         assert_eq!(rebuilt.tick(at(25)).len(), 12, "and time moves it on like the original");
     }
+
+    #[test]
+    fn a_recheck_selects_one_resource_or_what_a_scope_covers_and_only_of_its_tenant() {
+        let mut estate = Estate::new();
+        let mut book = ComplianceBook::new();
+        for name in ["a", "b"] {
+            for e in estate.observe(name).into_iter().chain(estate.tag(name, "environment", "production")) {
+                book.resource_event(&e, at(0));
+            }
+        }
+        let everything = book.select(&tenant(), &Selection::default());
+        assert_eq!(everything.len(), 2);
+        let one = Selection { resource: Some(everything[1]), scope: Scope::default() };
+        assert_eq!(book.select(&tenant(), &one), [everything[1]]);
+        let ec2 = |types: &[&str]| Selection { resource: None, scope: Scope { resource_types: types.iter().map(|t| t.to_string()).collect(), ..Scope::default() } };
+        assert_eq!(book.select(&tenant(), &ec2(&["ec2:*"])).len(), 2);
+        assert!(book.select(&tenant(), &ec2(&["s3:bucket"])).is_empty());
+        let azure = Selection { resource: None, scope: Scope { providers: vec![Provider::Azure], ..Scope::default() } };
+        assert!(book.select(&tenant(), &azure).is_empty());
+        let other = TenantId::parse("globex").unwrap();
+        assert!(book.select(&other, &Selection::default()).is_empty());
+        assert!(book.select(&other, &one).is_empty(), "another tenant's resource id selects nothing");
+        // Judging them again with nothing changed records nothing.
+        book.restore_policies(&tenant(), standard());
+        assert!(!book.judge_all(&everything, at(1)).is_empty(), "the policies arrived: judged");
+        assert!(book.judge_all(&everything, at(2)).is_empty(), "and again: nothing new");
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
+use vtag_eventlog::compliance::PoliciesLog;
 use vtag_eventlog::{ConfigRecord, EventCodec};
 
 use crate::source::BatchSource;
@@ -42,10 +43,15 @@ impl Documents {
         }
     }
 
-    async fn decode(self, codec: &EventCodec, bytes: &[u8]) -> Result<ConfigRecord, vtag_eventlog::DecodeError> {
+    /// The document version a record carries; `None` for the other records of its topic
+    /// (recheck requests share the policies topic; the evaluator acts on them, not the read model).
+    async fn decode(self, codec: &EventCodec, bytes: &[u8]) -> Result<Option<ConfigRecord>, vtag_eventlog::DecodeError> {
         match self {
-            Self::TaggingConfig => codec.decode_config(bytes).await,
-            Self::CompliancePolicies => codec.decode_policies(bytes).await,
+            Self::TaggingConfig => codec.decode_config(bytes).await.map(Some),
+            Self::CompliancePolicies => codec.decode_policies_log(bytes).await.map(|r| match r {
+                PoliciesLog::Policies(c) => Some(c),
+                PoliciesLog::Recheck(_) => None,
+            }),
         }
     }
 }
@@ -74,7 +80,8 @@ impl ConfigProjection {
             for r in &batch {
                 next = r.offset + 1;
                 match super::decode_with_retry(|| self.documents.decode(&self.codec, &r.payload)).await {
-                    Ok(c) => records.push(c),
+                    Ok(Some(c)) => records.push(c),
+                    Ok(None) => {}
                     Err(reason) => tracing::error!(offset = r.offset, %reason, documents = ?self.documents, "skipping an undecodable document record"),
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 use vtag_domain::compliance::{Change, Transition};
-use vtag_eventlog::compliance::ComplianceRecord;
+use vtag_eventlog::compliance::{ComplianceLog, JobProgress};
 use vtag_eventlog::EventCodec;
 
 use crate::source::BatchSource;
@@ -34,7 +34,7 @@ impl ViolationProjection {
             let mut next: HashMap<i32, i64> = HashMap::new();
             for r in &batch {
                 next.insert(r.partition, r.offset + 1);
-                match super::decode_with_retry(|| self.codec.decode_compliance(&r.payload)).await {
+                match super::decode_with_retry(|| self.codec.decode_compliance_log(&r.payload)).await {
                     Ok(c) => records.push(c),
                     Err(reason) => tracing::error!(partition = r.partition, offset = r.offset, %reason, "skipping an undecodable compliance record"),
                 }
@@ -43,9 +43,16 @@ impl ViolationProjection {
         }
     }
 
-    async fn write(&self, records: &[ComplianceRecord], next: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
+    async fn write(&self, records: &[ComplianceLog], next: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for r in records {
+            let r = match r {
+                ComplianceLog::Decision(d) => d,
+                ComplianceLog::Progress(p) => {
+                    progress(&mut tx, p).await?;
+                    continue;
+                }
+            };
             let (tenant, resource, at) = (r.envelope.tenant.as_str(), r.envelope.aggregate_id.as_uuid(), r.envelope.recorded_at);
             match &r.change {
                 Change::Transition(Transition::Opened { policy_id, key, severity, problem, message, remediation, due_at, escalation }) => {
@@ -117,4 +124,32 @@ impl ViolationProjection {
         super::configs::save_checkpoints(&mut tx, &self.projector, self.codec.topic(), next).await?;
         tx.commit().await
     }
+}
+
+/// A job's progress on one partition: the latest marker wins (a job run again after a crash
+/// reports from the start and ends done).
+async fn progress(tx: &mut sqlx::PgConnection, p: &JobProgress) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO compliance_job_progress (tenant, job_id, kind, policies_version, log_partition, partitions, processed,
+                                             total, changed, done, actor, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (tenant, job_id, log_partition) DO UPDATE SET processed = EXCLUDED.processed, total = EXCLUDED.total,
+           changed = EXCLUDED.changed, done = EXCLUDED.done, policies_version = EXCLUDED.policies_version,
+           updated_at = EXCLUDED.updated_at",
+    )
+    .bind(p.tenant.as_str())
+    .bind(p.job_id)
+    .bind(p.kind.as_str())
+    .bind(p.policies_version as i64)
+    .bind(p.partition)
+    .bind(p.partitions)
+    .bind(p.processed as i64)
+    .bind(p.total as i64)
+    .bind(p.changed as i64)
+    .bind(p.done)
+    .bind(p.actor.as_str())
+    .bind(p.recorded_at)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
