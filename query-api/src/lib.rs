@@ -46,6 +46,7 @@ pub mod history;
 pub mod jobs;
 pub mod policy_routes;
 pub mod provenance;
+pub mod remediation;
 pub mod resources;
 pub mod rest;
 pub mod rfc3339;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/compliance/status", get(compliance_routes::status))
         .route("/api/v1/compliance/violations", get(compliance_routes::violations))
         .route("/api/v1/compliance/jobs/{job_id}", get(jobs::compliance_job))
+        .route("/api/v1/compliance/remediations", get(remediation::remediations))
         .route("/api/v1/policies/{id}", get(policy_routes::policy))
         .route("/api/v1/rederivations/{job_id}", get(jobs::rederivation))
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))

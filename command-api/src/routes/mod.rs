@@ -5,6 +5,7 @@ mod costs;
 mod observe;
 mod policies;
 mod recheck;
+mod remediation;
 mod requests;
 mod rules;
 mod tags;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/policies/{id}/enable", post(policies::enable))
         .route("/api/v1/policies/{id}/disable", post(policies::disable))
         .route("/api/v1/compliance/recheck", post(recheck::recheck))
+        .route("/api/v1/compliance/remediations", post(remediation::apply))
         .route("/api/v1/tagging-config", put(rules::replace))
         .route("/api/v1/tag-mappings", post(rules::add_mapping))
         .route("/api/v1/rules", post(rules::save_rule))

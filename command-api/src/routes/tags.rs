@@ -15,7 +15,7 @@ use crate::processor::{Outcome, Submission};
 use crate::AppState;
 
 #[derive(Serialize)]
-struct TagWritten {
+pub(super) struct TagWritten {
     /// The virtual tag's id: `<resource uuid>:<key>`.
     id: String,
     resource_id: String,
@@ -27,7 +27,7 @@ struct TagWritten {
     consistency_token: Option<String>,
 }
 
-fn written(o: &Outcome, key: &TagKey, token: Option<String>) -> TagWritten {
+pub(super) fn written(o: &Outcome, key: &TagKey, token: Option<String>) -> TagWritten {
     TagWritten {
         id: format!("{}:{}", o.resource_id, key),
         resource_id: o.resource_id.to_string(),

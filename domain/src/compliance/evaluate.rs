@@ -134,7 +134,7 @@ fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Optio
 }
 
 /// Why `value` breaks the rule, or None when it satisfies it.
-fn broken(rule: &ValueRule, value: &str, today: NaiveDate) -> Option<String> {
+pub(super) fn broken(rule: &ValueRule, value: &str, today: NaiveDate) -> Option<String> {
     match rule {
         ValueRule::Regex(re) => (!re.is_match(value)).then(|| format!("does not match {}", re.as_str())),
         ValueRule::Email => (!EMAIL.is_match(value)).then(|| "is not an email address".to_owned()),

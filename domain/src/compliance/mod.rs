@@ -7,6 +7,7 @@
 //! - `policy`: what a policy says, checked ([`Policy`], [`Check`], [`Severity`], [`Scope`]).
 //! - `evaluate`: one resource against one policy ([`evaluate`], [`Finding`]) and its score.
 //! - `lifecycle`: findings and time into violation transitions ([`reconcile`], [`advance`]).
+//! - `remediation`: values that would fix a violation, ranked ([`suggest`]).
 //! - `book`: one evaluator's resources, open violations and policies, deciding what to record
 //!   ([`ComplianceBook`]).
 
@@ -14,10 +15,12 @@ mod book;
 mod evaluate;
 mod lifecycle;
 mod policy;
+mod remediation;
 
 pub use book::{Change, ComplianceBook, Decision, Judgement, Selection, TenantPolicies};
 pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject, TagLookup};
 pub use lifecycle::{advance, apply, reconcile, OpenViolation, Resolution, Stage, Transition, ViolationKey};
+pub use remediation::{satisfies, suggest, PeerEvidence, Suggestion, SuggestionSource, MAX_SUGGESTIONS};
 pub use policy::{Check, Escalation, Policy, Requirement, Scope, Severity, TagCondition, Validation, ValueRule};
 
 #[cfg(test)]

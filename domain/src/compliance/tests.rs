@@ -359,6 +359,38 @@ fn withdrawing_a_policy_resolves_its_violations() {
     assert!(names(&deleted).iter().all(|n| n.ends_with("(policy_withdrawn)")));
 }
 
+#[test]
+fn suggestions_fix_the_violation_and_say_why() {
+    let p = production_standard();
+    let peers = |value: &str, basis: &str, agreeing: u32, seen: u32| PeerEvidence { value: value.into(), basis: basis.into(), agreeing, seen };
+    // A case-sensitive enum: 'Daily' is one letter off, 'd' abbreviates it.
+    let s = suggest(&p, "backup", Some("Daily"), &[], today());
+    assert_eq!((s[0].value.as_str(), s[0].confidence, s[0].source), ("daily", 0.95, SuggestionSource::Policy));
+    assert_eq!(s.len(), 3, "every allowed value, the close one first: {s:?}");
+    assert!(s[1].confidence < 0.2);
+    // Peers: a cost center most of the account carries; a malformed one is never suggested, even
+    // from many peers, and neither is the value the resource already has.
+    let evidence = [peers("ENG-001", "account 123", 38, 40), peers("eng-1", "account 123", 2, 40), peers("FIN-002", "team=finance", 3, 3)];
+    let s = suggest(&p, "cost-center", None, &evidence, today());
+    let values: Vec<&str> = s.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(values, ["ENG-001", "FIN-002"]);
+    assert_eq!(s[0].confidence, 0.9, "38/40 shrunk by 40/42");
+    assert_eq!(s[0].reasoning, "38 of 40 resources with account 123 have cost-center=ENG-001");
+    assert_eq!(s[1].confidence, 0.6, "3 of 3 is weaker evidence");
+    assert!(suggest(&p, "cost-center", Some("ENG-001"), &evidence[..1], today()).is_empty());
+    // Two reasons for one value add up (but never to certainty).
+    let both = [peers("ops@example.com", "account 123", 9, 10), peers("ops@example.com", "team=ops", 5, 5)];
+    let s = suggest(&p, "owner", None, &both, today());
+    assert_eq!(s.len(), 1);
+    assert!(s[0].confidence > 0.75 && s[0].confidence < 0.99, "{s:?}");
+    assert!(s[0].reasoning.contains("team=ops") && s[0].reasoning.contains("account 123"));
+    // Dates must satisfy the policy on the injected day.
+    let h = high_cost_governance();
+    let s = suggest(&h, "review-date", Some("2024-01-01"), &[peers("2026-10-01", "account 9", 4, 4), peers("2020-01-01", "account 9", 4, 4)], today());
+    assert_eq!(s.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(), ["2026-10-01"]);
+    assert!(satisfies(&h, "business-unit", "retail", today()) && !satisfies(&h, "business-unit", " ", today()));
+}
+
 mod book {
     use std::collections::BTreeMap;
 

@@ -29,6 +29,10 @@ pub fn decide(
     ctx: &CommandContext,
     config: &TaggingConfig,
 ) -> Decision {
+    // Tenants never see each other: another tenant's resource id is as unknown as a made-up one.
+    if state.tenant.as_ref().is_some_and(|owner| *owner != ctx.tenant) {
+        return Err(ResourceError::UnknownResource);
+    }
     let mut events = match command {
         ResourceCommand::Observe(observe) => observe_resource(state, observe),
         ResourceCommand::ObserveFromBilling(observe) if !state.exists() || state.billing_only => {
@@ -60,6 +64,9 @@ pub fn decide(
 pub fn evolve(state: ResourceState, recorded: &Recorded<ResourceEvent>) -> ResourceState {
     let mut state = apply_event(state, &recorded.event);
     state.version = recorded.envelope.aggregate_version;
+    if state.tenant.is_none() {
+        state.tenant = Some(recorded.envelope.tenant.clone());
+    }
     state
 }
 

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use crate::fingerprint::Fingerprint;
 use crate::tagging::ResourceFacts;
-use crate::values::{Confidence, Provider, TagKey, TagSource, TagValue};
+use crate::values::{Confidence, Provider, TagKey, TagSource, TagValue, TenantId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedTag {
@@ -21,6 +21,9 @@ pub struct AppliedTag {
 pub struct ResourceState {
     /// 0 until the first event.
     pub version: u64,
+    /// Whose resource it is (its id derives from the tenant; kept so a command naming another
+    /// tenant's id finds nothing there).
+    pub tenant: Option<TenantId>,
     pub provider: Option<Provider>,
     pub description: Fingerprint,
     pub native_tags: Fingerprint,

@@ -181,6 +181,17 @@ fn tags_cannot_be_applied_to_unknown_resources() {
 }
 
 #[test]
+fn another_tenants_resource_is_unknown_to_a_tenant() {
+    let s = Scenario::given(&[observe("web", &[]), apply("team", "a", None)]);
+    let mut intruder = ctx(9);
+    intruder.tenant = TenantId::parse("globex").unwrap();
+    for command in [apply("team", "b", None), remove("team", None), observe("web", &[])] {
+        let refused = decide(&s.state, s.id, &command, &intruder, &s.config);
+        assert_eq!(refused.unwrap_err(), ResourceError::UnknownResource, "{command:?}");
+    }
+}
+
+#[test]
 fn removing_a_tag_records_what_it_was() {
     let mut s = Scenario::given(&[observe("web", &[]), apply("team", "a", None)]);
     let events = s.when(&remove("team", Some(2))).unwrap();
