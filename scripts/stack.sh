@@ -2,13 +2,15 @@
 # Local development stack for vtag: PostgreSQL, a Kafka-compatible broker (tansu, sqlite engine)
 # and our own schema registry. Everything binds to 127.0.0.1 and keeps its data under $VTAG_HOME.
 #
-#   scripts/stack.sh install [COMPONENT...]   install PostgreSQL / tansu / curl if missing
+#   scripts/stack.sh install [COMPONENT...]   install PostgreSQL / tansu / curl / the test SMTP server if missing
 #   scripts/stack.sh start   [COMPONENT...]   start (all by default); already running -> no-op
 #   scripts/stack.sh stop    [COMPONENT...]   stop by pid file (TERM, 10 s, KILL)
 #   scripts/stack.sh status  [COMPONENT...]   up/down per component; exit 3 if any is down
 #   scripts/stack.sh env                      shell exports for the stack: eval "$(scripts/stack.sh env)"
 #
-# COMPONENT: postgres (pg), kafka (tansu), registry (schema-registry).
+# COMPONENT: postgres (pg), kafka (tansu), registry (schema-registry); for install also smtp: a
+# Python venv in $VTAG_HOME/py with aiosmtpd (the herald's tests start their own SMTP server with
+# it; `env` prints its python as VTAG_PYTHON). Not a server: not started, stopped or checked unless named.
 # Environment: VTAG_HOME (default <repo>/.vtag), VTAG_PG_PORT (55432), VTAG_KAFKA_PORT (19092),
 # VTAG_REGISTRY_PORT (18081), VTAG_TANSU_BIN, VTAG_BIN_DIR (default <repo>/target/release),
 # VTAG_TANSU_LOG (RUST_LOG for the broker, default warn; tansu is very chatty at info).
@@ -25,6 +27,8 @@ if [[ -z "${VTAG_BIN_DIR:-}" ]]; then
   VTAG_BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 fi
 TANSU_VERSION=0.6.0
+AIOSMTPD_VERSION=1.4.6
+PY_DIR="$VTAG_HOME/py"
 
 PID_DIR="$VTAG_HOME/pids"
 LOG_DIR="$VTAG_HOME/logs"
@@ -61,7 +65,8 @@ set_comps() { # DEFAULT... -- ARGS...: canonical component names into COMPS (ali
       postgres|pg|postgresql) COMPS+=(postgres) ;;
       kafka|tansu|broker) COMPS+=(kafka) ;;
       registry|schema-registry|sr) COMPS+=(registry) ;;
-      *) die "unknown component '$c' (postgres, kafka, registry)" ;;
+      smtp|aiosmtpd|python) COMPS+=(smtp) ;;
+      *) die "unknown component '$c' (postgres, kafka, registry, smtp)" ;;
     esac
   done
 }
@@ -331,16 +336,47 @@ status_registry() {
   fi
 }
 
+# ---------------------------------------------------------------- smtp (aiosmtpd, tests only) ----
+# A venv of its own (never the system's site-packages) with a pinned aiosmtpd: the herald's
+# integration tests run `$VTAG_PYTHON -m aiosmtpd` as a real SMTP server.
+install_smtp() {
+  local py="$PY_DIR/bin/python"
+  if [[ -x "$py" ]] && "$py" -c "import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" 2>/dev/null; then
+    log "smtp: aiosmtpd $AIOSMTPD_VERSION present in $PY_DIR"
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  if [[ ! -x "$py" ]]; then
+    log "smtp: creating a Python venv in $PY_DIR"
+    python3 -m venv "$PY_DIR" || die "smtp: python3 -m venv failed (apt-get install python3-venv?)"
+  fi
+  log "smtp: installing aiosmtpd $AIOSMTPD_VERSION into $PY_DIR"
+  "$py" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" || die "smtp: pip install aiosmtpd==$AIOSMTPD_VERSION failed"
+  "$py" -c "import aiosmtpd" || die "smtp: aiosmtpd does not import after installing"
+  log "smtp: aiosmtpd $AIOSMTPD_VERSION installed ($py)"
+}
+
+start_smtp() { log "smtp: nothing to start (tests run their own SMTP server with $PY_DIR/bin/python)"; }
+stop_smtp() { :; }
+status_smtp() {
+  if [[ -x "$PY_DIR/bin/python" ]] && "$PY_DIR/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+    echo "smtp      installed  $PY_DIR (aiosmtpd, for tests; not a server)"
+  else
+    echo "smtp      missing    run scripts/stack.sh install smtp"; return 1
+  fi
+}
+
 # ---------------------------------------------------------------- commands ----
 cmd_install() {
   local c
-  set_comps postgres kafka -- "$@"
+  set_comps postgres kafka smtp -- "$@"
   command -v curl >/dev/null 2>&1 || apt_install curl
   for c in "${COMPS[@]}"; do
     case "$c" in
       postgres) install_postgres ;;
       kafka) install_tansu ;;
       registry) log "registry: built from this repo (cargo build --release -p vtag-schema-registry)" ;;
+      smtp) install_smtp ;;
     esac
   done
 }
@@ -355,7 +391,7 @@ cmd_start() {
 cmd_stop() {
   local c
   set_comps "${ALL_COMPONENTS[@]}" -- "$@"
-  for c in registry kafka postgres; do  # reverse start order
+  for c in smtp registry kafka postgres; do  # reverse start order
     if [[ " ${COMPS[*]} " == *" $c "* ]]; then "stop_$c"; fi
   done
 }
@@ -378,9 +414,10 @@ cmd_env() {
   printf 'export VTAG_KAFKA_BROKERS=%q\n' "127.0.0.1:$VTAG_KAFKA_PORT"
   printf 'export VTAG_SCHEMA_REGISTRY_URL=%q\n' "http://127.0.0.1:$VTAG_REGISTRY_PORT"
   printf 'export VTAG_TANSU_BIN=%q\n' "$tb"
+  printf 'export VTAG_PYTHON=%q\n' "$PY_DIR/bin/python"
 }
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"

@@ -179,6 +179,17 @@ impl TestEnv {
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {bin}: {e} (make test builds it)"))
     }
+
+    /// The herald in this process, with `tweak` applied to its test settings
+    /// (`alerts::herald_settings`: no configuration, quick retries).
+    pub fn start_herald(&self, tweak: impl FnOnce(&mut vtag_herald::Settings)) -> Worker {
+        let mut settings = crate::alerts::herald_settings(self);
+        tweak(&mut settings);
+        let (tx, rx) = oneshot::channel::<()>();
+        Worker::spawn("herald", tx, vtag_herald::run(settings, async move {
+            let _ = rx.await;
+        }))
+    }
 }
 
 async fn create_database(admin_url: &str, name: &str) -> String {

@@ -2,6 +2,7 @@
 //! own signing secret, and starts the real services against the real local stack that `make test`
 //! brought up. Nothing is mocked.
 
+pub mod alerts;
 pub mod derivation;
 pub mod harness;
 pub mod http;
