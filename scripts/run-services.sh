@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The vtag services on top of the local stack (scripts/stack.sh): command API, postgres projector,
-# compliance evaluator and query API, plus a demo data set on first start. Same conventions as
-# stack.sh: state under $VTAG_HOME, pid files in $VTAG_HOME/pids, logs in $VTAG_HOME/logs, stop by
-# pid only.
+# compliance evaluator, herald (alerts) and query API, plus a demo data set on first start. Same
+# conventions as stack.sh: state under $VTAG_HOME, pid files in $VTAG_HOME/pids, logs in
+# $VTAG_HOME/logs, stop by pid only.
 #
 #   scripts/run-services.sh start    start what is not running (command-api, projector, compliance,
-#                                    query-api), load the demo data once, print URLs, tokens and
-#                                    curl examples
+#                                    herald, query-api), load the demo data once, print URLs, tokens
+#                                    and curl examples
 #   scripts/run-services.sh stop     stop the services by pid file (TERM, 10 s, KILL); the stack stays
 #   scripts/run-services.sh status   up/down per service; exit 3 if any is down
 #   scripts/run-services.sh info     print URLs, fresh tokens and curl examples again
@@ -15,8 +15,10 @@
 # (cargo build --release --bins). Environment: VTAG_HOME (default <repo>/.vtag), VTAG_BIN_DIR
 # (default <repo>/target/release), VTAG_COMMAND_API_LISTEN (127.0.0.1:18080),
 # VTAG_QUERY_API_LISTEN (127.0.0.1:18082), VTAG_TOPIC_PREFIX (vtag.), VTAG_PARTITIONS (6),
-# VTAG_DEMO_DATA=0 to skip the demo data. Stack URLs come from `scripts/stack.sh env` unless
-# VTAG_DATABASE_URL / VTAG_KAFKA_BROKERS / VTAG_SCHEMA_REGISTRY_URL are already set.
+# VTAG_DEMO_DATA=0 to skip the demo data, VTAG_HERALD_CONFIG (the herald's channels and routes;
+# default $VTAG_HOME/herald.yaml if it exists, else none and nothing is sent; an example is written
+# to $VTAG_HOME/herald.example.yaml; docs/herald.md). Stack URLs come from `scripts/stack.sh env`
+# unless VTAG_DATABASE_URL / VTAG_KAFKA_BROKERS / VTAG_SCHEMA_REGISTRY_URL are already set.
 # The JWT signing secret is generated on first start into $VTAG_HOME/jwt-secret (mode 600) and
 # reused afterwards; it is never in the repo.
 set -euo pipefail
@@ -37,7 +39,7 @@ DEMO_MARKER="$VTAG_HOME/demo-loaded"
 DEMO_ENV="$VTAG_HOME/demo.env"
 STACK="$REPO_ROOT/scripts/stack.sh"
 DEMO_SCRIPT="$REPO_ROOT/scripts/demo-data.py"
-SERVICES=(command-api projector compliance query-api)  # start order; stop is the reverse
+SERVICES=(command-api projector compliance herald query-api)  # start order; stop is the reverse
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -86,11 +88,12 @@ service_bin() { # NAME -> binary name
     command-api) echo vtag-command-api ;;
     projector) echo vtag-projector ;;
     compliance) echo vtag-compliance ;;
+    herald) echo vtag-herald ;;
     query-api) echo vtag-query-api ;;
   esac
 }
 
-service_listen() { # NAME -> host:port ("" for the projector and the evaluator)
+service_listen() { # NAME -> host:port ("" for the projector, the evaluator and the herald)
   case "$1" in
     command-api) echo "$VTAG_COMMAND_API_LISTEN" ;;
     query-api) echo "$VTAG_QUERY_API_LISTEN" ;;
@@ -107,6 +110,62 @@ health_url() { # NAME
   listen="$(service_listen "$1")"
   [[ "${listen%:*}" == 0.0.0.0 ]] && listen="127.0.0.1:${listen##*:}"
   echo "http://$listen/health"
+}
+
+# ---------------------------------------------------------------- herald ----
+HERALD_CONFIG="$VTAG_HOME/herald.yaml"
+HERALD_EXAMPLE="$VTAG_HOME/herald.example.yaml"
+
+# The herald's configuration: VTAG_HERALD_CONFIG if set, else $VTAG_HOME/herald.yaml if it exists;
+# without either it starts with no routes and sends nothing. Writes an example to copy, once.
+herald_config() {
+  if [[ ! -f "$HERALD_EXAMPLE" ]]; then
+    cat >"$HERALD_EXAMPLE" <<'EOF'
+# An example herald configuration (docs/herald.md). To use it: copy it to herald.yaml next to this
+# file (or point VTAG_HERALD_CONFIG at it), export the variables it names, and restart the herald:
+#   bash scripts/run-services.sh stop && bash scripts/run-services.sh start
+# Secrets are never in this file: *_env fields name the environment variable that holds them.
+format_version: 1
+channels:
+  - id: demo-webhook
+    tenant: demo
+    kind: webhook
+    url: http://127.0.0.1:18090/vtag-alerts       # http only: this build has no TLS
+    secret_env: VTAG_DEMO_WEBHOOK_SECRET           # signs X-Vtag-Signature
+  - id: demo-mail
+    tenant: demo
+    kind: email
+    smtp: {host: 127.0.0.1, port: 2525}
+    from: vtag@demo.local
+    to: [finops@demo.local]
+routes:
+  - name: urgent to the webhook
+    tenant: demo
+    match: {severities: [critical, high]}          # transitions default to [due, escalated]
+    channels: [demo-webhook]
+  - name: escalations by email
+    tenant: demo
+    match: {transitions: [escalated]}
+    channels: [demo-mail]
+    to_escalation_contact: true                    # also the policy's escalation address
+EOF
+  fi
+  if [[ -z "${VTAG_HERALD_CONFIG:-}" && -f "$HERALD_CONFIG" ]]; then
+    VTAG_HERALD_CONFIG="$HERALD_CONFIG"
+  fi
+  if [[ -n "${VTAG_HERALD_CONFIG:-}" ]]; then
+    export VTAG_HERALD_CONFIG
+  fi
+}
+
+herald_routes() { # for the info text
+  if [[ -n "${VTAG_HERALD_CONFIG:-}" ]]; then
+    echo "routes from $VTAG_HERALD_CONFIG"
+  elif [[ -f "$HERALD_CONFIG" ]]; then
+    echo "routes from $HERALD_CONFIG"
+  else
+    echo "no routes: nothing is sent; see $HERALD_EXAMPLE"
+  fi
 }
 
 # ---------------------------------------------------------------- start ----
@@ -209,6 +268,7 @@ vtag is running (tenant "demo"; $(demo_field resources '?') demo resources)
   query API     $QUERY_URL        (reads; GraphiQL at $QUERY_URL/graphql)
   projector     $LOG_DIR/projector.log
   compliance    $LOG_DIR/compliance.log (evaluator: violations on ${VTAG_TOPIC_PREFIX}compliance-events)
+  herald        $LOG_DIR/herald.log (alerts; $(herald_routes))
   registry      $VTAG_SCHEMA_REGISTRY_URL
   postgres      $VTAG_DATABASE_URL
   kafka         $VTAG_KAFKA_BROKERS (topic ${VTAG_TOPIC_PREFIX}resource-events)
@@ -262,6 +322,8 @@ cmd_start() {
   start_service command-api 120  # rebuilds its state from the log before it listens
   start_service projector 0
   start_service compliance 0
+  herald_config
+  start_service herald 0
   start_service query-api 60
   load_demo
   log "all services up in $((SECONDS - t0)) s"
@@ -294,7 +356,7 @@ cmd_info() {
   print_info
 }
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"
