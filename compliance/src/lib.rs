@@ -25,9 +25,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
-use vtag_domain::compliance::{ComplianceBook, Decision, TenantPolicies};
-use vtag_domain::{Actor, EventEnvelope};
-use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord, JobProgress, PoliciesLog, RecheckRequest};
+use vtag_domain::compliance::{Change, ComplianceBook, Decision, TenantPolicies};
+use vtag_domain::{Actor, ResourceId, TenantId};
+use vtag_eventlog::compliance::{decision_event_id, ComplianceLog, DecisionBatch, JobProgress, PoliciesLog, RecheckRequest};
 use vtag_eventlog::kafka::{assigned_consumer_config, producer_config};
 use vtag_eventlog::{partition_for, ConfigRecord, EventCodec, EventTopics, LogRecord};
 use vtag_policy_config::PoliciesDocument;
@@ -38,8 +38,8 @@ pub use settings::Settings;
 /// Who the records name as their actor.
 const ACTOR: &str = "vtag-compliance";
 
-/// Ids of the records: one per resource and version, the same however often it is decided.
-const RECORD_IDS: Uuid = Uuid::from_u128(0x3f6b_2a91_c8d4_4e07_9b15_6ad2_e0c7_4f83);
+/// Decisions per record: a sweep's batches stay around a megabyte.
+const BATCH: usize = 5_000;
 
 struct Codecs {
     resources: EventCodec,
@@ -109,10 +109,12 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
     while let Some(batch) = replay.next_batch().await? {
         for r in batch {
             match codecs.compliance.decode_compliance_log(&r.payload).await {
-                Ok(ComplianceLog::Decision(c)) => book.restore(
-                    &Decision { tenant: c.envelope.tenant.clone(), resource: c.envelope.aggregate_id, version: c.envelope.aggregate_version, change: c.change },
-                    c.envelope.recorded_at,
-                ),
+                Ok(ComplianceLog::Decisions(records)) => {
+                    for c in records {
+                        let at = c.envelope.recorded_at;
+                        book.restore(&Decision { tenant: c.envelope.tenant, resource: c.envelope.aggregate_id, version: c.envelope.aggregate_version, change: c.change }, at);
+                    }
+                }
                 Ok(ComplianceLog::Progress(p)) => finished.record(&p),
                 Err(e) => tracing::error!(partition = r.partition, offset = r.offset, error = %e, "skipping an undecodable compliance record"),
             }
@@ -248,7 +250,8 @@ impl Log<'_> {
         self.partitions
     }
 
-    /// Appends the decisions (each to its resource's partition) and waits for every acknowledgement.
+    /// Appends the decisions — in batches per partition and tenant, each partition's in the order
+    /// decided — and waits for every acknowledgement.
     pub(crate) async fn append(
         &self,
         book: &ComplianceBook,
@@ -261,29 +264,37 @@ impl Log<'_> {
             return Ok(());
         }
         let actor = Actor::parse(ACTOR).expect("a valid actor");
-        let mut deliveries = Vec::with_capacity(decided.len());
+        // (partition, tenant) → decisions, in first-seen order so every resource's stay in order.
+        let mut batches: Vec<((i32, &TenantId), Vec<(ResourceId, u64, Change)>)> = Vec::new();
+        let mut index: HashMap<(i32, &TenantId), usize> = HashMap::new();
         for d in decided {
-            let key = d.resource.to_string();
-            let partition = partition_for(key.as_bytes(), self.partitions);
-            let event_id = Uuid::new_v5(&RECORD_IDS, format!("{key}:{}", d.version).as_bytes());
-            let record = ComplianceRecord {
-                envelope: EventEnvelope {
-                    event_id,
-                    tenant: d.tenant.clone(),
-                    aggregate_id: d.resource,
-                    aggregate_version: d.version,
+            let partition = partition_for(d.resource.to_string().as_bytes(), self.partitions);
+            let i = *index.entry((partition, &d.tenant)).or_insert_with(|| {
+                batches.push(((partition, &d.tenant), Vec::new()));
+                batches.len() - 1
+            });
+            batches[i].1.push((d.resource, d.version, d.change.clone()));
+        }
+        let mut deliveries = Vec::new();
+        for ((partition, tenant), decisions) in batches {
+            for chunk in decisions.chunks(BATCH) {
+                let (first, version, _) = &chunk[0];
+                let batch = DecisionBatch {
+                    batch_id: Uuid::new_v5(&decision_event_id(*first, *version), format!("batch:{}", chunk.len()).as_bytes()),
+                    tenant: tenant.clone(),
                     actor: actor.clone(),
                     causation_id: cause,
                     correlation_id: cause,
-                    occurred_at: now,
                     recorded_at: now,
-                },
-                source_offset: applied.get(&partition).copied().unwrap_or(0) - 1,
-                policies_version: book.policies_version(&d.tenant),
-                change: d.change.clone(),
-            };
-            let payload = self.codecs.compliance.encode_compliance(&record).await?;
-            deliveries.push(self.send(partition, &key, &payload)?);
+                    source_offset: applied.get(&partition).copied().unwrap_or(0) - 1,
+                    policies_version: book.policies_version(tenant),
+                    decisions: chunk.to_vec(),
+                };
+                let payload = self.codecs.compliance.encode_decisions(&batch).await?;
+                // Keyed by the first resource: a one-resource batch (a tag change) is keyed like the
+                // resource's own events.
+                deliveries.push(self.send(partition, &first.to_string(), &payload)?);
+            }
         }
         for d in deliveries {
             Self::acknowledged(d).await?;

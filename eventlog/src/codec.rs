@@ -37,6 +37,7 @@ pub struct EventCodec {
     encoder: EasyAvroEncoder,
     decoder: EasyAvroDecoder,
     lines_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
+    decisions_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
 }
 
 impl EventCodec {
@@ -75,6 +76,7 @@ impl EventCodec {
             encoder: EasyAvroEncoder::new(settings.clone()),
             decoder: EasyAvroDecoder::new(settings.clone()),
             lines_schema_id: Default::default(),
+            decisions_schema_id: Default::default(),
             settings,
         })
     }
@@ -137,17 +139,22 @@ impl EventCodec {
     /// The registry id of this build's `CostLinesRecorded` schema (registering it is idempotent
     /// and answers the id), asked once.
     async fn lines_schema_id(&self) -> Result<u32, EncodeError> {
-        self.lines_schema_id
-            .get_or_try_init(|| async {
-                let (record, text) = *schemas::COST_SCHEMAS.iter().find(|(r, _)| *r == cost::LINES).expect("CostLinesRecorded is a cost schema");
-                let subject = format!("{}-{}", self.topic, schemas::full_name_in(COST_NAMESPACE, record));
-                post_schema(&self.settings, subject, schemas::supplied_in(COST_NAMESPACE, record, text))
-                    .await
-                    .map(|r| r.id)
-                    .map_err(|e| EncodeError(e.to_string()))
-            })
-            .await
-            .copied()
+        let text = schemas::COST_SCHEMAS.iter().find(|(r, _)| *r == cost::LINES).expect("CostLinesRecorded is a cost schema").1;
+        self.schema_id(&self.lines_schema_id, COST_NAMESPACE, cost::LINES, text).await
+    }
+
+    /// A schema's registry id under this topic, asked once per codec (for the records written
+    /// directly, without `apache_avro`).
+    async fn schema_id(&self, cell: &tokio::sync::OnceCell<u32>, namespace: &str, record: &str, text: &str) -> Result<u32, EncodeError> {
+        cell.get_or_try_init(|| async {
+            let subject = format!("{}-{}", self.topic, schemas::full_name_in(namespace, record));
+            post_schema(&self.settings, subject, schemas::supplied_in(namespace, record, text))
+                .await
+                .map(|r| r.id)
+                .map_err(|e| EncodeError(e.to_string()))
+        })
+        .await
+        .copied()
     }
 
     /// Decodes a record of the cost topic.
@@ -205,24 +212,29 @@ impl EventCodec {
         self.encoder.encode_value(compliance::progress_to_value(progress), &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
-    /// Decodes a record of the compliance-events topic: a decision or a job's progress.
+    /// Encodes a batch of an evaluator's decisions (written directly: see `avro_wire`).
+    pub async fn encode_decisions(&self, batch: &compliance::DecisionBatch) -> Result<Vec<u8>, EncodeError> {
+        let text = schemas::COMPLIANCE_JOB_SCHEMAS.iter().find(|(r, _)| *r == compliance::DECISIONS).expect("a compliance schema").1;
+        let id = self.schema_id(&self.decisions_schema_id, COMPLIANCE_NAMESPACE, compliance::DECISIONS, text).await?;
+        let mut wire = Wire::framed(id, 256 + 160 * batch.decisions.len());
+        avro_wire::decisions(&mut wire, batch);
+        Ok(wire.into_bytes())
+    }
+
+    /// Decodes a record of the compliance-events topic: decisions (a batch, or one decision as the
+    /// first evaluators wrote them) or a job's progress.
     pub async fn decode_compliance_log(&self, bytes: &[u8]) -> Result<compliance::ComplianceLog, DecodeError> {
         let (namespace, name, value) = self.decode_raw(bytes).await?;
         if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) {
             return Err(DecodeError::Poison(format!("not a compliance record: {name}")));
         }
         let poison = |e: InvalidField| DecodeError::Poison(e.to_string());
-        if name == compliance::PROGRESS {
-            return compliance::progress_from_value(value).map(compliance::ComplianceLog::Progress).map_err(poison);
-        }
-        compliance::from_value(&name, value).map(compliance::ComplianceLog::Decision).map_err(poison)
-    }
-
-    /// Decodes a decision of the compliance-events topic (a job marker is not one).
-    pub async fn decode_compliance(&self, bytes: &[u8]) -> Result<compliance::ComplianceRecord, DecodeError> {
-        match self.decode_compliance_log(bytes).await? {
-            compliance::ComplianceLog::Decision(d) => Ok(d),
-            compliance::ComplianceLog::Progress(_) => Err(DecodeError::Poison("a job progress marker, not a decision".into())),
+        match name.as_str() {
+            compliance::PROGRESS => compliance::progress_from_value(value).map(compliance::ComplianceLog::Progress).map_err(poison),
+            compliance::DECISIONS => {
+                compliance::batch_from_value(value).map(|b| compliance::ComplianceLog::Decisions(b.records())).map_err(poison)
+            }
+            _ => compliance::from_value(&name, value).map(|d| compliance::ComplianceLog::Decisions(vec![d])).map_err(poison),
         }
     }
 

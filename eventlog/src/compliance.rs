@@ -18,6 +18,7 @@ pub const ESCALATED: &str = "ViolationEscalated";
 pub const RESOLVED: &str = "ViolationResolved";
 pub const JUDGED: &str = "ResourceComplianceChanged";
 pub const RECHECK: &str = "ComplianceRecheckRequested";
+pub const DECISIONS: &str = "ComplianceDecisionsRecorded";
 pub const PROGRESS: &str = "ComplianceJobProgressed";
 
 /// One decision of an evaluator about one resource.
@@ -29,6 +30,124 @@ pub struct ComplianceRecord {
     /// The tenant's policies version it judged under.
     pub policies_version: u64,
     pub change: Change,
+}
+
+/// Ids of decisions: one per resource and compliance version, however often it is decided.
+const DECISION_IDS: Uuid = Uuid::from_u128(0x3f6b_2a91_c8d4_4e07_9b15_6ad2_e0c7_4f83);
+
+pub fn decision_event_id(resource: ResourceId, version: u64) -> Uuid {
+    Uuid::new_v5(&DECISION_IDS, format!("{resource}:{version}").as_bytes())
+}
+
+/// An evaluator's decisions about resources of one tenant in one partition, as one record
+/// (`ComplianceDecisionsRecorded`): a sweep over a million resources is a few hundred records, not
+/// millions. Each decision keeps its identity (resource, version, derived event id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionBatch {
+    pub batch_id: Uuid,
+    pub tenant: TenantId,
+    pub actor: Actor,
+    pub causation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    pub source_offset: i64,
+    pub policies_version: u64,
+    /// (resource, its compliance version, what was decided), in the order decided.
+    pub decisions: Vec<(ResourceId, u64, Change)>,
+}
+
+impl DecisionBatch {
+    /// The decisions as records, each with its own envelope.
+    pub fn records(self) -> Vec<ComplianceRecord> {
+        let Self { tenant, actor, causation_id, correlation_id, recorded_at, source_offset, policies_version, decisions, .. } = self;
+        decisions
+            .into_iter()
+            .map(|(resource, version, change)| ComplianceRecord {
+                envelope: EventEnvelope {
+                    event_id: decision_event_id(resource, version),
+                    tenant: tenant.clone(),
+                    aggregate_id: resource,
+                    aggregate_version: version,
+                    actor: actor.clone(),
+                    causation_id,
+                    correlation_id,
+                    occurred_at: recorded_at,
+                    recorded_at,
+                },
+                source_offset,
+                policies_version,
+                change,
+            })
+            .collect()
+    }
+}
+
+/// The decision kinds inside a batch.
+pub(crate) fn kind_of(change: &Change) -> &'static str {
+    match change {
+        Change::Transition(Transition::Opened { .. }) => "opened",
+        Change::Transition(Transition::BecameDue { .. }) => "due",
+        Change::Transition(Transition::Escalated { .. }) => "escalated",
+        Change::Transition(Transition::Resolved { .. }) => "resolved",
+        Change::Judged(_) => "judged",
+    }
+}
+
+/// Reads a decoded `ComplianceDecisionsRecorded`.
+pub fn batch_from_value(value: Value) -> Result<DecisionBatch, InvalidField> {
+    let mut f = Fields::of("batch", value)?;
+    let batch_id = f.uuid("batch_id")?;
+    let tenant = f.parsed("tenant", TenantId::parse)?;
+    let actor = f.parsed("actor", Actor::parse)?;
+    let causation_id = f.uuid("causation_id")?;
+    let correlation_id = f.uuid("correlation_id")?;
+    let recorded_at = f.timestamp("recorded_at")?;
+    let source_offset = f.long("source_offset")?;
+    let policies_version = f.long("policies_version")?.max(0) as u64;
+    let Value::Array(items) = f.take("decisions")? else { return Err(invalid("decisions", "expected an array")) };
+    let mut decisions = Vec::with_capacity(items.len());
+    for item in items {
+        let mut d = Fields::of("decisions[]", item)?;
+        let resource = ResourceId::from_uuid(d.uuid("resource_id")?);
+        let version = d.long("version")?.max(0) as u64;
+        let kind = d.string("kind")?;
+        let (policy_id, key) = (d.string("policy_id")?, d.string("tag_key")?);
+        let change = match kind.as_str() {
+            "opened" => {
+                let severity = d.string("severity")?;
+                let problem = d.string("problem")?;
+                let (message, remediation) = (d.string("message")?, d.string("remediation")?);
+                let due_at = optional_timestamp(&mut d, "due_at")?.ok_or_else(|| invalid("due_at", "an opening has a due time"))?;
+                let escalate_to = d.optional_string("escalate_to")?;
+                let escalate_at = optional_timestamp(&mut d, "escalate_at")?;
+                Change::Transition(Transition::Opened {
+                    policy_id,
+                    key,
+                    severity: Severity::parse(&severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
+                    problem: Problem::parse(&problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
+                    message,
+                    remediation,
+                    due_at,
+                    escalation: escalate_to.zip(escalate_at),
+                })
+            }
+            "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
+            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: d.string("escalated_to")? }),
+            "resolved" => {
+                let resolution = d.string("resolution")?;
+                let reason = Resolution::parse(&resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?;
+                Change::Transition(Transition::Resolved { policy_id, key, reason })
+            }
+            "judged" => Change::Judged(Judgement {
+                applicable: string_list(&mut d, "applicable_policies")?,
+                violated: string_list(&mut d, "violated_policies")?,
+                score: d.double("score")?,
+            }),
+            other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
+        };
+        decisions.push((resource, version, change));
+    }
+    Ok(DecisionBatch { batch_id, tenant, actor, causation_id, correlation_id, recorded_at, source_offset, policies_version, decisions })
 }
 
 /// A recheck asked for (on the compliance-policies topic, ordered with the policy versions).
@@ -102,7 +221,8 @@ pub struct JobProgress {
 /// A record of the compliance-events topic.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ComplianceLog {
-    Decision(ComplianceRecord),
+    /// In the order decided (a batch's decisions are about one tenant in one partition).
+    Decisions(Vec<ComplianceRecord>),
     Progress(JobProgress),
 }
 

@@ -31,7 +31,8 @@ pub const CONFIG_SCHEMA: (&str, &str) = ("TaggingConfigChanged", include_str!(".
 pub const POLICIES_SCHEMA: (&str, &str) =
     ("CompliancePoliciesChanged", include_str!("../../schemas/avro/CompliancePoliciesChanged.avsc"));
 
-/// The compliance-events topic's records: an evaluator's decisions about resources (ADR 0007).
+/// The compliance-events topic's single-decision records (ADR 0007), as the first evaluators wrote
+/// them: still read, no longer written (decisions now travel in `ComplianceDecisionsRecorded`).
 pub const COMPLIANCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
     ("ViolationOpened", include_str!("../../schemas/avro/ViolationOpened.avsc")),
     ("ViolationBecameDue", include_str!("../../schemas/avro/ViolationBecameDue.avsc")),
@@ -44,9 +45,11 @@ pub const COMPLIANCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
 pub const RECHECK_SCHEMA: (&str, &str) =
     ("ComplianceRecheckRequested", include_str!("../../schemas/avro/ComplianceRecheckRequested.avsc"));
 
-/// Besides the decisions: the evaluation jobs' progress markers.
-pub const COMPLIANCE_JOB_SCHEMAS: [(&str, &str); 1] =
-    [("ComplianceJobProgressed", include_str!("../../schemas/avro/ComplianceJobProgressed.avsc"))];
+/// What evaluators write now: decisions in batches, and the evaluation jobs' progress markers.
+pub const COMPLIANCE_JOB_SCHEMAS: [(&str, &str); 2] = [
+    ("ComplianceDecisionsRecorded", include_str!("../../schemas/avro/ComplianceDecisionsRecorded.avsc")),
+    ("ComplianceJobProgressed", include_str!("../../schemas/avro/ComplianceJobProgressed.avsc")),
+];
 
 /// The cost topic's records: the cost ledger's events and split-rule changes.
 pub const COST_SCHEMAS: [(&str, &str); 3] = [

@@ -47,7 +47,8 @@ async fn records(env: &TestEnv) -> Vec<(String, u64, String)> {
     let mut out = Vec::new();
     for p in payloads {
         // Job progress markers are not decisions about a resource.
-        let ComplianceLog::Decision(r) = codec.decode_compliance_log(&p).await.unwrap() else { continue };
+        let ComplianceLog::Decisions(decisions) = codec.decode_compliance_log(&p).await.unwrap() else { continue };
+        for r in decisions {
         let what = match r.change {
             Change::Transition(Transition::Opened { policy_id, key, .. }) => format!("opened {policy_id}/{key}"),
             Change::Transition(Transition::BecameDue { policy_id, key }) => format!("due {policy_id}/{key}"),
@@ -56,6 +57,7 @@ async fn records(env: &TestEnv) -> Vec<(String, u64, String)> {
             Change::Judged(j) => format!("judged {} of {} violated", j.violated.len(), j.applicable.len()),
         };
         out.push((r.envelope.aggregate_id.to_string(), r.envelope.aggregate_version, what));
+        }
     }
     out.sort();
     out

@@ -1,6 +1,7 @@
 //! Helpers of `vtag-bench` (the `make bench` benchmark): synthetic inventory, /proc readings, and
 //! the child-process services it measures.
 
+pub mod compliance;
 pub mod costs;
 pub mod data;
 pub mod engine;

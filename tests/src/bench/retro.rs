@@ -45,39 +45,7 @@ pub async fn run(resources: &[GeneratedResource], doc: &Value, timeout: Duration
     eprintln!("[bench] rule set v{} published", published["version"]);
 
     // 2. The estate.
-    let started = Instant::now();
-    let bodies: Vec<Vec<u8>> = resources
-        .chunks(BATCH)
-        .map(|c| serde_json::to_vec(&json!({"resources": c.iter().map(|r| &r.observed).collect::<Vec<_>>()})).expect("json"))
-        .collect();
-    eprintln!("[bench] observing {} resources ({} requests, {IN_FLIGHT} in flight)", resources.len(), bodies.len());
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
-        .enumerate()
-        .map(|(i, body)| {
-            let (client, base, admin) = (&client, &base, &admin);
-            async move {
-                // Retried under the same Idempotency-Key, as a collector would: nothing is recorded twice.
-                let resp = retrying_503(|| {
-                    client
-                        .post(format!("{base}/api/v1/resources/observe"))
-                        .bearer_auth(admin)
-                        .header("content-type", "application/json")
-                        .header("idempotency-key", format!("bench-observe-{i}"))
-                        .body(body.clone())
-                })
-                .await
-                .context("observe")?;
-                match resp.status().as_u16() {
-                    200 => Ok(()),
-                    other => bail!("observe answered {other}"),
-                }
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    let ingest = started.elapsed();
+    let ingest = observe_all(&client, &base, &admin, resources).await?;
     let in_read_model = ingest + wait_read_model(&mut db, resources.len() as i64, timeout).await?;
     eprintln!("[bench] observed in {:.0}s, in the read model after {:.0}s", ingest.as_secs_f64(), in_read_model.as_secs_f64());
 
@@ -126,6 +94,41 @@ pub fn summary(r: &Value) -> Vec<String> {
     ]
 }
 
+/// Observes `resources` over HTTP, 1,000 per request and 4 requests in flight, as collectors would;
+/// answers how long it took until the last answer.
+pub(crate) async fn observe_all(client: &reqwest::Client, base: &str, admin: &str, resources: &[GeneratedResource]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let bodies: Vec<Vec<u8>> = resources
+        .chunks(BATCH)
+        .map(|c| serde_json::to_vec(&json!({"resources": c.iter().map(|r| &r.observed).collect::<Vec<_>>()})).expect("json"))
+        .collect();
+    eprintln!("[bench] observing {} resources ({} requests, {IN_FLIGHT} in flight)", resources.len(), bodies.len());
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
+        .enumerate()
+        .map(|(i, body)| async move {
+            // Retried under the same Idempotency-Key, as a collector would: nothing is recorded twice.
+            let resp = retrying_503(|| {
+                client
+                    .post(format!("{base}/api/v1/resources/observe"))
+                    .bearer_auth(admin)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", format!("bench-observe-{i}"))
+                    .body(body.clone())
+            })
+            .await
+            .context("observe")?;
+            match resp.status().as_u16() {
+                200 => Ok(()),
+                other => bail!("observe answered {other}"),
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(started.elapsed())
+}
+
 /// Sends until the answer is not 503 (a partition lease moving, the log briefly away), a second
 /// apart: the API says a 503 may be retried with the same Idempotency-Key.
 pub(crate) async fn retrying_503(request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
@@ -141,7 +144,7 @@ pub(crate) async fn retrying_503(request: impl Fn() -> reqwest::RequestBuilder) 
 }
 
 /// Publishes a configuration change and returns the answer and its job id.
-async fn publish(client: &reqwest::Client, base: &str, token: &str, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<(Value, Uuid)> {
+pub(crate) async fn publish(client: &reqwest::Client, base: &str, token: &str, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<(Value, Uuid)> {
     let key = Uuid::new_v4().to_string();
     let resp = retrying_503(|| client.request(method.clone(), format!("{base}{path}")).bearer_auth(token).header("idempotency-key", &key).json(body))
         .await
@@ -156,7 +159,7 @@ async fn publish(client: &reqwest::Client, base: &str, token: &str, method: reqw
 }
 
 /// Waits until every partition reported the job done; returns how many resources it changed.
-async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyhow::Result<i64> {
+pub(crate) async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyhow::Result<i64> {
     let started = Instant::now();
     loop {
         let row: Option<(i64, i32, i64)> = sqlx::query_as(
@@ -178,7 +181,7 @@ async fn wait_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyho
 }
 
 /// The projector creates the read model (migrations) when it starts.
-async fn wait_migrated(db: &mut PgConnection, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_migrated(db: &mut PgConnection, timeout: Duration) -> anyhow::Result<()> {
     wait_for_table(db, "rederivation_progress", timeout).await
 }
 
@@ -198,7 +201,7 @@ pub(crate) async fn wait_for_table(db: &mut PgConnection, table: &str, timeout: 
     }
 }
 
-async fn wait_read_model(db: &mut PgConnection, resources: i64, timeout: Duration) -> anyhow::Result<Duration> {
+pub(crate) async fn wait_read_model(db: &mut PgConnection, resources: i64, timeout: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM resources").fetch_one(&mut *db).await?;
@@ -214,7 +217,7 @@ async fn wait_read_model(db: &mut PgConnection, resources: i64, timeout: Duratio
 
 /// `n` records of a derivation event's size, with the services' producer settings, to a scratch
 /// topic shaped like the event topic (same partition count; brokers need topics created first).
-async fn raw_produce(env: &TestEnv, n: usize) -> anyhow::Result<Duration> {
+pub(crate) async fn raw_produce(env: &TestEnv, n: usize) -> anyhow::Result<Duration> {
     let scratch = vtag_eventlog::EventTopics::new(format!("{}raw.", env.prefix), env.partitions);
     scratch.ensure_created(&env.stack.brokers).await?;
     let topic = scratch.resource_events();

@@ -1,0 +1,342 @@
+//! Compliance at scale (P4), on the real services as child processes:
+//!
+//!  1. judge floor — the pure evaluation (`vtag_domain::compliance::evaluate`) of the 20 policies
+//!     over every resource's tags in this process, one thread: what the evaluator cannot beat;
+//!  2. sweep — the estate observed over HTTP (derived under the P2 rule set as it arrives), the
+//!     evaluator started and ready (a one-resource recheck answered), then 20 policies published at
+//!     once: the evaluator judges every resource (one job, progress per partition); measured from
+//!     the request to the evaluator's last progress marker (its own clock, in the marker) and to
+//!     the read model having folded every decision (the job done in `compliance_job_progress`),
+//!     with raw baselines for as many records in the same run (produce to the broker, COPY rows);
+//!  3. latency — at idle, one resource at a time: a tag changed to a value a policy refuses, timed
+//!     until its `ViolationOpened` is on the compliance-events topic; then fixed, timed until
+//!     `ViolationResolved` (p50 / p99).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+use vtag_domain::compliance::{evaluate, Change, Policy, Subject, Transition};
+use vtag_domain::Provider;
+use vtag_eventlog::compliance::ComplianceLog;
+use vtag_eventlog::{EventCodec, EventTopics};
+use vtag_inventory::GeneratedResource;
+use vtag_policy_config::PoliciesDocument;
+use vtag_service::auth::Role;
+
+use crate::bench::retro::{observe_all, publish, raw_produce, wait_job, wait_migrated, wait_read_model};
+use crate::bench::services::{free_port, wait_healthy, ChildService};
+use crate::bench::{median, procfs, thousands};
+use crate::harness::TestEnv;
+
+const TENANT: &str = "bench";
+
+/// 20 policies over the keys the P2 rule set derives, of every type, scoped and not: some broken by
+/// most of the estate (a strict cost-center format), most by a few resources.
+pub fn policies() -> Value {
+    let required = |id: &str, keys: &[&str], severity: &str| {
+        json!({"policy_id": id, "policy_name": id, "policy_type": "required_tags", "rules": {"required_tags": keys, "severity": severity}})
+    };
+    let allowed = |id: &str, key: &str, values: &[&str]| {
+        json!({"policy_id": id, "policy_name": id, "policy_type": "value_validation", "rules": {"tag_key": key, "allowed_values": values, "severity": "medium"}})
+    };
+    let when = |id: &str, condition: &str, then: Value, severity: &str, grace: u32| {
+        json!({"policy_id": id, "policy_name": id, "policy_type": "conditional_requirement",
+               "rules": {"if_condition": condition, "then_require": then, "severity": severity, "grace_period_hours": grace}})
+    };
+    let scoped = |mut p: Value, scope: Value| {
+        p["scope"] = scope;
+        p
+    };
+    let list = vec![
+        required("owner-required", &["owner"], "high"),
+        required("team-required", &["team"], "medium"),
+        required("environment-required", &["environment"], "high"),
+        required("application-required", &["application"], "low"),
+        json!({"policy_id": "owner-email", "policy_name": "owner-email", "policy_type": "required_tags",
+               "rules": {"required_tags": ["owner"], "validation": {"owner": {"type": "email"}}, "severity": "high"}}),
+        allowed("environment-values", "environment", &["production", "staging", "development", "sandbox", "test"]),
+        allowed("data-classification-values", "data-classification", &["public", "internal", "confidential", "restricted", "sensitive"]),
+        allowed("backup-values", "backup", &["daily", "hourly", "weekly"]),
+        allowed("auto-stop-values", "auto-stop", &["nightly", "weekends", "never"]),
+        when("prod-cost-center-format", "tags.environment == 'production'",
+             json!([{"tag_key": "cost-center", "validation": {"type": "regex", "pattern": "^[A-Z]{3}-[0-9]{3}$"}}]), "critical", 24),
+        when("prod-backup", "tags.environment == 'production'",
+             json!([{"tag_key": "backup", "validation": {"type": "enum", "allowed_values": ["daily", "hourly", "weekly"]}}]), "critical", 0),
+        when("prod-data-classification", "tags.environment == 'production'", json!(["data-classification"]), "high", 48),
+        when("non-prod-auto-stop", "tags.environment != 'production' and tags.environment != 'staging'", json!(["auto-stop"]), "low", 0),
+        when("cost-center-has-business-unit", "tags.cost-center != ''", json!(["business-unit"]), "medium", 0),
+        when("staging-owner", "tags.environment == 'staging'", json!([{"tag_key": "owner", "validation": {"type": "email"}}]), "medium", 0),
+        when("sensitive-stores", "tags.data-classification == 'sensitive'", json!(["backup", "owner"]), "critical", 0),
+        scoped(required("aws-compute-project", &["project"], "medium"), json!({"providers": ["aws"], "resource_types": ["ec2:*"]})),
+        scoped(required("azure-cost-center", &["cost-center"], "high"), json!({"providers": ["azure"]})),
+        scoped(required("gcp-ownership", &["owner", "team"], "high"), json!({"providers": ["gcp"]})),
+        json!({"policy_id": "high-cost-governance", "policy_name": "High cost resources", "policy_type": "cost_threshold",
+               "rules": {"cost_threshold": {"amount": 500, "currency": "USD", "period": "monthly"},
+                         "required_tags": ["business-unit", "project-justification"], "severity": "high"}}),
+    ];
+    json!({"format_version": 1, "policies": list})
+}
+
+/// Resources per second of the pure evaluation, one thread, over each resource's canonical tags.
+pub fn judge_floor(resources: &[GeneratedResource], policies: &[Policy]) -> f64 {
+    let today = Utc::now().date_naive();
+    let started = Instant::now();
+    let mut findings = 0usize;
+    for r in resources {
+        let provider = Provider::parse(&r.observed.provider).unwrap_or(Provider::Aws);
+        let subject = Subject { provider, account: &r.observed.account_id, resource_type: &r.observed.resource_type, tags: &r.truth, monthly_cost: None };
+        for p in policies {
+            findings += evaluate(p, &subject, today).len();
+        }
+    }
+    std::hint::black_box(findings);
+    resources.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, timeout: Duration) -> anyhow::Result<Value> {
+    let compiled = PoliciesDocument::from_json(&serde_json::to_vec(&policies())?)
+        .and_then(|d| d.compile())
+        .map_err(|e| anyhow::anyhow!("the bench policies do not compile: {e:?}"))?;
+    let floors: Vec<f64> = (0..3).map(|_| judge_floor(resources, &compiled)).collect();
+    let floor = median(&floors);
+    eprintln!("[bench] judge floor: {} resources/s (20 policies, 1 thread)", thousands(floor));
+
+    let env = TestEnv::new().await;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut commands = ChildService::spawn(&env, "command-api", "vtag-command-api", &[("VTAG_COMMAND_API_LISTEN", format!("127.0.0.1:{port}"))])?;
+    wait_healthy(&mut commands, &base, Duration::from_secs(120)).await?;
+    let projector = ChildService::spawn(&env, "projector", "vtag-projector", &[("VTAG_PROJECTOR_BATCH", String::new())])?;
+    let mut db = PgConnection::connect(&env.database_url).await?;
+    wait_migrated(&mut db, Duration::from_secs(120)).await?;
+    let client = reqwest::Client::new();
+    let admin = env.token(TENANT, "governance@bench.test", Role::Admin);
+
+    // 1. The estate, derived under the rule set as it arrives.
+    let (_, first) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/tagging-config", rules).await?;
+    wait_job(&mut db, &first, timeout).await?;
+    let ingest = observe_all(&client, &base, &admin, resources).await?;
+    wait_read_model(&mut db, resources.len() as i64, timeout).await?;
+    eprintln!("[bench] {} resources observed in {:.0}s", thousands(resources.len() as f64), ingest.as_secs_f64());
+
+    // 2. The evaluator, ready once it answers a one-resource recheck (it rebuilt from the log).
+    let started = Instant::now();
+    let evaluator = ChildService::spawn(&env, "compliance", "vtag-compliance", &[])?;
+    let one: Uuid = sqlx::query_scalar("SELECT id FROM resources LIMIT 1").fetch_one(&mut db).await?;
+    let recheck = recheck(&client, &base, &admin, json!({"resource_id": one})).await?;
+    wait_compliance_job(&mut db, &recheck, timeout).await?;
+    let ready = started.elapsed();
+    eprintln!("[bench] evaluator ready (rebuilt from the log) in {:.1}s", ready.as_secs_f64());
+
+    // 3. The sweep: 20 policies at once.
+    let requested = Utc::now();
+    let clock = Instant::now();
+    let (_, job) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/policies", &policies()).await?;
+    let (judged, changed, evaluator_done) = wait_compliance_job(&mut db, &job, timeout).await?;
+    let read_model = clock.elapsed();
+    let evaluator_s = (evaluator_done - requested).num_milliseconds() as f64 / 1000.0;
+    let violations: i64 = sqlx::query_scalar("SELECT count(*) FROM violations").fetch_one(&mut db).await?;
+    let judgements: i64 = sqlx::query_scalar("SELECT count(*) FROM resource_compliance").fetch_one(&mut db).await?;
+    let evaluator_rss = procfs::rss_kib(evaluator.pid).map(|(hwm, _)| hwm as f64 / 1024.0);
+    eprintln!(
+        "[bench] sweep: {judged} judged, {changed} changed, {violations} violations; evaluator {evaluator_s:.1}s, read model {:.1}s",
+        read_model.as_secs_f64()
+    );
+    let records = (violations + judgements) as usize;
+    let produce = raw_produce(&env, records).await?;
+    let copy = raw_copy_violations(&mut db, violations.max(1) as usize).await?;
+
+    // 4. Latency at idle: a refused value, then a fix.
+    let topics = EventTopics::new(env.prefix.clone(), env.partitions);
+    let codec = EventCodec::for_compliance(&env.stack.registry_url, topics.compliance_events())?;
+    let tail = tail(&env.stack.brokers, &topics.compliance_events(), env.partitions)?;
+    let targets: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM resources ORDER BY id LIMIT $1").bind(probes as i64).fetch_all(&mut db).await?;
+    let (mut opened, mut resolved) = (Vec::new(), Vec::new());
+    for id in &targets {
+        for (value, wanted, into) in [("not-an-email", "opened", &mut opened), ("probe@bench.test", "resolved", &mut resolved)] {
+            let sent = Utc::now();
+            let answer = client
+                .put(format!("{base}/api/v1/virtual-tags/{id}:owner"))
+                .bearer_auth(&admin)
+                .json(&json!({"value": value}))
+                .send()
+                .await?;
+            if !answer.status().is_success() {
+                bail!("tagging {id} answered {}", answer.status());
+            }
+            let at = wait_for(&tail, &codec, *id, wanted, Duration::from_secs(10)).await?;
+            into.push((at - sent).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN)
+    };
+    let (open_p50, open_p99) = (pct(&mut opened, 0.5), pct(&mut opened, 0.99));
+    let (fix_p50, fix_p99) = (pct(&mut resolved, 0.5), pct(&mut resolved, 0.99));
+
+    evaluator.stop(Duration::from_secs(10)).await.ok();
+    commands.stop(Duration::from_secs(10)).await.ok();
+    projector.stop(Duration::from_secs(10)).await.ok();
+    Ok(json!({
+        "resources": resources.len(),
+        "policies": compiled.len(),
+        "judge_floor_per_s": floor,
+        "judge_floor_passes": floors,
+        "ingest_s": ingest.as_secs_f64(),
+        "evaluator_ready_s": ready.as_secs_f64(),
+        "sweep_judged": judged,
+        "sweep_changed": changed,
+        "violations": violations,
+        "judgements": judgements,
+        "sweep_evaluator_s": evaluator_s,
+        "sweep_evaluator_per_s": judged as f64 / evaluator_s,
+        "sweep_evaluator_target_per_s": 100_000.0,
+        "sweep_read_model_s": read_model.as_secs_f64(),
+        "sweep_read_model_target_s": 120.0,
+        "raw_produce_same_records_s": produce.as_secs_f64(),
+        "raw_copy_same_violations_s": copy.as_secs_f64(),
+        "evaluator_peak_rss_mb": evaluator_rss,
+        "latency_probes": targets.len(),
+        "violation_opened_p50_ms": open_p50,
+        "violation_opened_p99_ms": open_p99,
+        "violation_resolved_p50_ms": fix_p50,
+        "violation_resolved_p99_ms": fix_p99,
+        "latency_target_p99_ms": 1000.0,
+    }))
+}
+
+pub fn summary(r: &Value) -> Vec<String> {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    vec![
+        format!("judge floor (pure evaluation, 1 thread)  {:>10} resources/s", thousands(f("judge_floor_per_s"))),
+        format!("observe {} resources over HTTP        {:>8.1} s", thousands(f("resources")), f("ingest_s")),
+        format!("evaluator ready (rebuilt from the log)   {:>8.1} s  peak RSS {:.0} MB", f("evaluator_ready_s"), f("evaluator_peak_rss_mb")),
+        format!(
+            "SWEEP {} policies: evaluator              {:>8.1} s = {} resources/s (target ≥ 100k: {}; {:.2}× the floor)",
+            f("policies"),
+            f("sweep_evaluator_s"),
+            thousands(f("sweep_evaluator_per_s")),
+            met(f("sweep_evaluator_per_s") >= f("sweep_evaluator_target_per_s")),
+            f("sweep_evaluator_per_s") / f("judge_floor_per_s")
+        ),
+        format!(
+            "  … in the read model                    {:>8.1} s (target ≤ 120: {}); {} violations, {} judgements",
+            f("sweep_read_model_s"),
+            met(f("sweep_read_model_s") <= f("sweep_read_model_target_s")),
+            thousands(f("violations")),
+            thousands(f("judgements"))
+        ),
+        format!("  raw produce of as many records         {:>8.2} s", f("raw_produce_same_records_s")),
+        format!("  raw COPY of as many violation rows     {:>8.2} s", f("raw_copy_same_violations_s")),
+        format!(
+            "TAG CHANGE → ViolationOpened             p50 {:.0} ms, p99 {:.0} ms over {} probes (target p99 ≤ 1000: {})",
+            f("violation_opened_p50_ms"),
+            f("violation_opened_p99_ms"),
+            f("latency_probes"),
+            met(f("violation_opened_p99_ms") <= f("latency_target_p99_ms"))
+        ),
+        format!("fix → ViolationResolved                  p50 {:.0} ms, p99 {:.0} ms", f("violation_resolved_p50_ms"), f("violation_resolved_p99_ms")),
+    ]
+}
+
+async fn recheck(client: &reqwest::Client, base: &str, token: &str, body: Value) -> anyhow::Result<Uuid> {
+    let resp = client.post(format!("{base}/api/v1/compliance/recheck")).bearer_auth(token).json(&body).send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if status != reqwest::StatusCode::ACCEPTED {
+        bail!("recheck answered {status}: {v}");
+    }
+    v["job_id"].as_str().and_then(|j| Uuid::parse_str(j).ok()).context("job id")
+}
+
+/// Waits until every partition of the job is done in the read model: (judged, changed, the
+/// evaluator's time of its last marker).
+async fn wait_compliance_job(db: &mut PgConnection, job: &Uuid, timeout: Duration) -> anyhow::Result<(i64, i64, DateTime<Utc>)> {
+    let started = Instant::now();
+    loop {
+        let row: Option<(i64, i32, i64, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE done), max(partitions), sum(processed)::int8, sum(changed)::int8, max(updated_at)
+               FROM compliance_job_progress WHERE job_id = $1 HAVING count(*) > 0",
+        )
+        .bind(job)
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some((done, partitions, processed, changed, at)) = row {
+            if done == i64::from(partitions) {
+                return Ok((processed, changed, at));
+            }
+        }
+        if started.elapsed() > timeout {
+            bail!("compliance job {job} not done after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A consumer of every partition of `topic` from its current end.
+fn tail(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<StreamConsumer> {
+    let consumer: StreamConsumer = vtag_eventlog::kafka::assigned_consumer_config(brokers, "vtag-bench-compliance-tail").create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        tpl.add_partition_offset(topic, p, Offset::Offset(high))?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// The evaluator's time of the next `opened` / `resolved` transition about `resource`.
+async fn wait_for(tail: &StreamConsumer, codec: &EventCodec, resource: Uuid, wanted: &str, timeout: Duration) -> anyhow::Result<DateTime<Utc>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let m = tokio::time::timeout_at(deadline, tail.recv()).await.with_context(|| format!("no {wanted} record for {resource} within {timeout:?}"))??;
+        let payload = m.payload().unwrap_or_default().to_vec();
+        let ComplianceLog::Decisions(decisions) = codec.decode_compliance_log(&payload).await? else { continue };
+        for d in decisions {
+            let hit = match &d.change {
+                Change::Transition(Transition::Opened { .. }) => wanted == "opened",
+                Change::Transition(Transition::Resolved { .. }) => wanted == "resolved",
+                _ => false,
+            };
+            if hit && d.envelope.aggregate_id.as_uuid() == resource {
+                return Ok(d.envelope.recorded_at);
+            }
+        }
+    }
+}
+
+/// `n` violation rows by COPY into a temporary copy of `violations` (no index, no conflict check):
+/// a lower bound for writing what the sweep found.
+async fn raw_copy_violations(db: &mut PgConnection, n: usize) -> anyhow::Result<Duration> {
+    sqlx::query("CREATE TEMP TABLE raw_violations (LIKE violations INCLUDING DEFAULTS)").execute(&mut *db).await?;
+    let now = Utc::now().to_rfc3339();
+    let mut csv = String::with_capacity(n * 220);
+    let mut ids: HashMap<usize, Uuid> = HashMap::new();
+    for i in 0..n {
+        let id = *ids.entry(i / 3).or_insert_with(Uuid::new_v4);
+        csv.push_str(&format!(
+            "bench,{id},{i},prod-backup,backup,critical,missing,backup is required,set the backup tag,due,{now},{now},,,{now},,,\n"
+        ));
+    }
+    let started = Instant::now();
+    let mut copy = db
+        .copy_in_raw(
+            "COPY raw_violations (tenant, resource_id, opened_version, policy_id, tag_key, severity, problem, message, remediation, stage,
+             opened_at, due_at, escalate_to, escalate_at, became_due_at, escalated_at, resolved_at, resolution)
+             FROM STDIN WITH (FORMAT csv)",
+        )
+        .await?;
+    copy.send(csv.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(started.elapsed())
+}

@@ -1,0 +1,70 @@
+//! `make bench` (compliance, P4): a full sweep of 20 policies over N generated resources (default
+//! 1,000,000) on the real services, and the latency from a tag change to its violation event; see
+//! `vtag_tests::bench::compliance`. Results go to stdout and `$VTAG_HOME/bench/p4-<timestamp>.json`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use vtag_inventory::{GeneratedResource, Generator, GeneratorConfig};
+use vtag_tests::bench::compliance;
+use vtag_tests::bench::rules::rule_document;
+use vtag_tests::bench::thousands;
+
+struct Args {
+    resources: usize,
+    rules: usize,
+    probes: usize,
+    timeout: Duration,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { resources: 1_000_000, rules: 200, probes: 100, timeout: Duration::from_secs(1800) };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut num = |name: &str| -> usize {
+            it.next().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
+        };
+        match arg.as_str() {
+            "--resources" => a.resources = num("--resources"),
+            "--rules" => a.rules = num("--rules"),
+            "--probes" => a.probes = num("--probes").max(1),
+            "--timeout-secs" => a.timeout = Duration::from_secs(num("--timeout-secs") as u64),
+            _ => {
+                eprintln!("usage: vtag-bench-compliance [--resources N (1000000)] [--rules R (200)] [--probes P (100)] [--timeout-secs S (1800)]");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::var("RUST_LOG").is_err() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    if let Err(e) = bench(parse_args()).await {
+        eprintln!("vtag-bench-compliance: FAILED: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    eprintln!("[bench] generating {} resources", args.resources);
+    let generator = Generator::new(GeneratorConfig::new(20_261_123))?;
+    let resources: Vec<GeneratedResource> = generator.resources(args.resources).collect();
+    let rules = rule_document(&generator, &resources[..resources.len().min(50_000)], args.rules);
+    let result = compliance::run(&resources, &rules, args.probes, args.timeout).await?;
+    println!("compliance at {} resources, 20 policies", thousands(args.resources as f64));
+    for line in compliance::summary(&result) {
+        println!("  {line}");
+    }
+    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
+    let dir = format!("{home}/bench");
+    std::fs::create_dir_all(&dir).context("bench directory")?;
+    let path = format!("{dir}/p4-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&json!({"compliance": result}))?)?;
+    println!("full results: {path}");
+    Ok(())
+}
