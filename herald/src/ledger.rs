@@ -3,7 +3,7 @@
 //! offsets are committed in one transaction before anything is sent; each send's outcome is
 //! recorded after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -93,10 +93,10 @@ impl Ledger {
     /// there is left alone) and the offsets after it. Returns the deliveries it added, to send.
     pub async fn record(&self, topic: &str, transitions: &[TransitionRow], deliveries: &[NewDelivery], offsets: &HashMap<i32, i64>) -> anyhow::Result<Vec<Pending>> {
         let mut tx = self.pool.begin().await?;
-        let mut new_events: Vec<Uuid> = Vec::new();
+        let mut new_events: HashSet<Uuid> = HashSet::new();
         if !transitions.is_empty() {
             let col = |f: fn(&TransitionRow) -> String| transitions.iter().map(f).collect::<Vec<_>>();
-            new_events = sqlx::query_scalar(
+            let inserted: Vec<Uuid> = sqlx::query_scalar(
                 "INSERT INTO transitions (event_id, tenant, resource_id, policy_id, tag_key, transition, log_partition, log_offset, deliveries, read_at)
                  SELECT e, t, r, p, k, tr, lp, lo, d, now()
                    FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::int[])
@@ -116,6 +116,7 @@ impl Ledger {
             .fetch_all(&mut *tx)
             .await
             .context("recording transitions")?;
+            new_events.extend(inserted);
         }
         let fresh: Vec<&NewDelivery> = deliveries.iter().filter(|d| new_events.contains(&d.event_id)).collect();
         let mut added: Vec<Pending> = Vec::new();
