@@ -23,7 +23,6 @@ mod settings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -53,8 +52,10 @@ pub fn delivery_id(event_id: Uuid, channel: &str) -> Uuid {
     Uuid::new_v5(&DELIVERY_IDS, format!("{event_id}:{channel}").as_bytes())
 }
 
-/// Records read per batch (one ledger transaction).
+/// Records read per batch.
 const BATCH: usize = 1000;
+/// Transitions recorded per ledger transaction (at most; a record's are never split).
+const MAX_TRANSITIONS: usize = 5000;
 /// Failed deliveries taken per retry round.
 const RETRY_BATCH: i64 = 200;
 
@@ -80,15 +81,18 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     describe(&config);
     let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
     topics.ensure_created(&settings.brokers).await.context("creating topics")?;
-    let _lock = single_herald(&settings).await?;
+    tokio::pin!(shutdown);
+    let _lock = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        lock = single_herald(&settings) => lock?,
+    };
     let ledger = Ledger::connect(&settings.database_url).await?;
     let reads = ledger::ReadModel::connect(&settings.database_url).await?;
     let codec = EventCodec::for_compliance(&settings.registry_url, topics.compliance_events())?;
     let sender = send::Sender::new(settings.send_timeout)?;
-    let herald = Arc::new(Herald { settings, config, ledger, reads, codec, sender });
+    let herald = Herald { settings, config, ledger, reads, codec, sender };
 
     let (stop, stopped) = watch::channel(false);
-    tokio::pin!(shutdown);
     loop {
         let cycle = herald.cycle(stopped.clone());
         tokio::pin!(cycle);
@@ -150,7 +154,7 @@ async fn single_herald(settings: &Settings) -> anyhow::Result<PgConnection> {
 impl Herald {
     /// Sends again what a previous cycle left in flight, then dispatches the log and retries
     /// failed deliveries until stopped; returns with the first error.
-    async fn cycle(self: &Arc<Self>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn cycle(&self, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
         let interrupted = self.ledger.requeue_interrupted().await?;
         if interrupted > 0 {
             tracing::warn!(deliveries = interrupted, "deliveries whose outcome was never recorded are sent again with the same delivery ids");
@@ -183,28 +187,34 @@ impl Herald {
             let mut advanced: HashMap<i32, i64> = HashMap::new();
             for (partition, offset, payload) in batch {
                 let fresh = offset >= next.get(&partition).copied().unwrap_or(0);
-                let record = match self.codec.decode_compliance_log(&payload).await {
-                    Ok(ComplianceLog::Decision(r)) => r,
+                let decisions = match self.codec.decode_compliance_log(&payload).await {
+                    Ok(ComplianceLog::Decisions(d)) => d,
                     // an evaluation job's progress: nothing to alert
-                    Ok(ComplianceLog::Progress(_)) => {
-                        if fresh {
-                            advanced.insert(partition, offset + 1);
-                        }
-                        continue;
-                    }
+                    Ok(ComplianceLog::Progress(_)) => Vec::new(),
                     Err(DecodeError::Unavailable(e)) => anyhow::bail!("schema registry unavailable: {e}"),
                     Err(DecodeError::Poison(e)) => {
                         if fresh {
                             tracing::error!(partition, offset, error = %e, "skipping an undecodable compliance record");
-                            advanced.insert(partition, offset + 1);
                         }
-                        continue;
+                        Vec::new()
                     }
                 };
-                let transition = openings.fold(&record);
+                for record in &decisions {
+                    let transition = openings.fold(record);
+                    if fresh {
+                        noted.extend(transition.map(|t| (partition, offset, t)));
+                    }
+                }
                 if fresh {
                     advanced.insert(partition, offset + 1);
-                    noted.extend(transition.map(|t| (partition, offset, t)));
+                }
+                // A sweep's records carry thousands of decisions: one ledger transaction per few thousand.
+                if noted.len() >= MAX_TRANSITIONS {
+                    self.deliver(&topic, std::mem::take(&mut noted), &advanced, &stopped).await?;
+                    next.extend(advanced.drain());
+                    if *stopped.borrow() {
+                        return Ok(());
+                    }
                 }
             }
             if advanced.is_empty() {

@@ -262,9 +262,11 @@ pub async fn due_event_ids(env: &TestEnv) -> Vec<Uuid> {
     }
     let mut ids = Vec::new();
     for p in payloads {
-        if let ComplianceLog::Decision(r) = codec.decode_compliance_log(&p).await.unwrap() {
-            if let Change::Transition(Transition::BecameDue { .. }) = r.change {
-                ids.push(r.envelope.event_id);
+        if let ComplianceLog::Decisions(decisions) = codec.decode_compliance_log(&p).await.unwrap() {
+            for r in decisions {
+                if let Change::Transition(Transition::BecameDue { .. }) = r.change {
+                    ids.push(r.envelope.event_id);
+                }
             }
         }
     }
