@@ -348,7 +348,11 @@ install_smtp() {
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
   if [[ ! -x "$py" ]]; then
     log "smtp: creating a Python venv in $PY_DIR"
-    python3 -m venv "$PY_DIR" || die "smtp: python3 -m venv failed (apt-get install python3-venv?)"
+    if ! python3 -m venv "$PY_DIR"; then  # Debian's python3 needs python3-venv for that
+      rm -rf "$PY_DIR"
+      apt_install python3-venv
+      python3 -m venv "$PY_DIR" || die "smtp: python3 -m venv failed"
+    fi
   fi
   log "smtp: installing aiosmtpd $AIOSMTPD_VERSION into $PY_DIR"
   "$py" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" || die "smtp: pip install aiosmtpd==$AIOSMTPD_VERSION failed"
