@@ -125,6 +125,7 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
     }
     let policies_version = book.policies_version(&job.tenant);
     let (mut judged, mut changed_total) = (0u64, 0u64);
+    let (mut judging, mut appending) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for (partition, ids) in by_partition.iter().enumerate() {
         let mut marker = JobProgress {
             event_id: Uuid::nil(),
@@ -143,9 +144,13 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
         };
         for chunk in ids.chunks(CHUNK) {
             let now = Utc::now();
+            let clock = std::time::Instant::now();
             let decided = book.judge_all(chunk, now);
-            log.append(book, &decided, applied, now, job.cause).await?;
+            judging += clock.elapsed();
             let changed: HashSet<ResourceId> = decided.iter().map(|d| d.resource).collect();
+            let clock = std::time::Instant::now();
+            log.append(book, decided, applied, now, job.cause).await?;
+            appending += clock.elapsed();
             marker.processed += chunk.len() as u64;
             marker.changed += changed.len() as u64;
             marker.done = marker.processed == marker.total;
@@ -167,6 +172,8 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
         judged,
         changed = changed_total,
         elapsed_ms = started.elapsed().as_millis() as u64,
+        judging_ms = judging.as_millis() as u64,
+        appending_ms = appending.as_millis() as u64,
         "evaluation job done"
     );
     Ok(())

@@ -38,8 +38,11 @@ pub use settings::Settings;
 /// Who the records name as their actor.
 const ACTOR: &str = "vtag-compliance";
 
-/// Decisions per record: a sweep's batches stay around a megabyte.
-const BATCH: usize = 5_000;
+/// Decisions per record (a few hundred kilobytes)...
+const BATCH: usize = 2_000;
+/// ... and never more than brokers take by default (1 MB, `message.max.bytes`): long messages
+/// halve a batch until it fits.
+const MAX_RECORD_BYTES: usize = 900_000;
 
 struct Codecs {
     resources: EventCodec,
@@ -143,7 +146,7 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
     let log = Log { codecs, producer, partitions };
     let now = Utc::now();
     let decided = book.rejudge(|_| true, now);
-    log.append(&book, &decided, &resource_ends, now, Uuid::nil()).await?;
+    log.append(&book, decided, &resource_ends, now, Uuid::nil()).await?;
     for (job, superseded) in jobs::latest_first(&asked) {
         if finished.all_done(job.id, partitions) {
             continue;
@@ -175,7 +178,7 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
                 let Ok(LogRecord::Resource(e)) = codecs.resources.decode(&payload).await else { continue };
                 let now = Utc::now();
                 let decided = book.resource_event(&e, now);
-                log.append(&book, &decided, &applied, now, e.envelope.event_id).await?;
+                log.append(&book, decided, &applied, now, e.envelope.event_id).await?;
             }
             message = policies.recv() => {
                 let m = message?;
@@ -200,7 +203,7 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
                     decided.extend(book.rejudge(|_| true, now));
                     tracing::info!(day = %judged_on, decisions = decided.len(), "daily pass judged every resource again");
                 }
-                log.append(&book, &decided, &applied, now, Uuid::nil()).await?;
+                log.append(&book, decided, &applied, now, Uuid::nil()).await?;
             }
         }
     }
@@ -255,7 +258,7 @@ impl Log<'_> {
     pub(crate) async fn append(
         &self,
         book: &ComplianceBook,
-        decided: &[Decision],
+        decided: Vec<Decision>,
         applied: &HashMap<i32, i64>,
         now: DateTime<Utc>,
         cause: Uuid,
@@ -265,32 +268,46 @@ impl Log<'_> {
         }
         let actor = Actor::parse(ACTOR).expect("a valid actor");
         // (partition, tenant) → decisions, in first-seen order so every resource's stay in order.
-        let mut batches: Vec<((i32, &TenantId), Vec<(ResourceId, u64, Change)>)> = Vec::new();
-        let mut index: HashMap<(i32, &TenantId), usize> = HashMap::new();
+        let mut batches: Vec<((i32, TenantId), Vec<(ResourceId, u64, Change)>)> = Vec::new();
+        let mut index: HashMap<(i32, TenantId), usize> = HashMap::new();
         for d in decided {
             let partition = partition_for(d.resource.to_string().as_bytes(), self.partitions);
-            let i = *index.entry((partition, &d.tenant)).or_insert_with(|| {
-                batches.push(((partition, &d.tenant), Vec::new()));
+            let i = *index.entry((partition, d.tenant.clone())).or_insert_with(|| {
+                batches.push(((partition, d.tenant.clone()), Vec::new()));
                 batches.len() - 1
             });
-            batches[i].1.push((d.resource, d.version, d.change.clone()));
+            batches[i].1.push((d.resource, d.version, d.change));
         }
         let mut deliveries = Vec::new();
-        for ((partition, tenant), decisions) in batches {
-            for chunk in decisions.chunks(BATCH) {
-                let (first, version, _) = &chunk[0];
-                let batch = DecisionBatch {
-                    batch_id: Uuid::new_v5(&decision_event_id(*first, *version), format!("batch:{}", chunk.len()).as_bytes()),
+        for ((partition, tenant), mut decisions) in batches {
+            // Chunks in order; one whose record would be too big for the broker is halved.
+            let mut chunks: Vec<Vec<(ResourceId, u64, Change)>> = Vec::new();
+            while decisions.len() > BATCH {
+                let rest = decisions.split_off(BATCH);
+                chunks.push(std::mem::replace(&mut decisions, rest));
+            }
+            chunks.push(decisions);
+            chunks.reverse();
+            while let Some(chunk) = chunks.pop() {
+                let (first, version, _) = chunk[0];
+                let mut batch = DecisionBatch {
+                    batch_id: Uuid::new_v5(&decision_event_id(first, version), format!("batch:{}", chunk.len()).as_bytes()),
                     tenant: tenant.clone(),
                     actor: actor.clone(),
                     causation_id: cause,
                     correlation_id: cause,
                     recorded_at: now,
                     source_offset: applied.get(&partition).copied().unwrap_or(0) - 1,
-                    policies_version: book.policies_version(tenant),
-                    decisions: chunk.to_vec(),
+                    policies_version: book.policies_version(&tenant),
+                    decisions: chunk,
                 };
                 let payload = self.codecs.compliance.encode_decisions(&batch).await?;
+                if payload.len() > MAX_RECORD_BYTES && batch.decisions.len() > 1 {
+                    let tail = batch.decisions.split_off(batch.decisions.len() / 2);
+                    chunks.push(tail);
+                    chunks.push(batch.decisions);
+                    continue;
+                }
                 // Keyed by the first resource: a one-resource batch (a tag change) is keyed like the
                 // resource's own events.
                 deliveries.push(self.send(partition, &first.to_string(), &payload)?);

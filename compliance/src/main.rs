@@ -1,5 +1,8 @@
 use vtag_compliance::{run, Settings};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     vtag_service::telemetry::init("vtag-compliance");

@@ -127,6 +127,11 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
     wait_read_model(&mut db, resources.len() as i64, timeout).await?;
     eprintln!("[bench] {} resources observed in {:.0}s", thousands(resources.len() as f64), ingest.as_secs_f64());
 
+    // Idle before measuring: the projector has folded everything the estate wrote (derived tags
+    // and audit rows trail the resource rows).
+    let topics = EventTopics::new(env.prefix.clone(), env.partitions);
+    wait_projected(&mut db, &env.stack.brokers, &topics.resource_events(), env.partitions, timeout).await?;
+
     // 2. The evaluator, ready once it answers a one-resource recheck (it rebuilt from the log).
     let started = Instant::now();
     let evaluator = ChildService::spawn(&env, "compliance", "vtag-compliance", &[])?;
@@ -136,12 +141,19 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
     let ready = started.elapsed();
     eprintln!("[bench] evaluator ready (rebuilt from the log) in {:.1}s", ready.as_secs_f64());
 
-    // 3. The sweep: 20 policies at once.
+    // 3. The sweep: 20 policies at once. CPU seconds per process say where the time goes (two
+    //    shared cores: the evaluator's wall time is mostly waiting for the broker and projector).
+    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
+    let mut names = vec![("evaluator".to_owned(), evaluator.pid), ("projector".to_owned(), projector.pid), ("command-api".to_owned(), commands.pid)];
+    names.extend(procfs::stack_pid(&home, "kafka").map(|p| ("broker".to_owned(), p)));
+    let watched = procfs::Watched { names };
+    let before = watched.snapshot();
     let requested = Utc::now();
     let clock = Instant::now();
     let (_, job) = publish(&client, &base, &admin, reqwest::Method::PUT, "/api/v1/policies", &policies()).await?;
     let (judged, changed, evaluator_done) = wait_compliance_job(&mut db, &job, timeout).await?;
     let read_model = clock.elapsed();
+    let cpu: serde_json::Map<String, Value> = procfs::cpu_delta(&before, &watched.snapshot()).into_iter().map(|(k, v)| (k, json!(v))).collect();
     let evaluator_s = (evaluator_done - requested).num_milliseconds() as f64 / 1000.0;
     let violations: i64 = sqlx::query_scalar("SELECT count(*) FROM violations").fetch_one(&mut db).await?;
     let judgements: i64 = sqlx::query_scalar("SELECT count(*) FROM resource_compliance").fetch_one(&mut db).await?;
@@ -155,7 +167,6 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
     let copy = raw_copy_violations(&mut db, violations.max(1) as usize).await?;
 
     // 4. Latency at idle: a refused value, then a fix.
-    let topics = EventTopics::new(env.prefix.clone(), env.partitions);
     let codec = EventCodec::for_compliance(&env.stack.registry_url, topics.compliance_events())?;
     let tail = tail(&env.stack.brokers, &topics.compliance_events(), env.partitions)?;
     let targets: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM resources ORDER BY id LIMIT $1").bind(probes as i64).fetch_all(&mut db).await?;
@@ -201,6 +212,8 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
         "sweep_evaluator_per_s": judged as f64 / evaluator_s,
         "sweep_evaluator_target_per_s": 100_000.0,
         "sweep_read_model_s": read_model.as_secs_f64(),
+        "sweep_cpu_s": cpu,
+        "sweep_evaluator_per_cpu_s": judged as f64 / cpu.get("evaluator").and_then(Value::as_f64).unwrap_or(f64::NAN),
         "sweep_read_model_target_s": 120.0,
         "raw_produce_same_records_s": produce.as_secs_f64(),
         "raw_copy_same_violations_s": copy.as_secs_f64(),
@@ -235,6 +248,19 @@ pub fn summary(r: &Value) -> Vec<String> {
             met(f("sweep_read_model_s") <= f("sweep_read_model_target_s")),
             thousands(f("violations")),
             thousands(f("judgements"))
+        ),
+        format!(
+            "  evaluator CPU                          {:>8.1} s = {} resources per CPU-second",
+            r["sweep_cpu_s"]["evaluator"].as_f64().unwrap_or(f64::NAN),
+            thousands(f("sweep_evaluator_per_cpu_s"))
+        ),
+        format!(
+            "  CPU s during the sweep: broker {:.1}, projector {:.1}, postgres {:.1}, machine {:.1} of {:.1} wall",
+            r["sweep_cpu_s"]["broker"].as_f64().unwrap_or(f64::NAN),
+            r["sweep_cpu_s"]["projector"].as_f64().unwrap_or(f64::NAN),
+            r["sweep_cpu_s"]["postgres"].as_f64().unwrap_or(f64::NAN),
+            r["sweep_cpu_s"]["machine"].as_f64().unwrap_or(f64::NAN),
+            r["sweep_cpu_s"]["wall"].as_f64().unwrap_or(f64::NAN)
         ),
         format!("  raw produce of as many records         {:>8.2} s", f("raw_produce_same_records_s")),
         format!("  raw COPY of as many violation rows     {:>8.2} s", f("raw_copy_same_violations_s")),
@@ -280,6 +306,31 @@ async fn wait_compliance_job(db: &mut PgConnection, job: &Uuid, timeout: Duratio
             bail!("compliance job {job} not done after {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the Postgres projector's checkpoints reach the end of every partition of `topic`.
+async fn wait_projected(db: &mut PgConnection, brokers: &str, topic: &str, partitions: i32, timeout: Duration) -> anyhow::Result<()> {
+    let consumer: rdkafka::consumer::BaseConsumer = vtag_eventlog::kafka::assigned_consumer_config(brokers, "vtag-bench-compliance-ends").create()?;
+    let mut ends = Vec::new();
+    for p in 0..partitions {
+        ends.push(consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?.1);
+    }
+    let started = Instant::now();
+    loop {
+        let at: Vec<(i32, i64)> =
+            sqlx::query_as("SELECT partition, next_offset FROM projector_checkpoints WHERE projector = 'postgres' AND topic = $1")
+                .bind(topic)
+                .fetch_all(&mut *db)
+                .await?;
+        let reached = |p: i32, end: i64| end == 0 || at.iter().any(|(q, next)| *q == p && *next >= end);
+        if ends.iter().enumerate().all(|(p, end)| reached(p as i32, *end)) {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("the projector did not reach the end of {topic} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
