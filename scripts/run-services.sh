@@ -290,6 +290,11 @@ curl -s "\$QRY/api/v1/costs/allocation?tag_key=team&from=2026-10-01&to=2026-10-3
 # 2c. compliance under the seed's Appendix C policies (rate, top issues, trend), then the violations
 curl -s \$QRY/api/v1/compliance/status -H "Authorization: Bearer \$VIEWER"
 curl -s "\$QRY/api/v1/compliance/violations?limit=5" -H "Authorization: Bearer \$VIEWER"
+# 2d. remediation: non-compliant resources with suggested values (accept them with
+#     POST \$CMD/api/v1/compliance/remediations {"items": [{"resource_id", "key", "value"}]}),
+#     and a recheck of everything as a job with progress
+curl -s "\$QRY/api/v1/compliance/remediations?limit=3" -H "Authorization: Bearer \$VIEWER"
+curl -s \$CMD/api/v1/compliance/recheck -H "Authorization: Bearer \$EDITOR" -H 'content-type: application/json' -d '{"all": true}'
 
 # 3. GraphQL
 curl -s \$QRY/graphql -H "Authorization: Bearer \$VIEWER" -H 'content-type: application/json' \\
