@@ -160,6 +160,156 @@ pub(crate) fn decisions(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
     });
 }
 
+/// Reads Avro binary written for this build's schema (the decoder checks the writer's schema id
+/// first: any other version goes through `apache_avro` and schema resolution).
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    fn fail(what: &str) -> crate::avro_value::InvalidField {
+        crate::avro_value::invalid("record", format!("truncated or malformed Avro ({what})"))
+    }
+
+    fn long(&mut self) -> Result<i64, crate::avro_value::InvalidField> {
+        let (mut z, mut shift) = (0u64, 0u32);
+        loop {
+            let (&b, rest) = self.bytes.split_first().ok_or_else(|| Self::fail("long"))?;
+            self.bytes = rest;
+            if shift > 63 {
+                return Err(Self::fail("long too long"));
+            }
+            z |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    fn str(&mut self) -> Result<&'a str, crate::avro_value::InvalidField> {
+        let n = usize::try_from(self.long()?).map_err(|_| Self::fail("negative length"))?;
+        if n > self.bytes.len() {
+            return Err(Self::fail("string"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        std::str::from_utf8(head).map_err(|_| Self::fail("utf-8"))
+    }
+
+    fn string(&mut self) -> Result<String, crate::avro_value::InvalidField> {
+        self.str().map(str::to_owned)
+    }
+
+    fn uuid(&mut self, field: &str) -> Result<uuid::Uuid, crate::avro_value::InvalidField> {
+        let raw = self.str()?;
+        uuid::Uuid::parse_str(raw).map_err(|e| crate::avro_value::invalid(field, e.to_string()))
+    }
+
+    fn micros(&mut self, field: &str) -> Result<chrono::DateTime<chrono::Utc>, crate::avro_value::InvalidField> {
+        let us = self.long()?;
+        chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| crate::avro_value::invalid(field, "timestamp out of range"))
+    }
+
+    /// A `["null", T]` union: `None` for null.
+    fn nullable<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T, crate::avro_value::InvalidField>) -> Result<Option<T>, crate::avro_value::InvalidField> {
+        match self.long()? {
+            0 => Ok(None),
+            1 => read(self).map(Some),
+            _ => Err(Self::fail("union branch")),
+        }
+    }
+
+    /// An array's items, block by block (a negative count is followed by the block's size).
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, crate::avro_value::InvalidField>) -> Result<Vec<T>, crate::avro_value::InvalidField> {
+        let mut out = Vec::new();
+        loop {
+            let mut n = self.long()?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if n < 0 {
+                n = -n;
+                self.long()?;
+            }
+            out.reserve(n as usize);
+            for _ in 0..n {
+                out.push(item(self)?);
+            }
+        }
+    }
+
+    fn double(&mut self) -> Result<f64, crate::avro_value::InvalidField> {
+        if self.bytes.len() < 8 {
+            return Err(Self::fail("double"));
+        }
+        let (head, rest) = self.bytes.split_at(8);
+        self.bytes = rest;
+        Ok(f64::from_le_bytes(head.try_into().expect("8 bytes")))
+    }
+}
+
+/// `ComplianceDecisionsRecorded`, read as `decisions` writes it.
+pub(crate) fn read_decisions(bytes: &[u8]) -> Result<crate::compliance::DecisionBatch, crate::avro_value::InvalidField> {
+    use crate::avro_value::invalid;
+    use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
+    use vtag_domain::{Actor, ResourceId, TenantId};
+    let mut r = Reader::new(bytes);
+    let batch_id = r.uuid("batch_id")?;
+    let tenant = TenantId::parse(r.str()?).map_err(|e| invalid("tenant", e.message))?;
+    let actor = Actor::parse(r.str()?).map_err(|e| invalid("actor", e.message))?;
+    let causation_id = r.uuid("causation_id")?;
+    let correlation_id = r.uuid("correlation_id")?;
+    let recorded_at = r.micros("recorded_at")?;
+    let source_offset = r.long()?;
+    let policies_version = r.long()?.max(0) as u64;
+    let decisions = r.array(|r| {
+        let resource = ResourceId::from_uuid(r.uuid("resource_id")?);
+        let version = r.long()?.max(0) as u64;
+        let kind = r.str()?;
+        let (policy_id, key) = (r.string()?, r.string()?);
+        let (severity, problem, message, remediation) = (r.str()?, r.str()?, r.string()?, r.string()?);
+        let due_at = r.nullable(|r| r.micros("due_at"))?;
+        let escalate_to = r.nullable(Reader::string)?;
+        let escalate_at = r.nullable(|r| r.micros("escalate_at"))?;
+        let (escalated_to, resolution) = (r.string()?, r.str()?);
+        let applicable = r.array(Reader::string)?;
+        let violated = r.array(Reader::string)?;
+        let score = r.double()?;
+        let change = match kind {
+            "opened" => Change::Transition(Transition::Opened {
+                policy_id,
+                key,
+                severity: Severity::parse(severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
+                problem: Problem::parse(problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
+                message,
+                remediation,
+                due_at: due_at.ok_or_else(|| invalid("due_at", "an opening has a due time"))?,
+                escalation: escalate_to.zip(escalate_at),
+            }),
+            "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
+            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: escalated_to }),
+            "resolved" => Change::Transition(Transition::Resolved {
+                policy_id,
+                key,
+                reason: Resolution::parse(resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?,
+            }),
+            "judged" => Change::Judged(Judgement { applicable, violated, score }),
+            other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
+        };
+        Ok((resource, version, change))
+    })?;
+    if !r.bytes.is_empty() {
+        return Err(Reader::fail("trailing bytes"));
+    }
+    Ok(crate::compliance::DecisionBatch { batch_id, tenant, actor, causation_id, correlation_id, recorded_at, source_offset, policies_version, decisions })
+}
+
 /// `CostLinesRecorded` in the field order of `schemas/avro/CostLinesRecorded.avsc`.
 pub(crate) fn lines(w: &mut Wire, e: &CostLinesRecorded) {
     w.envelope(&e.envelope);
@@ -285,6 +435,8 @@ mod tests {
             let bytes = w.into_bytes();
             let value = apache_avro::from_avro_datum(&schema, &mut &bytes[..], None).unwrap_or_else(|e| panic!("{n} decisions: {e}"));
             assert_eq!(crate::compliance::batch_from_value(value).unwrap(), batch, "{n} decisions");
+            assert_eq!(read_decisions(&bytes).unwrap(), batch, "{n} decisions, read directly");
+            assert!(read_decisions(&bytes[..bytes.len() - 1]).is_err(), "a truncated record is refused");
         }
     }
 }

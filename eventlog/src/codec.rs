@@ -3,7 +3,7 @@
 //! can always read events written with any registered version.
 
 use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
-use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
+use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
 use vtag_domain::{Recorded, ResourceEvent};
@@ -38,6 +38,8 @@ pub struct EventCodec {
     decoder: EasyAvroDecoder,
     lines_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
     decisions_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
+    /// Writer schema ids of compliance records: whether each is this build's decisions schema.
+    decision_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u32, bool>>>,
 }
 
 impl EventCodec {
@@ -77,6 +79,7 @@ impl EventCodec {
             decoder: EasyAvroDecoder::new(settings.clone()),
             lines_schema_id: Default::default(),
             decisions_schema_id: Default::default(),
+            decision_ids: Default::default(),
             settings,
         })
     }
@@ -224,6 +227,14 @@ impl EventCodec {
     /// Decodes a record of the compliance-events topic: decisions (a batch, or one decision as the
     /// first evaluators wrote them) or a job's progress.
     pub async fn decode_compliance_log(&self, bytes: &[u8]) -> Result<compliance::ComplianceLog, DecodeError> {
+        // Batches written with this build's schema are read directly (they come by the thousand
+        // decisions); anything else through the registry's schema and `apache_avro`.
+        if let [0, a, b, c, d, body @ ..] = bytes {
+            if self.is_this_builds_decisions(u32::from_be_bytes([*a, *b, *c, *d])).await? {
+                let batch = avro_wire::read_decisions(body).map_err(|e| DecodeError::Poison(e.to_string()))?;
+                return Ok(compliance::ComplianceLog::Decisions(batch.records()));
+            }
+        }
         let (namespace, name, value) = self.decode_raw(bytes).await?;
         if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) {
             return Err(DecodeError::Poison(format!("not a compliance record: {name}")));
@@ -243,6 +254,28 @@ impl EventCodec {
         let strategy =
             SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COMPLIANCE_NAMESPACE, compliance::RECHECK));
         self.encoder.encode_value(compliance::recheck_to_value(request), &strategy).await.map_err(|e| EncodeError(e.to_string()))
+    }
+
+    /// Whether the writer's schema `id` is this build's `ComplianceDecisionsRecorded` (looked up
+    /// once per id, read-only, and compared in canonical form).
+    async fn is_this_builds_decisions(&self, id: u32) -> Result<bool, DecodeError> {
+        if let Some(known) = self.decision_ids.lock().expect("not poisoned").get(&id) {
+            return Ok(*known);
+        }
+        let writer = get_schema_by_id(id, &self.settings).await.map_err(|e| {
+            if e.retriable {
+                DecodeError::Unavailable(e.to_string())
+            } else {
+                DecodeError::Poison(e.to_string())
+            }
+        })?;
+        static OURS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let text = schemas::COMPLIANCE_JOB_SCHEMAS.iter().find(|(r, _)| *r == compliance::DECISIONS).expect("a compliance schema").1;
+            apache_avro::Schema::parse_str(text).expect("our schema parses").canonical_form()
+        });
+        let same = apache_avro::Schema::parse_str(&writer.schema).is_ok_and(|s| s.canonical_form() == *OURS);
+        self.decision_ids.lock().expect("not poisoned").insert(id, same);
+        Ok(same)
     }
 
     /// Decodes a record of the compliance-policies topic: a policies version or a recheck request.
