@@ -19,6 +19,9 @@ use crate::Log;
 /// hundred milliseconds on a million resources, large enough that markers are a rounding error.
 const CHUNK: usize = 10_000;
 
+/// Chunks sent but not yet acknowledged while the next is judged.
+const IN_FLIGHT: usize = 3;
+
 /// Ids of the progress markers: one per job, partition and count.
 const MARKER_IDS: Uuid = Uuid::from_u128(0x51a7_0e3c_9d24_4b86_8f1e_c6b3_72d9_0a15);
 
@@ -126,6 +129,7 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
     let policies_version = book.policies_version(&job.tenant);
     let (mut judged, mut changed_total) = (0u64, 0u64);
     let (mut judging, mut appending) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut in_flight: std::collections::VecDeque<Vec<rdkafka::producer::DeliveryFuture>> = std::collections::VecDeque::new();
     for (partition, ids) in by_partition.iter().enumerate() {
         let mut marker = JobProgress {
             event_id: Uuid::nil(),
@@ -149,14 +153,21 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
             judging += clock.elapsed();
             let changed: HashSet<ResourceId> = decided.iter().map(|d| d.resource).collect();
             let clock = std::time::Instant::now();
-            log.append(book, decided, applied, now, job.cause).await?;
-            appending += clock.elapsed();
+            let mut sent = log.send_decisions(book, decided, applied, now, job.cause).await?;
             marker.processed += chunk.len() as u64;
             marker.changed += changed.len() as u64;
             marker.done = marker.processed == marker.total;
             marker.recorded_at = now;
             marker.event_id = Uuid::new_v5(&MARKER_IDS, format!("{}:{partition}:{}", job.id, marker.processed).as_bytes());
-            log.progress(&marker).await?;
+            sent.push(log.send_progress(&marker).await?);
+            in_flight.push_back(sent);
+            // A few chunks in flight: judging the next overlaps the broker's acknowledgements.
+            while in_flight.len() > IN_FLIGHT {
+                for d in in_flight.pop_front().into_iter().flatten() {
+                    Log::acknowledged(d).await?;
+                }
+            }
+            appending += clock.elapsed();
         }
         if ids.is_empty() {
             marker.event_id = Uuid::new_v5(&MARKER_IDS, format!("{}:{partition}:0", job.id).as_bytes());
@@ -165,6 +176,11 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
         judged += marker.processed;
         changed_total += marker.changed;
     }
+    let clock = std::time::Instant::now();
+    for d in in_flight.into_iter().flatten() {
+        Log::acknowledged(d).await?;
+    }
+    appending += clock.elapsed();
     tracing::info!(
         job = %job.id,
         kind = job.kind.as_str(),

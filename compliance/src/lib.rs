@@ -21,7 +21,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -263,8 +263,24 @@ impl Log<'_> {
         now: DateTime<Utc>,
         cause: Uuid,
     ) -> anyhow::Result<()> {
+        for d in self.send_decisions(book, decided, applied, now, cause).await? {
+            Self::acknowledged(d).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the decisions without waiting: the producer keeps each partition's order (idempotent
+    /// producer), so a job can send its next chunk while this one is acknowledged.
+    pub(crate) async fn send_decisions(
+        &self,
+        book: &ComplianceBook,
+        decided: Vec<Decision>,
+        applied: &HashMap<i32, i64>,
+        now: DateTime<Utc>,
+        cause: Uuid,
+    ) -> anyhow::Result<Vec<DeliveryFuture>> {
         if decided.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let actor = Actor::parse(ACTOR).expect("a valid actor");
         // (partition, tenant) → decisions, in first-seen order so every resource's stay in order.
@@ -313,25 +329,27 @@ impl Log<'_> {
                 deliveries.push(self.send(partition, &first.to_string(), &payload)?);
             }
         }
-        for d in deliveries {
-            Self::acknowledged(d).await?;
-        }
-        Ok(())
+        Ok(deliveries)
     }
 
     /// Appends a job's progress on one partition, after the decisions it counts.
     pub(crate) async fn progress(&self, progress: &JobProgress) -> anyhow::Result<()> {
-        let payload = self.codecs.compliance.encode_job_progress(progress).await?;
-        Self::acknowledged(self.send(progress.partition, &progress.job_id.to_string(), &payload)?).await
+        Self::acknowledged(self.send_progress(progress).await?).await
     }
 
-    fn send(&self, partition: i32, key: &str, payload: &[u8]) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
+    /// Sends a job's progress without waiting (behind the decisions sent before it).
+    pub(crate) async fn send_progress(&self, progress: &JobProgress) -> anyhow::Result<DeliveryFuture> {
+        let payload = self.codecs.compliance.encode_job_progress(progress).await?;
+        self.send(progress.partition, &progress.job_id.to_string(), &payload)
+    }
+
+    fn send(&self, partition: i32, key: &str, payload: &[u8]) -> anyhow::Result<DeliveryFuture> {
         self.producer
             .send_result(FutureRecord::to(self.codecs.compliance.topic()).partition(partition).key(key).payload(payload))
             .map_err(|(e, _)| anyhow::anyhow!("sending a compliance record: {e}"))
     }
 
-    async fn acknowledged(delivery: rdkafka::producer::DeliveryFuture) -> anyhow::Result<()> {
+    pub(crate) async fn acknowledged(delivery: DeliveryFuture) -> anyhow::Result<()> {
         delivery
             .await
             .map_err(|_| anyhow::anyhow!("a compliance record's delivery was cancelled"))?
