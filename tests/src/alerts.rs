@@ -12,15 +12,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use hmac::{Hmac, Mac};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use sha2::Sha256;
 use tokio::time::Instant;
 use uuid::Uuid;
 use vtag_domain::compliance::{Change, Transition};
-use vtag_eventlog::compliance::ComplianceLog;
-use vtag_eventlog::{EventCodec, EventTopics};
 
 use crate::harness::TestEnv;
 
@@ -236,39 +231,10 @@ impl SmtpServer {
 
 /// The event ids of every `ViolationBecameDue` on the test's compliance-events topic.
 pub async fn due_event_ids(env: &TestEnv) -> Vec<Uuid> {
-    let topics = EventTopics::new(env.prefix.clone(), env.partitions);
-    let topic = topics.compliance_events();
-    let codec = EventCodec::for_compliance(&env.stack.registry_url, topic.clone()).unwrap();
-    let consumer: BaseConsumer = vtag_eventlog::kafka::assigned_consumer_config(&env.stack.brokers, "vtag-tests-herald").create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut left = BTreeMap::new();
-    for p in 0..env.partitions {
-        let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).unwrap();
-        if high > low {
-            left.insert(p, high);
-            tpl.add_partition_offset(&topic, p, Offset::Offset(low)).unwrap();
-        }
-    }
-    let mut payloads = Vec::new();
-    if !left.is_empty() {
-        consumer.assign(&tpl).unwrap();
-        while !left.is_empty() {
-            let m = consumer.poll(Duration::from_secs(10)).expect("a record").unwrap();
-            payloads.push(m.payload().unwrap_or_default().to_vec());
-            if left.get(&m.partition()).is_some_and(|high| m.offset() + 1 >= *high) {
-                left.remove(&m.partition());
-            }
-        }
-    }
-    let mut ids = Vec::new();
-    for p in payloads {
-        if let ComplianceLog::Decisions(decisions) = codec.decode_compliance_log(&p).await.unwrap() {
-            for r in decisions {
-                if let Change::Transition(Transition::BecameDue { .. }) = r.change {
-                    ids.push(r.envelope.event_id);
-                }
-            }
-        }
-    }
-    ids
+    crate::log::compliance_decisions(env)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r.change, Change::Transition(Transition::BecameDue { .. })))
+        .map(|r| r.envelope.event_id)
+        .collect()
 }

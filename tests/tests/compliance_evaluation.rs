@@ -4,61 +4,32 @@
 //! its violation, a policy change re-judging retroactively — and a restarted evaluator deciding
 //! nothing twice.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use reqwest::Method;
 use serde_json::json;
 use vtag_domain::compliance::{Change, Resolution, Transition};
-use vtag_eventlog::compliance::ComplianceLog;
-use vtag_eventlog::{EventCodec, EventTopics};
 use vtag_service::auth::Role;
 use vtag_tests::harness::{eventually, TestEnv};
+use vtag_tests::log::compliance_decisions;
 use vtag_tests::http::{observe_batch, Api};
 
-/// Every record of the compliance-events topic: (resource, version, what).
+/// Every decision of the compliance-events topic: (resource, version, what).
 async fn records(env: &TestEnv) -> Vec<(String, u64, String)> {
-    let topics = EventTopics::new(env.prefix.clone(), env.partitions);
-    let codec = EventCodec::for_compliance(&env.stack.registry_url, topics.compliance_events()).unwrap();
-    let consumer: BaseConsumer = vtag_eventlog::kafka::assigned_consumer_config(&env.stack.brokers, "vtag-tests-compliance").create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut left = BTreeMap::new();
-    for p in 0..env.partitions {
-        let (low, high) = consumer.fetch_watermarks(&topics.compliance_events(), p, Duration::from_secs(10)).unwrap();
-        if high > low {
-            left.insert(p, high);
-            tpl.add_partition_offset(&topics.compliance_events(), p, Offset::Offset(low)).unwrap();
-        }
-    }
-    let mut payloads = Vec::new();
-    if !left.is_empty() {
-        consumer.assign(&tpl).unwrap();
-        while !left.is_empty() {
-            let m = consumer.poll(Duration::from_secs(10)).expect("a record").unwrap();
-            payloads.push(m.payload().unwrap_or_default().to_vec());
-            if left.get(&m.partition()).is_some_and(|high| m.offset() + 1 >= *high) {
-                left.remove(&m.partition());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for p in payloads {
-        // Job progress markers are not decisions about a resource.
-        let ComplianceLog::Decisions(decisions) = codec.decode_compliance_log(&p).await.unwrap() else { continue };
-        for r in decisions {
-        let what = match r.change {
-            Change::Transition(Transition::Opened { policy_id, key, .. }) => format!("opened {policy_id}/{key}"),
-            Change::Transition(Transition::BecameDue { policy_id, key }) => format!("due {policy_id}/{key}"),
-            Change::Transition(Transition::Escalated { policy_id, key, .. }) => format!("escalated {policy_id}/{key}"),
-            Change::Transition(Transition::Resolved { policy_id, key, reason }) => format!("resolved {policy_id}/{key} ({})", reason.as_str()),
-            Change::Judged(j) => format!("judged {} of {} violated", j.violated.len(), j.applicable.len()),
-        };
-        out.push((r.envelope.aggregate_id.to_string(), r.envelope.aggregate_version, what));
-        }
-    }
+    let mut out: Vec<(String, u64, String)> = compliance_decisions(env)
+        .await
+        .into_iter()
+        .map(|r| {
+            let what = match r.change {
+                Change::Transition(Transition::Opened { policy_id, key, .. }) => format!("opened {policy_id}/{key}"),
+                Change::Transition(Transition::BecameDue { policy_id, key }) => format!("due {policy_id}/{key}"),
+                Change::Transition(Transition::Escalated { policy_id, key, .. }) => format!("escalated {policy_id}/{key}"),
+                Change::Transition(Transition::Resolved { policy_id, key, reason }) => format!("resolved {policy_id}/{key} ({})", reason.as_str()),
+                Change::Judged(j) => format!("judged {} of {} violated", j.violated.len(), j.applicable.len()),
+            };
+            (r.envelope.aggregate_id.to_string(), r.envelope.aggregate_version, what)
+        })
+        .collect();
     out.sort();
     out
 }

@@ -44,3 +44,14 @@ pub fn thousands(x: f64) -> String {
         out
     }
 }
+
+/// Writes a run's results to `$VTAG_HOME/bench/<name>-<timestamp>.json` and says where.
+pub fn save_report(name: &str, report: &serde_json::Value) -> anyhow::Result<()> {
+    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
+    let dir = format!("{home}/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {dir}: {e}"))?;
+    let path = format!("{dir}/{name}-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)?;
+    println!("full results: {path}");
+    Ok(())
+}

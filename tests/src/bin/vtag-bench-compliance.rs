@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::json;
 use vtag_inventory::{GeneratedResource, Generator, GeneratorConfig};
 use vtag_tests::bench::compliance;
 use vtag_tests::bench::rules::rule_document;
-use vtag_tests::bench::thousands;
+use vtag_tests::bench::{save_report, thousands};
 
 struct Args {
     resources: usize,
@@ -60,11 +59,5 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     for line in compliance::summary(&result) {
         println!("  {line}");
     }
-    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
-    let dir = format!("{home}/bench");
-    std::fs::create_dir_all(&dir).context("bench directory")?;
-    let path = format!("{dir}/p4-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-    std::fs::write(&path, serde_json::to_vec_pretty(&json!({"compliance": result}))?)?;
-    println!("full results: {path}");
-    Ok(())
+    save_report("p4", &json!({"compliance": result}))
 }

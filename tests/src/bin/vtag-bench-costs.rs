@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use vtag_tests::bench::costs::{self, Args};
+use vtag_tests::bench::save_report;
 
 fn parse_args() -> Args {
     let mut a = Args { import_resources: 22_600, query_resources: 100_000, days: 30, queries: 200, timeout: Duration::from_secs(1800) };
@@ -45,11 +45,5 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     for line in costs::summary(&report) {
         println!("{line}");
     }
-    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
-    let dir = format!("{home}/bench");
-    std::fs::create_dir_all(&dir).context("bench directory")?;
-    let path = format!("{dir}/p3-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    println!("full results: {path}");
-    Ok(())
+    save_report("p3", &report)
 }

@@ -14,14 +14,13 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::json;
 use vtag_domain::tagging::ResourceFacts;
 use vtag_inventory::{GeneratedResource, Generator, GeneratorConfig};
 use vtag_tagging_config::ConfigDocument;
 use vtag_tests::bench::engine::{derive_all, normalize_only, read_facts, throughput, Work};
 use vtag_tests::bench::rules::rule_document;
-use vtag_tests::bench::{median, retro, thousands};
+use vtag_tests::bench::{median, retro, save_report, thousands};
 use vtag_tests::derivation::facts;
 
 struct Args {
@@ -96,13 +95,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         }
         report["retroactive"] = retro;
     }
-    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
-    let dir = format!("{home}/bench");
-    std::fs::create_dir_all(&dir).context("bench directory")?;
-    let path = format!("{dir}/p2-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
-    println!("full results: {path}");
-    Ok(())
+    save_report("p2", &report)
 }
 
 fn engine(args: &Args, resources: &[GeneratedResource], config: &vtag_domain::tagging::TaggingConfig, threads: usize) -> serde_json::Value {
