@@ -201,13 +201,6 @@ impl EventCodec {
         self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
-    /// Encodes an evaluator's decision about a resource.
-    pub async fn encode_compliance(&self, record: &compliance::ComplianceRecord) -> Result<Vec<u8>, EncodeError> {
-        let (name, value) = compliance::to_value(record);
-        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(self.topic.clone(), schemas::full_name_in(COMPLIANCE_NAMESPACE, name));
-        self.encoder.encode_value(value, &strategy).await.map_err(|e| EncodeError(e.to_string()))
-    }
-
     /// Encodes an evaluation job's progress on one partition.
     pub async fn encode_job_progress(&self, progress: &compliance::JobProgress) -> Result<Vec<u8>, EncodeError> {
         let strategy =

@@ -2,8 +2,8 @@
 //! alert for every violation that becomes due, escalates or — where a route asks — resolves, to
 //! the channels its tenant's routes name (webhook signed with HMAC-SHA256, Slack, email).
 //!
-//! **Guarantee: at most one successful delivery per transition and channel from the herald's
-//! side, and none lost.** A delivery is (transition event id × channel) with a stable id (UUIDv5
+//! **Guarantee: every transition reaches every routed channel at least once, and only a request
+//! in flight at a crash can reach it twice — with the same delivery id.** A delivery is (transition event id × channel) with a stable id (UUIDv5
 //! of both). A batch's transitions, its deliveries as `sending` and the consumer offsets after it
 //! are committed in one transaction *before* anything is sent; a delivery becomes `sent` after
 //! the receiver's 2xx / the SMTP server's 250, `failed` with its next attempt time (exponential

@@ -28,7 +28,7 @@ struct Published {
     job_id: Option<uuid::Uuid>,
 }
 
-fn problem_for(error: PolicyError) -> Problem {
+pub(super) fn problem_for(error: PolicyError) -> Problem {
     match error {
         PolicyError::Invalid(errors) => problem_for_docs(errors),
         e @ PolicyError::NotFound(_) => Problem::not_found(e.to_string()),

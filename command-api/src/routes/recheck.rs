@@ -14,8 +14,8 @@ use vtag_domain::compliance::{Scope, Selection};
 use vtag_domain::{Provider, ResourceId};
 use vtag_service::{Caller, FieldError, Problem, Role, ValidJson};
 
+use super::policies::problem_for;
 use super::ContextFactory;
-use crate::compliance::PolicyError;
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -87,10 +87,7 @@ pub async fn recheck(State(state): State<AppState>, caller: Caller, headers: Hea
     caller.require(Role::Editor)?;
     let selection = selection(body)?;
     let ctx = ContextFactory::new(&caller, &headers)?.context(0, None);
-    let job_id = state.processor.request_recheck(selection, &ctx).await.map_err(|e| match e {
-        e @ PolicyError::NotOwner => Problem::unavailable(format!("{e}; send it to that instance (retrying is safe)")),
-        e => Problem::unavailable(format!("{e}; retrying the request is safe")),
-    })?;
+    let job_id = state.processor.request_recheck(selection, &ctx).await.map_err(problem_for)?;
     let status_url = format!("/api/v1/compliance/jobs/{job_id}");
     Ok((StatusCode::ACCEPTED, Json(Accepted { job_id, status_url })).into_response())
 }

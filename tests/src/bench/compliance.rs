@@ -12,7 +12,6 @@
 //!     until its `ViolationOpened` is on the compliance-events topic; then fixed, timed until
 //!     `ViolationResolved` (p50 / p99).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -372,9 +371,8 @@ async fn raw_copy_violations(db: &mut PgConnection, n: usize) -> anyhow::Result<
     sqlx::query("CREATE TEMP TABLE raw_violations (LIKE violations INCLUDING DEFAULTS)").execute(&mut *db).await?;
     let now = Utc::now().to_rfc3339();
     let mut csv = String::with_capacity(n * 220);
-    let mut ids: HashMap<usize, Uuid> = HashMap::new();
     for i in 0..n {
-        let id = *ids.entry(i / 3).or_insert_with(Uuid::new_v4);
+        let id = Uuid::from_u128((i / 3) as u128);
         csv.push_str(&format!(
             "bench,{id},{i},prod-backup,backup,critical,missing,backup is required,set the backup tag,due,{now},{now},,,{now},,,\n"
         ));
