@@ -13,9 +13,9 @@ SERVICES := scripts/run-services.sh
 .PHONY: help install build stack run test bench stop clean-data
 
 help:
-	@echo "make install     install PostgreSQL and tansu if missing (scripts/stack.sh install)"
+	@echo "make install     install PostgreSQL, tansu and the Python venv's servers if missing (scripts/stack.sh install)"
 	@echo "make build       cargo build --release --bins"
-	@echo "make stack       install + build + start postgres, kafka (tansu), schema registry"
+	@echo "make stack       install + build + start postgres, kafka (tansu), schema registry, opensearch, bolt"
 	@echo "make run         stack + the vtag services (scripts/run-services.sh start)"
 	@echo "make test        start the stack and run the workspace tests against it"
 	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, 1M retroactive rule edit: ~30 min)"

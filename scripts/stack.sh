@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Local development stack for vtag: PostgreSQL, a Kafka-compatible broker (tansu, sqlite engine)
-# and our own schema registry. Everything binds to 127.0.0.1 and keeps its data under $VTAG_HOME.
+# Local development stack for vtag: PostgreSQL, a Kafka-compatible broker (tansu, sqlite engine),
+# our own schema registry, an OpenSearch-API server (osmem-server, in memory) and a Bolt (Neo4j
+# protocol) graph server (ArcadeDB). Everything binds to 127.0.0.1 and keeps its data under $VTAG_HOME.
 #
-#   scripts/stack.sh install [COMPONENT...]   install PostgreSQL / tansu / curl / the test SMTP server if missing
+#   scripts/stack.sh install [COMPONENT...]   install PostgreSQL / tansu / curl / the Python venv's packages if missing
 #   scripts/stack.sh start   [COMPONENT...]   start (all by default); already running -> no-op
 #   scripts/stack.sh stop    [COMPONENT...]   stop by pid file (TERM, 10 s, KILL)
 #   scripts/stack.sh status  [COMPONENT...]   up/down per component; exit 3 if any is down
 #   scripts/stack.sh env                      shell exports for the stack: eval "$(scripts/stack.sh env)"
 #
-# COMPONENT: postgres (pg), kafka (tansu), registry (schema-registry); for install also smtp: a
-# Python venv in $VTAG_HOME/py with aiosmtpd (the herald's tests start their own SMTP server with
-# it; `env` prints its python as VTAG_PYTHON). Not a server: not started, stopped or checked unless named.
+# COMPONENT: postgres (pg), kafka (tansu), registry (schema-registry), opensearch (osmem), bolt
+# (arcadedb, neo4j); for install also smtp: aiosmtpd (the herald's tests start their own SMTP server
+# with it; `env` prints its python as VTAG_PYTHON). Not a server: not started, stopped or checked
+# unless named. smtp, opensearch (osmem-server) and bolt (ArcadeDB with its own Java runtime) are
+# pip packages in one venv, $VTAG_HOME/py. bolt's root password is generated on first start into
+# $VTAG_HOME/arcadedb-root-password (mode 600); `env` prints it as VTAG_BOLT_PASSWORD.
 # Environment: VTAG_HOME (default <repo>/.vtag), VTAG_PG_PORT (55432), VTAG_KAFKA_PORT (19092),
-# VTAG_REGISTRY_PORT (18081), VTAG_TANSU_BIN, VTAG_BIN_DIR (default <repo>/target/release),
-# VTAG_TANSU_LOG (RUST_LOG for the broker, default warn; tansu is very chatty at info).
+# VTAG_REGISTRY_PORT (18081), VTAG_OPENSEARCH_PORT (19200), VTAG_BOLT_PORT (17687),
+# VTAG_ARCADE_HTTP_PORT (12480), VTAG_ARCADE_HEAP (java -Xmx, 256m), VTAG_TANSU_BIN, VTAG_BIN_DIR
+# (default <repo>/target/release), VTAG_TANSU_LOG (RUST_LOG for the broker, default warn; tansu is
+# very chatty at info).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,11 +29,17 @@ VTAG_HOME="$(cd "$VTAG_HOME" && pwd)"
 VTAG_PG_PORT="${VTAG_PG_PORT:-55432}"
 VTAG_KAFKA_PORT="${VTAG_KAFKA_PORT:-19092}"
 VTAG_REGISTRY_PORT="${VTAG_REGISTRY_PORT:-18081}"
+VTAG_OPENSEARCH_PORT="${VTAG_OPENSEARCH_PORT:-19200}"
+VTAG_BOLT_PORT="${VTAG_BOLT_PORT:-17687}"
+VTAG_ARCADE_HTTP_PORT="${VTAG_ARCADE_HTTP_PORT:-12480}"
+VTAG_ARCADE_HEAP="${VTAG_ARCADE_HEAP:-256m}"
 if [[ -z "${VTAG_BIN_DIR:-}" ]]; then
   VTAG_BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 fi
 TANSU_VERSION=0.6.0
 AIOSMTPD_VERSION=1.4.6
+OSMEM_VERSION=0.1.6
+ARCADEDB_VERSION=26.10.2.post1
 PY_DIR="$VTAG_HOME/py"
 
 PID_DIR="$VTAG_HOME/pids"
@@ -36,7 +48,10 @@ PG_DATA="$VTAG_HOME/pg"
 PG_RUN="$VTAG_HOME/pg-run"
 TANSU_DIR="$VTAG_HOME/tansu"
 REGISTRY_DIR="$VTAG_HOME/registry"
-ALL_COMPONENTS=(postgres kafka registry)
+OPENSEARCH_DIR="$VTAG_HOME/opensearch"
+ARCADE_DIR="$VTAG_HOME/arcadedb"
+ARCADE_PASSWORD_FILE="$VTAG_HOME/arcadedb-root-password"
+ALL_COMPONENTS=(postgres kafka registry opensearch bolt)
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -65,8 +80,10 @@ set_comps() { # DEFAULT... -- ARGS...: canonical component names into COMPS (ali
       postgres|pg|postgresql) COMPS+=(postgres) ;;
       kafka|tansu|broker) COMPS+=(kafka) ;;
       registry|schema-registry|sr) COMPS+=(registry) ;;
+      opensearch|osmem|osmem-server|search) COMPS+=(opensearch) ;;
+      bolt|arcadedb|arcade|neo4j|graph) COMPS+=(bolt) ;;
       smtp|aiosmtpd|python) COMPS+=(smtp) ;;
-      *) die "unknown component '$c' (postgres, kafka, registry, smtp)" ;;
+      *) die "unknown component '$c' (postgres, kafka, registry, opensearch, bolt, smtp)" ;;
     esac
   done
 }
@@ -336,26 +353,187 @@ status_registry() {
   fi
 }
 
+# ---------------------------------------------------------------- python venv (smtp, opensearch, bolt) ----
+# One venv of our own (never the system's site-packages) with pinned packages.
+ensure_venv() { # COMPONENT
+  [[ -x "$PY_DIR/bin/python" ]] && return 0
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  log "$1: creating a Python venv in $PY_DIR"
+  if ! python3 -m venv "$PY_DIR"; then  # Debian's python3 needs python3-venv for that
+    rm -rf "$PY_DIR"
+    apt_install python3-venv
+    python3 -m venv "$PY_DIR" || die "$1: python3 -m venv failed"
+  fi
+}
+
+py_has() { # DIST VERSION: installed in the venv at exactly that version (without importing it)
+  [[ -x "$PY_DIR/bin/python" ]] && "$PY_DIR/bin/python" -c \
+    'import importlib.metadata as m, sys; sys.exit(m.version(sys.argv[1]) != sys.argv[2])' "$1" "$2" 2>/dev/null
+}
+
+py_pkg_dir() { # PACKAGE: its directory in the venv's site-packages (without importing it)
+  [[ -x "$PY_DIR/bin/python" ]] && "$PY_DIR/bin/python" -c \
+    'import importlib.util as u, sys; s = u.find_spec(sys.argv[1]); print(list(s.submodule_search_locations)[0])' "$1" 2>/dev/null
+}
+
+pip_install() { # COMPONENT DIST VERSION
+  ensure_venv "$1"
+  log "$1: installing $2 $3 into $PY_DIR"
+  "$PY_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "$2==$3" || die "$1: pip install $2==$3 failed"
+  py_has "$2" "$3" || die "$1: $2 $3 is not in $PY_DIR after pip install"
+}
+
+# ---------------------------------------------------------------- opensearch (osmem-server) ----
+# osmem-server: an in-memory server of the OpenSearch REST API (a Go binary in a PyPI wheel). Memory
+# only: it is empty after every start; what it serves must be rebuilt from the log.
+osmem_bin() { local d; d="$(py_pkg_dir osmem_server)" && echo "$d/bin/osmem-server"; }
+
+install_opensearch() {
+  local b
+  if py_has osmem-server "$OSMEM_VERSION" && b="$(osmem_bin)" && [[ -x "$b" ]]; then
+    log "opensearch: osmem-server $OSMEM_VERSION present ($b)"
+    return 0
+  fi
+  pip_install opensearch osmem-server "$OSMEM_VERSION"
+  { b="$(osmem_bin)" && [[ -f "$b" ]]; } || die "opensearch: osmem_server/bin/osmem-server missing after pip install"
+  [[ -x "$b" ]] || chmod +x "$b"
+  log "opensearch: osmem-server $OSMEM_VERSION installed ($b)"
+}
+
+start_opensearch() {
+  local bin pid logf="$LOG_DIR/opensearch.log" url="http://127.0.0.1:$VTAG_OPENSEARCH_PORT/"
+  if pid="$(live_pid opensearch osmem-server)"; then
+    log "opensearch: already running (pid $pid) on 127.0.0.1:$VTAG_OPENSEARCH_PORT"
+    return 0
+  fi
+  { bin="$(osmem_bin)" && [[ -x "$bin" ]]; } || die "opensearch: osmem-server not installed: run scripts/stack.sh install opensearch"
+  if port_open "$VTAG_OPENSEARCH_PORT"; then die "opensearch: port $VTAG_OPENSEARCH_PORT is already taken by another program"; fi
+  mkdir -p "$OPENSEARCH_DIR" "$LOG_DIR" "$PID_DIR"
+  printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
+  local t0=$SECONDS i
+  spawn opensearch "$logf" "$OPENSEARCH_DIR" "$bin" -addr "127.0.0.1:$VTAG_OPENSEARCH_PORT" -no-stdin-watch -no-ja
+  for ((i = 0; i < 60; i++)); do
+    if ! pid="$(live_pid opensearch osmem-server 2>/dev/null)"; then
+      tail_log "$logf"; die "opensearch: osmem-server exited during start"
+    fi
+    if http_ok "$url"; then
+      log "opensearch: osmem-server up on 127.0.0.1:$VTAG_OPENSEARCH_PORT (pid $pid) in $((SECONDS - t0)) s"
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail_log "$logf"
+  die "opensearch: $url does not answer after 30 s (pid $pid still running; stop it with scripts/stack.sh stop opensearch)"
+}
+
+stop_opensearch() { kill_pid_file opensearch osmem-server; }
+
+status_opensearch() {
+  local pid
+  if pid="$(live_pid opensearch osmem-server 2>/dev/null)" && http_ok "http://127.0.0.1:$VTAG_OPENSEARCH_PORT/"; then
+    echo "opensearch up    127.0.0.1:$VTAG_OPENSEARCH_PORT  pid $pid  in memory (osmem-server $OSMEM_VERSION)"
+  else
+    echo "opensearch down  127.0.0.1:$VTAG_OPENSEARCH_PORT"; return 1
+  fi
+}
+
+# ---------------------------------------------------------------- bolt (ArcadeDB) ----
+# ArcadeDB with its Bolt plugin (Neo4j's protocol, Bolt 4.4 for neo4rs 0.9), run with the Java
+# runtime its wheel bundles (it needs a newer Java than the system's 17). Databases, config and its
+# own ./log live in $ARCADE_DIR (also its working directory); the database `graph` is created at
+# first start, root may use it.
+ARCADE_MAIN=com.arcadedb.server.ArcadeDBServer
+
+install_bolt() {
+  local d
+  if py_has arcadedb-embedded "$ARCADEDB_VERSION" && d="$(py_pkg_dir arcadedb_embedded)" && [[ -x "$d/jre/bin/java" ]]; then
+    log "bolt: ArcadeDB (arcadedb-embedded $ARCADEDB_VERSION) present ($d)"
+    return 0
+  fi
+  pip_install bolt arcadedb-embedded "$ARCADEDB_VERSION"
+  { d="$(py_pkg_dir arcadedb_embedded)" && [[ -f "$d/jre/bin/java" ]]; } || die "bolt: arcadedb_embedded/jre/bin/java missing after pip install"
+  [[ -x "$d/jre/bin/java" ]] || chmod +x "$d/jre/bin/java"
+  log "bolt: ArcadeDB (arcadedb-embedded $ARCADEDB_VERSION) installed ($d)"
+}
+
+# Prints the root password; generates it (once per machine) when the file is missing. ArcadeDB keeps
+# its users in $ARCADE_DIR/config: a new password means a new users file (root is created again
+# from the password at start).
+arcade_password() {
+  if [[ ! -s "$ARCADE_PASSWORD_FILE" ]]; then
+    log "bolt: generating ArcadeDB's root password in $ARCADE_PASSWORD_FILE"
+    (
+      umask 077
+      od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$ARCADE_PASSWORD_FILE.tmp"
+      mv -f "$ARCADE_PASSWORD_FILE.tmp" "$ARCADE_PASSWORD_FILE"
+    )
+    if [[ -f "$ARCADE_DIR/config/server-users.jsonl" ]]; then
+      log "bolt: the password is new: removing ArcadeDB's old users file"
+      rm -f "$ARCADE_DIR/config/server-users.jsonl"
+    fi
+  fi
+  cat "$ARCADE_PASSWORD_FILE"
+}
+
+start_bolt() {
+  local d java pid logf="$LOG_DIR/bolt.log" off
+  if pid="$(live_pid bolt "$ARCADE_MAIN")"; then
+    log "bolt: already running (pid $pid) on 127.0.0.1:$VTAG_BOLT_PORT (http $VTAG_ARCADE_HTTP_PORT)"
+    return 0
+  fi
+  { d="$(py_pkg_dir arcadedb_embedded)" && java="$d/jre/bin/java" && [[ -x "$java" ]]; } \
+    || die "bolt: ArcadeDB not installed: run scripts/stack.sh install bolt"
+  if port_open "$VTAG_BOLT_PORT"; then die "bolt: port $VTAG_BOLT_PORT is already taken by another program"; fi
+  if port_open "$VTAG_ARCADE_HTTP_PORT"; then die "bolt: port $VTAG_ARCADE_HTTP_PORT is already taken by another program"; fi
+  mkdir -p "$ARCADE_DIR" "$LOG_DIR" "$PID_DIR"
+  arcade_password >/dev/null
+  printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
+  off="$(stat -c %s "$logf")"
+  local t0=$SECONDS i
+  spawn bolt "$logf" "$ARCADE_DIR" "$java" "-Xmx$VTAG_ARCADE_HEAP" -cp "$d/jars/*" \
+    "-Darcadedb.server.rootPath=$ARCADE_DIR" \
+    "-Darcadedb.server.rootPasswordPath=$ARCADE_PASSWORD_FILE" \
+    -Darcadedb.server.httpIncomingHost=127.0.0.1 \
+    "-Darcadedb.server.httpIncomingPort=$VTAG_ARCADE_HTTP_PORT" \
+    -Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin \
+    -Darcadedb.bolt.host=127.0.0.1 \
+    "-Darcadedb.bolt.port=$VTAG_BOLT_PORT" \
+    "-Darcadedb.server.defaultDatabases=graph[root]" \
+    "$ARCADE_MAIN"
+  for ((i = 0; i < 120; i++)); do
+    if ! pid="$(live_pid bolt "$ARCADE_MAIN" 2>/dev/null)"; then
+      tail_log "$logf"; die "bolt: ArcadeDB exited during start"
+    fi
+    if port_open "$VTAG_BOLT_PORT" && tail -c "+$((off + 1))" "$logf" | grep -q "ArcadeDB Server started"; then
+      log "bolt: ArcadeDB up, bolt on 127.0.0.1:$VTAG_BOLT_PORT, http on 127.0.0.1:$VTAG_ARCADE_HTTP_PORT (pid $pid) in $((SECONDS - t0)) s"
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail_log "$logf"
+  die "bolt: not ready after 60 s (pid $pid still running; stop it with scripts/stack.sh stop bolt)"
+}
+
+stop_bolt() { kill_pid_file bolt "$ARCADE_MAIN"; }
+
+status_bolt() {
+  local pid
+  if pid="$(live_pid bolt "$ARCADE_MAIN" 2>/dev/null)" && port_open "$VTAG_BOLT_PORT"; then
+    echo "bolt      up    127.0.0.1:$VTAG_BOLT_PORT  pid $pid  http 127.0.0.1:$VTAG_ARCADE_HTTP_PORT  data $ARCADE_DIR"
+  else
+    echo "bolt      down  127.0.0.1:$VTAG_BOLT_PORT"; return 1
+  fi
+}
+
 # ---------------------------------------------------------------- smtp (aiosmtpd, tests only) ----
-# A venv of its own (never the system's site-packages) with a pinned aiosmtpd: the herald's
-# integration tests run `$VTAG_PYTHON -m aiosmtpd` as a real SMTP server.
+# The herald's integration tests run `$VTAG_PYTHON -m aiosmtpd` as a real SMTP server.
 install_smtp() {
   local py="$PY_DIR/bin/python"
   if [[ -x "$py" ]] && "$py" -c "import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" 2>/dev/null; then
     log "smtp: aiosmtpd $AIOSMTPD_VERSION present in $PY_DIR"
     return 0
   fi
-  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
-  if [[ ! -x "$py" ]]; then
-    log "smtp: creating a Python venv in $PY_DIR"
-    if ! python3 -m venv "$PY_DIR"; then  # Debian's python3 needs python3-venv for that
-      rm -rf "$PY_DIR"
-      apt_install python3-venv
-      python3 -m venv "$PY_DIR" || die "smtp: python3 -m venv failed"
-    fi
-  fi
-  log "smtp: installing aiosmtpd $AIOSMTPD_VERSION into $PY_DIR"
-  "$py" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" || die "smtp: pip install aiosmtpd==$AIOSMTPD_VERSION failed"
+  pip_install smtp aiosmtpd "$AIOSMTPD_VERSION"
   "$py" -c "import aiosmtpd" || die "smtp: aiosmtpd does not import after installing"
   log "smtp: aiosmtpd $AIOSMTPD_VERSION installed ($py)"
 }
@@ -373,13 +551,15 @@ status_smtp() {
 # ---------------------------------------------------------------- commands ----
 cmd_install() {
   local c
-  set_comps postgres kafka smtp -- "$@"
+  set_comps postgres kafka smtp opensearch bolt -- "$@"
   command -v curl >/dev/null 2>&1 || apt_install curl
   for c in "${COMPS[@]}"; do
     case "$c" in
       postgres) install_postgres ;;
       kafka) install_tansu ;;
       registry) log "registry: built from this repo (cargo build --release -p vtag-schema-registry)" ;;
+      opensearch) install_opensearch ;;
+      bolt) install_bolt ;;
       smtp) install_smtp ;;
     esac
   done
@@ -395,7 +575,7 @@ cmd_start() {
 cmd_stop() {
   local c
   set_comps "${ALL_COMPONENTS[@]}" -- "$@"
-  for c in smtp registry kafka postgres; do  # reverse start order
+  for c in smtp bolt opensearch registry kafka postgres; do  # reverse start order
     if [[ " ${COMPS[*]} " == *" $c "* ]]; then "stop_$c"; fi
   done
 }
@@ -419,9 +599,13 @@ cmd_env() {
   printf 'export VTAG_SCHEMA_REGISTRY_URL=%q\n' "http://127.0.0.1:$VTAG_REGISTRY_PORT"
   printf 'export VTAG_TANSU_BIN=%q\n' "$tb"
   printf 'export VTAG_PYTHON=%q\n' "$PY_DIR/bin/python"
+  printf 'export VTAG_OPENSEARCH_PORT=%q VTAG_BOLT_PORT=%q VTAG_ARCADE_HTTP_PORT=%q\n' "$VTAG_OPENSEARCH_PORT" "$VTAG_BOLT_PORT" "$VTAG_ARCADE_HTTP_PORT"
+  printf 'export VTAG_OPENSEARCH_URL=%q\n' "http://127.0.0.1:$VTAG_OPENSEARCH_PORT"
+  printf 'export VTAG_BOLT_URL=%q VTAG_BOLT_USER=root VTAG_BOLT_DATABASE=graph\n' "127.0.0.1:$VTAG_BOLT_PORT"
+  printf 'export VTAG_BOLT_PASSWORD=%q\n' "$(cat "$ARCADE_PASSWORD_FILE" 2>/dev/null || true)"
 }
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"
