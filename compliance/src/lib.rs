@@ -10,6 +10,7 @@
 //! decided then, and nothing already recorded is decided again.
 
 mod jobs;
+pub mod judging;
 mod replay;
 mod settings;
 
@@ -145,7 +146,8 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
     // the jobs a failure interrupted finished (their decisions are taken by now: they report).
     let log = Log { codecs, producer, partitions };
     let now = Utc::now();
-    let decided = book.rejudge(|_| true, now);
+    let everyone = book.resources_of(|_| true);
+    let decided = judging::judge(&mut book, &everyone, now);
     log.append(&book, decided, &resource_ends, now, Uuid::nil()).await?;
     for (job, superseded) in jobs::latest_first(&asked) {
         if finished.all_done(job.id, partitions) {
@@ -200,7 +202,8 @@ async fn evaluate(settings: &Settings, codecs: &Codecs, producer: &FutureProduce
                 let mut decided = book.tick(now);
                 if now.date_naive() != judged_on {
                     judged_on = now.date_naive();
-                    decided.extend(book.rejudge(|_| true, now));
+                    let everyone = book.resources_of(|_| true);
+                    decided.extend(judging::judge(&mut book, &everyone, now));
                     tracing::info!(day = %judged_on, decisions = decided.len(), "daily pass judged every resource again");
                 }
                 log.append(&book, decided, &applied, now, Uuid::nil()).await?;

@@ -101,8 +101,9 @@ fn optional_micros(w: &mut Wire, at: Option<chrono::DateTime<chrono::Utc>>) {
     }
 }
 
-/// `ComplianceDecisionsRecorded` in the field order of its `.avsc`: a sweep's decisions come by
-/// the million, like cost lines.
+/// `ComplianceDecisionsRecorded` in the field order of its `.avsc`, as evaluators wrote decisions
+/// before they were packed (the tests write such records to check they are still read).
+#[cfg(test)]
 pub(crate) fn decisions(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
     use vtag_domain::compliance::{Change, Transition};
     w.uuid(&b.batch_id);
@@ -158,6 +159,139 @@ pub(crate) fn decisions(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
         w.array(judged.map_or(none, |j| &j.violated), |w, p| w.string(p));
         w.0.extend_from_slice(&judged.map_or(100.0, |j| j.score).to_le_bytes());
     });
+}
+
+/// `ComplianceDecisionsPacked` in the field order of its `.avsc`: the strings the decisions repeat
+/// once in the batch's table, each decision pointing into it.
+pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
+    let mut table = Strings::default();
+    for (_, _, change) in &b.decisions {
+        visit_strings(change, &mut |s| {
+            table.index(s);
+        });
+    }
+    w.uuid(&b.batch_id);
+    w.string(b.tenant.as_str());
+    w.string(b.actor.as_str());
+    w.uuid(&b.causation_id);
+    w.uuid(&b.correlation_id);
+    w.long(b.recorded_at.timestamp_micros());
+    w.long(b.source_offset);
+    w.long(b.policies_version as i64);
+    w.array(&table.list, |w, s| w.string(s));
+    w.array(&b.decisions, |w, (resource, version, change)| {
+        use vtag_domain::compliance::{Change, Transition};
+        w.0.extend_from_slice(resource.as_uuid().as_bytes());
+        w.long(*version as i64);
+        let at = |w: &mut Wire, s: &str| w.long(i64::from(table.at(s)));
+        at(w, crate::compliance::kind_of(change));
+        let (policy, key, opened, escalated_to, resolution, judged) = match change {
+            Change::Transition(t @ Transition::Opened { policy_id, key, .. }) => (policy_id.as_str(), key.as_str(), Some(t), "", "", None),
+            Change::Transition(Transition::BecameDue { policy_id, key }) => (policy_id.as_str(), key.as_str(), None, "", "", None),
+            Change::Transition(Transition::Escalated { policy_id, key, to }) => (policy_id.as_str(), key.as_str(), None, to.as_str(), "", None),
+            Change::Transition(Transition::Resolved { policy_id, key, reason }) => (policy_id.as_str(), key.as_str(), None, "", reason.as_str(), None),
+            Change::Judged(j) => ("", "", None, "", "", Some(j)),
+        };
+        at(w, policy);
+        at(w, key);
+        match opened {
+            Some(Transition::Opened { severity, problem, message, remediation, due_at, escalation, .. }) => {
+                at(w, severity.as_str());
+                at(w, problem.as_str());
+                at(w, message);
+                at(w, remediation);
+                optional_micros(w, Some(*due_at));
+                match escalation {
+                    Some((to, _)) => {
+                        w.long(1);
+                        at(w, to);
+                    }
+                    None => w.long(0),
+                }
+                optional_micros(w, escalation.as_ref().map(|(_, at)| *at));
+            }
+            _ => {
+                for _ in 0..4 {
+                    at(w, "");
+                }
+                w.long(0);
+                w.long(0);
+                w.long(0);
+            }
+        }
+        at(w, escalated_to);
+        at(w, resolution);
+        let none: &[String] = &[];
+        w.array(judged.map_or(none, |j| &j.applicable), |w, p| at(w, p));
+        w.array(judged.map_or(none, |j| &j.violated), |w, p| at(w, p));
+        match judged {
+            Some(j) => {
+                w.long(1);
+                w.0.extend_from_slice(&j.score.to_le_bytes());
+            }
+            None => w.long(0),
+        }
+    });
+}
+
+/// A batch's string table: each distinct string once, in first-seen order.
+#[derive(Default)]
+struct Strings<'a> {
+    list: Vec<&'a str>,
+    index: std::collections::HashMap<&'a str, i32>,
+}
+
+impl<'a> Strings<'a> {
+    fn index(&mut self, s: &'a str) -> i32 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = self.list.len() as i32;
+        self.list.push(s);
+        self.index.insert(s, i);
+        i
+    }
+
+    /// A string already in the table (`visit_strings` saw every one `packed` writes).
+    fn at(&self, s: &str) -> i32 {
+        *self.index.get(s).expect("every string of the batch is in its table")
+    }
+}
+
+/// Every string a decision's packed form refers to, in the order `packed` writes them.
+fn visit_strings<'a>(change: &'a vtag_domain::compliance::Change, f: &mut impl FnMut(&'a str)) {
+    use vtag_domain::compliance::{Change, Transition};
+    f(crate::compliance::kind_of(change));
+    f("");
+    match change {
+        Change::Transition(Transition::Opened { policy_id, key, severity, problem, message, remediation, escalation, .. }) => {
+            for s in [policy_id.as_str(), key, severity.as_str(), problem.as_str(), message, remediation] {
+                f(s);
+            }
+            if let Some((to, _)) = escalation {
+                f(to);
+            }
+        }
+        Change::Transition(Transition::BecameDue { policy_id, key }) => {
+            f(policy_id);
+            f(key);
+        }
+        Change::Transition(Transition::Escalated { policy_id, key, to }) => {
+            f(policy_id);
+            f(key);
+            f(to);
+        }
+        Change::Transition(Transition::Resolved { policy_id, key, reason }) => {
+            f(policy_id);
+            f(key);
+            f(reason.as_str());
+        }
+        Change::Judged(j) => {
+            for p in j.applicable.iter().chain(&j.violated) {
+                f(p);
+            }
+        }
+    }
 }
 
 /// Reads Avro binary written for this build's schema (the decoder checks the writer's schema id
@@ -244,6 +378,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], crate::avro_value::InvalidField> {
+        if self.bytes.len() < N {
+            return Err(Self::fail("fixed"));
+        }
+        let (head, rest) = self.bytes.split_at(N);
+        self.bytes = rest;
+        Ok(head.try_into().expect("N bytes"))
+    }
+
     fn double(&mut self) -> Result<f64, crate::avro_value::InvalidField> {
         if self.bytes.len() < 8 {
             return Err(Self::fail("double"));
@@ -299,7 +442,72 @@ pub(crate) fn read_decisions(bytes: &[u8]) -> Result<crate::compliance::Decision
                 key,
                 reason: Resolution::parse(resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?,
             }),
-            "judged" => Change::Judged(Judgement { applicable, violated, score }),
+            "judged" => Change::Judged(std::sync::Arc::new(Judgement { applicable, violated, score })),
+            other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
+        };
+        Ok((resource, version, change))
+    })?;
+    if !r.bytes.is_empty() {
+        return Err(Reader::fail("trailing bytes"));
+    }
+    Ok(crate::compliance::DecisionBatch { batch_id, tenant, actor, causation_id, correlation_id, recorded_at, source_offset, policies_version, decisions })
+}
+
+/// `ComplianceDecisionsPacked`, read as `packed` writes it.
+pub(crate) fn read_packed(bytes: &[u8]) -> Result<crate::compliance::DecisionBatch, crate::avro_value::InvalidField> {
+    use crate::avro_value::invalid;
+    use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
+    use vtag_domain::{Actor, ResourceId, TenantId};
+    let mut r = Reader::new(bytes);
+    let batch_id = r.uuid("batch_id")?;
+    let tenant = TenantId::parse(r.str()?).map_err(|e| invalid("tenant", e.message))?;
+    let actor = Actor::parse(r.str()?).map_err(|e| invalid("actor", e.message))?;
+    let causation_id = r.uuid("causation_id")?;
+    let correlation_id = r.uuid("correlation_id")?;
+    let recorded_at = r.micros("recorded_at")?;
+    let source_offset = r.long()?;
+    let policies_version = r.long()?.max(0) as u64;
+    let table = r.array(Reader::str)?;
+    let at = |r: &mut Reader<'_>, field: &str| -> Result<&str, crate::avro_value::InvalidField> {
+        let i = r.long()?;
+        usize::try_from(i).ok().and_then(|i| table.get(i).copied()).ok_or_else(|| invalid(field, format!("no string {i} in the batch's table")))
+    };
+    let decisions = r.array(|r| {
+        let resource = ResourceId::from_uuid(uuid::Uuid::from_bytes(r.fixed::<16>()?));
+        let version = r.long()?.max(0) as u64;
+        let kind = at(r, "kind")?;
+        let (policy_id, key) = (at(r, "policy_id")?.to_owned(), at(r, "tag_key")?.to_owned());
+        let (severity, problem, message, remediation) = (at(r, "severity")?, at(r, "problem")?, at(r, "message")?, at(r, "remediation")?);
+        let due_at = r.nullable(|r| r.micros("due_at"))?;
+        let escalate_to = r.nullable(|r| at(r, "escalate_to").map(str::to_owned))?;
+        let escalate_at = r.nullable(|r| r.micros("escalate_at"))?;
+        let (escalated_to, resolution) = (at(r, "escalated_to")?, at(r, "resolution")?);
+        let applicable = r.array(|r| at(r, "applicable_policies").map(str::to_owned))?;
+        let violated = r.array(|r| at(r, "violated_policies").map(str::to_owned))?;
+        let score = r.nullable(Reader::double)?;
+        let change = match kind {
+            "opened" => Change::Transition(Transition::Opened {
+                policy_id,
+                key,
+                severity: Severity::parse(severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
+                problem: Problem::parse(problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
+                message: message.to_owned(),
+                remediation: remediation.to_owned(),
+                due_at: due_at.ok_or_else(|| invalid("due_at", "an opening has a due time"))?,
+                escalation: escalate_to.zip(escalate_at),
+            }),
+            "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
+            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: escalated_to.to_owned() }),
+            "resolved" => Change::Transition(Transition::Resolved {
+                policy_id,
+                key,
+                reason: Resolution::parse(resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?,
+            }),
+            "judged" => Change::Judged(std::sync::Arc::new(Judgement {
+                applicable,
+                violated,
+                score: score.ok_or_else(|| invalid("score", "a judgement has a score"))?,
+            })),
             other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
         };
         Ok((resource, version, change))
@@ -399,6 +607,7 @@ mod tests {
     fn decision_batches_read_back_through_their_schema() {
         use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
         let schema = apache_avro::Schema::parse_str(include_str!("../../schemas/avro/ComplianceDecisionsRecorded.avsc")).unwrap();
+        let packed_schema = apache_avro::Schema::parse_str(include_str!("../../schemas/avro/ComplianceDecisionsPacked.avsc")).unwrap();
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 6, 0, 0).unwrap();
         let (p, k) = ("prod".to_owned(), "owner".to_owned());
         let r = |i: u128| ResourceId::from_uuid(Uuid::from_u128(100 + i));
@@ -415,8 +624,8 @@ mod tests {
             })),
             (r(2), 8, Change::Transition(Transition::Escalated { policy_id: p.clone(), key: k.clone(), to: "x@y.z".into() })),
             (r(3), 3, Change::Transition(Transition::Resolved { policy_id: p.clone(), key: k.clone(), reason: Resolution::PolicyWithdrawn })),
-            (r(3), 4, Change::Judged(Judgement { applicable: vec![p.clone(), "b".into()], violated: vec![], score: 87.5 })),
-            (r(4), 1, Change::Judged(Judgement { applicable: vec![], violated: vec![], score: 100.0 })),
+            (r(3), 4, Change::Judged(std::sync::Arc::new(Judgement { applicable: vec![p.clone(), "b".into()], violated: vec![], score: 87.5 }))),
+            (r(4), 1, Change::Judged(std::sync::Arc::new(Judgement { applicable: vec![], violated: vec![], score: 100.0 }))),
         ];
         for n in [0, 1, decisions.len()] {
             let batch = crate::compliance::DecisionBatch {
@@ -437,6 +646,32 @@ mod tests {
             assert_eq!(crate::compliance::batch_from_value(value).unwrap(), batch, "{n} decisions");
             assert_eq!(read_decisions(&bytes).unwrap(), batch, "{n} decisions, read directly");
             assert!(read_decisions(&bytes[..bytes.len() - 1]).is_err(), "a truncated record is refused");
+
+            // Packed, as evaluators write them now: Avro of its schema, read back the same.
+            let mut w = Wire::bare();
+            packed(&mut w, &batch);
+            let bytes = w.into_bytes();
+            apache_avro::from_avro_datum(&packed_schema, &mut &bytes[..], None).unwrap_or_else(|e| panic!("{n} decisions, packed: {e}"));
+            assert_eq!(read_packed(&bytes).unwrap(), batch, "{n} decisions, packed");
+            assert!(read_packed(&bytes[..bytes.len() - 1]).is_err(), "a truncated packed record is refused");
         }
+        // A sweep's batch: the same few strings over and over.
+        let sweep: Vec<_> = (0..2_000).map(|i| decisions[i % decisions.len()].clone()).collect();
+        let batch = crate::compliance::DecisionBatch {
+            batch_id: Uuid::from_u128(9),
+            tenant: TenantId::parse("acme").unwrap(),
+            actor: Actor::parse("vtag-compliance").unwrap(),
+            causation_id: Uuid::from_u128(10),
+            correlation_id: Uuid::nil(),
+            recorded_at: at,
+            source_offset: -1,
+            policies_version: 12,
+            decisions: sweep,
+        };
+        let (mut plain, mut small) = (Wire::bare(), Wire::bare());
+        decisions_wire(&mut plain, &batch);
+        packed(&mut small, &batch);
+        let (plain, small) = (plain.into_bytes().len(), small.into_bytes().len());
+        assert!(small * 2 < plain, "packed {small} bytes, plain {plain}");
     }
 }

@@ -39,7 +39,7 @@ pub struct EventCodec {
     lines_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
     decisions_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
     /// Writer schema ids of compliance records: whether each is this build's decisions schema.
-    decision_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u32, bool>>>,
+    decision_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u32, Option<Direct>>>>,
 }
 
 impl EventCodec {
@@ -208,23 +208,27 @@ impl EventCodec {
         self.encoder.encode_value(compliance::progress_to_value(progress), &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
-    /// Encodes a batch of an evaluator's decisions (written directly: see `avro_wire`).
+    /// Encodes a batch of an evaluator's decisions, packed (written directly: see `avro_wire`).
     pub async fn encode_decisions(&self, batch: &compliance::DecisionBatch) -> Result<Vec<u8>, EncodeError> {
-        let text = schemas::COMPLIANCE_JOB_SCHEMAS.iter().find(|(r, _)| *r == compliance::DECISIONS).expect("a compliance schema").1;
-        let id = self.schema_id(&self.decisions_schema_id, COMPLIANCE_NAMESPACE, compliance::DECISIONS, text).await?;
-        let mut wire = Wire::framed(id, 256 + 160 * batch.decisions.len());
-        avro_wire::decisions(&mut wire, batch);
+        let id = self.schema_id(&self.decisions_schema_id, COMPLIANCE_NAMESPACE, compliance::PACKED, packed_schema_text()).await?;
+        let mut wire = Wire::framed(id, 1024 + 48 * batch.decisions.len());
+        avro_wire::packed(&mut wire, batch);
         Ok(wire.into_bytes())
     }
 
-    /// Decodes a record of the compliance-events topic: decisions (a batch, or one decision as the
-    /// first evaluators wrote them) or a job's progress.
+    /// Decodes a record of the compliance-events topic: decisions (a batch, packed or plain, or one
+    /// decision as the first evaluators wrote them) or a job's progress.
     pub async fn decode_compliance_log(&self, bytes: &[u8]) -> Result<compliance::ComplianceLog, DecodeError> {
-        // Batches written with this build's schema are read directly (they come by the thousand
+        // Batches written with this build's schemas are read directly (they come by the thousand
         // decisions); anything else through the registry's schema and `apache_avro`.
+        let poisoned = |e: InvalidField| DecodeError::Poison(e.to_string());
         if let [0, a, b, c, d, body @ ..] = bytes {
-            if self.is_this_builds_decisions(u32::from_be_bytes([*a, *b, *c, *d])).await? {
-                let batch = avro_wire::read_decisions(body).map_err(|e| DecodeError::Poison(e.to_string()))?;
+            let batch = match self.direct_decisions(u32::from_be_bytes([*a, *b, *c, *d])).await? {
+                Some(Direct::Packed) => Some(avro_wire::read_packed(body).map_err(poisoned)?),
+                Some(Direct::Plain) => Some(avro_wire::read_decisions(body).map_err(poisoned)?),
+                None => None,
+            };
+            if let Some(batch) = batch {
                 return Ok(compliance::ComplianceLog::Decisions(batch.records()));
             }
         }
@@ -232,13 +236,20 @@ impl EventCodec {
         if namespace.as_deref() != Some(COMPLIANCE_NAMESPACE) {
             return Err(DecodeError::Poison(format!("not a compliance record: {name}")));
         }
-        let poison = |e: InvalidField| DecodeError::Poison(e.to_string());
         match name.as_str() {
-            compliance::PROGRESS => compliance::progress_from_value(value).map(compliance::ComplianceLog::Progress).map_err(poison),
+            compliance::PROGRESS => compliance::progress_from_value(value).map(compliance::ComplianceLog::Progress).map_err(poisoned),
             compliance::DECISIONS => {
-                compliance::batch_from_value(value).map(|b| compliance::ComplianceLog::Decisions(b.records())).map_err(poison)
+                compliance::batch_from_value(value).map(|b| compliance::ComplianceLog::Decisions(b.records())).map_err(poisoned)
             }
-            _ => compliance::from_value(&name, value).map(|d| compliance::ComplianceLog::Decisions(vec![d])).map_err(poison),
+            compliance::PACKED => {
+                // Another version of the packed schema: resolved to this build's, then read as ours.
+                let ours = &*PACKED_SCHEMA;
+                let resolved = value.resolve(ours).map_err(|e| DecodeError::Poison(format!("packed decisions: {e}")))?;
+                let body = apache_avro::to_avro_datum(ours, resolved).map_err(|e| DecodeError::Poison(format!("packed decisions: {e}")))?;
+                let batch = avro_wire::read_packed(&body).map_err(poisoned)?;
+                Ok(compliance::ComplianceLog::Decisions(batch.records()))
+            }
+            _ => compliance::from_value(&name, value).map(|d| compliance::ComplianceLog::Decisions(vec![d])).map_err(poisoned),
         }
     }
 
@@ -249,9 +260,9 @@ impl EventCodec {
         self.encoder.encode_value(compliance::recheck_to_value(request), &strategy).await.map_err(|e| EncodeError(e.to_string()))
     }
 
-    /// Whether the writer's schema `id` is this build's `ComplianceDecisionsRecorded` (looked up
-    /// once per id, read-only, and compared in canonical form).
-    async fn is_this_builds_decisions(&self, id: u32) -> Result<bool, DecodeError> {
+    /// Whether the writer's schema `id` is one of this build's decision batch schemas, read directly
+    /// (looked up once per id, read-only, and compared in canonical form).
+    async fn direct_decisions(&self, id: u32) -> Result<Option<Direct>, DecodeError> {
         if let Some(known) = self.decision_ids.lock().expect("not poisoned").get(&id) {
             return Ok(*known);
         }
@@ -262,13 +273,18 @@ impl EventCodec {
                 DecodeError::Poison(e.to_string())
             }
         })?;
-        static OURS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let text = schemas::COMPLIANCE_JOB_SCHEMAS.iter().find(|(r, _)| *r == compliance::DECISIONS).expect("a compliance schema").1;
             apache_avro::Schema::parse_str(text).expect("our schema parses").canonical_form()
         });
-        let same = apache_avro::Schema::parse_str(&writer.schema).is_ok_and(|s| s.canonical_form() == *OURS);
-        self.decision_ids.lock().expect("not poisoned").insert(id, same);
-        Ok(same)
+        static PACKED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| PACKED_SCHEMA.canonical_form());
+        let direct = match apache_avro::Schema::parse_str(&writer.schema).map(|s| s.canonical_form()) {
+            Ok(form) if form == *PACKED => Some(Direct::Packed),
+            Ok(form) if form == *PLAIN => Some(Direct::Plain),
+            _ => None,
+        };
+        self.decision_ids.lock().expect("not poisoned").insert(id, direct);
+        Ok(direct)
     }
 
     /// Decodes a record of the compliance-policies topic: a policies version or a recheck request.
@@ -300,3 +316,17 @@ impl EventCodec {
         Ok((name.namespace, name.name, decoded.value))
     }
 }
+
+/// Decision batches this build reads without `apache_avro`.
+#[derive(Debug, Clone, Copy)]
+enum Direct {
+    Packed,
+    Plain,
+}
+
+fn packed_schema_text() -> &'static str {
+    schemas::COMPLIANCE_JOB_SCHEMAS.iter().find(|(r, _)| *r == compliance::PACKED).expect("a compliance schema").1
+}
+
+static PACKED_SCHEMA: std::sync::LazyLock<apache_avro::Schema> =
+    std::sync::LazyLock::new(|| apache_avro::Schema::parse_str(packed_schema_text()).expect("our schema parses"));

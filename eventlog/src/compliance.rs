@@ -19,6 +19,8 @@ pub const RESOLVED: &str = "ViolationResolved";
 pub const JUDGED: &str = "ResourceComplianceChanged";
 pub const RECHECK: &str = "ComplianceRecheckRequested";
 pub const DECISIONS: &str = "ComplianceDecisionsRecorded";
+/// What evaluators write now: the same batches, packed (see its `.avsc`).
+pub const PACKED: &str = "ComplianceDecisionsPacked";
 pub const PROGRESS: &str = "ComplianceJobProgressed";
 
 /// One decision of an evaluator about one resource.
@@ -138,11 +140,11 @@ pub fn batch_from_value(value: Value) -> Result<DecisionBatch, InvalidField> {
                 let reason = Resolution::parse(&resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?;
                 Change::Transition(Transition::Resolved { policy_id, key, reason })
             }
-            "judged" => Change::Judged(Judgement {
+            "judged" => Change::Judged(std::sync::Arc::new(Judgement {
                 applicable: string_list(&mut d, "applicable_policies")?,
                 violated: string_list(&mut d, "violated_policies")?,
                 score: d.double("score")?,
-            }),
+            })),
             other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
         };
         decisions.push((resource, version, change));
@@ -402,11 +404,11 @@ pub fn from_value(name: &str, value: Value) -> Result<ComplianceRecord, InvalidF
     let source_offset = f.long("source_offset")?;
     let policies_version = f.long("policies_version")?.max(0) as u64;
     let change = if name == JUDGED {
-        Change::Judged(Judgement {
+        Change::Judged(std::sync::Arc::new(Judgement {
             applicable: string_list(&mut f, "applicable_policies")?,
             violated: string_list(&mut f, "violated_policies")?,
             score: f.double("score")?,
-        })
+        }))
     } else {
         let (policy_id, key) = (f.string("policy_id")?, f.string("tag_key")?);
         Change::Transition(match name {
@@ -497,7 +499,7 @@ mod tests {
             Change::Transition(Transition::BecameDue { policy_id: p.clone(), key: k.clone() }),
             Change::Transition(Transition::Escalated { policy_id: p.clone(), key: k.clone(), to: "leads@example.com".into() }),
             Change::Transition(Transition::Resolved { policy_id: p.clone(), key: k.clone(), reason: Resolution::PolicyWithdrawn }),
-            Change::Judged(Judgement { applicable: vec![p.clone(), "x".into()], violated: vec![p], score: 11.1 }),
+            Change::Judged(std::sync::Arc::new(Judgement { applicable: vec![p.clone(), "x".into()], violated: vec![p], score: 11.1 })),
         ];
         for change in changes {
             let original = record(change);

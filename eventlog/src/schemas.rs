@@ -45,8 +45,10 @@ pub const COMPLIANCE_EVENT_SCHEMAS: [(&str, &str); 5] = [
 pub const RECHECK_SCHEMA: (&str, &str) =
     ("ComplianceRecheckRequested", include_str!("../../schemas/avro/ComplianceRecheckRequested.avsc"));
 
-/// What evaluators write now: decisions in batches, and the evaluation jobs' progress markers.
-pub const COMPLIANCE_JOB_SCHEMAS: [(&str, &str); 2] = [
+/// Decisions in batches — packed (what evaluators write now) and plain (what they wrote before) —
+/// and the evaluation jobs' progress markers.
+pub const COMPLIANCE_JOB_SCHEMAS: [(&str, &str); 3] = [
+    ("ComplianceDecisionsPacked", include_str!("../../schemas/avro/ComplianceDecisionsPacked.avsc")),
     ("ComplianceDecisionsRecorded", include_str!("../../schemas/avro/ComplianceDecisionsRecorded.avsc")),
     ("ComplianceJobProgressed", include_str!("../../schemas/avro/ComplianceJobProgressed.avsc")),
 ];

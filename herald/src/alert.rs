@@ -329,7 +329,7 @@ mod tests {
         assert_eq!((o.severity.as_str(), o.message.as_str(), o.escalate_to.as_deref()), ("high", "owner is required", Some("leads@acme.test")));
         let up = Change::Transition(Transition::Escalated { policy_id: p.clone(), key: k.clone(), to: "leads@acme.test".into() });
         assert_eq!(openings.fold(&record(3, up)).unwrap().escalated_to.as_deref(), Some("leads@acme.test"));
-        assert_eq!(openings.fold(&record(4, Change::Judged(Judgement { applicable: vec![], violated: vec![], score: 1.0 }))), None);
+        assert_eq!(openings.fold(&record(4, Change::Judged(std::sync::Arc::new(Judgement { applicable: vec![], violated: vec![], score: 1.0 })))), None);
         let fixed = Change::Transition(Transition::Resolved { policy_id: p.clone(), key: k.clone(), reason: Resolution::Fixed });
         let resolved = openings.fold(&record(5, fixed.clone())).unwrap();
         assert_eq!((resolved.resolution.as_deref(), resolved.opening.is_some()), (Some("fixed"), true));

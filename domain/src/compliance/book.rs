@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::evaluate::{applies, evaluate, score, Subject};
+use super::evaluate::{applies, breaches, score, Finding, Subject, TagLookup};
 use super::lifecycle::{advance, apply, reconcile, OpenViolation, Stage, Transition, ViolationKey};
 use super::policy::{Policy, Scope};
 use crate::envelope::Recorded;
@@ -52,7 +52,8 @@ impl Judgement {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Transition(Transition),
-    Judged(Judgement),
+    /// Shared with the book, which keeps every resource's last judgement.
+    Judged(Arc<Judgement>),
 }
 
 /// The resources a recheck looks at: one, or those of the tenant a scope covers (all of them when
@@ -73,21 +74,34 @@ pub struct Decision {
     pub change: Change,
 }
 
+/// What judging one resource found, before it is weighed against what the book recorded about it.
+/// Taking verdicts only reads the book, so a sweep can take them on several threads and
+/// [`settle`](ComplianceBook::settle) them in order on one.
+pub struct Verdict {
+    resource: ResourceId,
+    findings: Vec<Finding>,
+    /// The resource's new judgement; None when it is the one recorded last.
+    judgement: Option<Judgement>,
+}
+
+/// Ids of resources are UUIDs derived by hashing: a fast hash spreads them as well as SipHash.
+type Fast = foldhash::fast::RandomState;
+
 struct Watched {
     tenant: TenantId,
     state: ResourceState,
     open: BTreeMap<ViolationKey, OpenViolation>,
-    judged: Option<Judgement>,
+    judged: Option<Arc<Judgement>>,
     /// Decisions recorded about the resource so far (its compliance stream's version).
     recorded: u64,
 }
 
 #[derive(Default)]
 pub struct ComplianceBook {
-    resources: HashMap<ResourceId, Watched>,
-    policies: HashMap<TenantId, Arc<TenantPolicies>>,
+    resources: HashMap<ResourceId, Watched, Fast>,
+    policies: HashMap<TenantId, Arc<TenantPolicies>, Fast>,
     /// Resources with a violation that time will move on (pending or due with an escalation).
-    waiting: HashSet<ResourceId>,
+    waiting: HashSet<ResourceId, Fast>,
 }
 
 impl ComplianceBook {
@@ -138,10 +152,16 @@ impl ComplianceBook {
     /// Judges again every resource of the tenants `which` selects (a recheck; the daily pass that
     /// ages dates).
     pub fn rejudge(&mut self, which: impl Fn(&TenantId) -> bool, now: DateTime<Utc>) -> Vec<Decision> {
-        let mut ids: Vec<ResourceId> = self.resources.iter().filter(|(_, w)| which(&w.tenant)).map(|(id, _)| *id).collect();
-        // A stable order: the same book decides the same records in the same order.
-        ids.sort_unstable();
+        let ids = self.resources_of(which);
         self.judge_all(&ids, now)
+    }
+
+    /// The resources of the tenants `which` selects, in a stable order (the same book decides the
+    /// same records in the same order).
+    pub fn resources_of(&self, which: impl Fn(&TenantId) -> bool) -> Vec<ResourceId> {
+        let mut ids: Vec<ResourceId> = self.resources.iter().filter(|(_, w)| which(&w.tenant)).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The tenant's resources `which` selects, in a stable order (a job judges them in chunks).
@@ -161,7 +181,25 @@ impl ComplianceBook {
 
     /// Judges these resources again (a recheck, or a chunk of the pass after a policies change).
     pub fn judge_all(&mut self, ids: &[ResourceId], now: DateTime<Utc>) -> Vec<Decision> {
-        ids.iter().flat_map(|id| self.judge(*id, now)).collect()
+        let verdicts = self.verdicts(ids, now);
+        self.settle(verdicts, now)
+    }
+
+    /// Judges these resources at `now` without recording anything (see [`Verdict`]).
+    pub fn verdicts(&self, ids: &[ResourceId], now: DateTime<Utc>) -> Vec<Verdict> {
+        let mut scratch = Scratch::default();
+        ids.iter().filter_map(|id| self.verdict(*id, now, &mut scratch)).collect()
+    }
+
+    /// Records what the verdicts change — violations opened, moved on or resolved, and new
+    /// judgements — in the order given, and returns those decisions. Verdicts must be taken on the
+    /// book as it is (no decision recorded in between).
+    pub fn settle(&mut self, verdicts: Vec<Verdict>, now: DateTime<Utc>) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        for v in verdicts {
+            self.settle_one(v, now, &mut decisions);
+        }
+        decisions
     }
 
     /// What time alone does by `now`: grace periods ending, escalations.
@@ -200,7 +238,7 @@ impl ComplianceBook {
         w.recorded += 1;
         match &d.change {
             Change::Transition(t) => apply(&mut w.open, t, at),
-            Change::Judged(j) => w.judged = Some(j.clone()),
+            Change::Judged(j) => w.judged = Some(Arc::clone(j)),
         }
         let waits = w.open.values().any(|v| v.stage == Stage::Pending || (v.stage == Stage::Due && v.escalation.is_some()));
         if waits {
@@ -212,51 +250,136 @@ impl ComplianceBook {
 
     /// Judges one resource at `now` and applies what it decides.
     fn judge(&mut self, id: ResourceId, now: DateTime<Utc>) -> Vec<Decision> {
-        let Some(w) = self.resources.get(&id) else { return Vec::new() };
-        let empty = TenantPolicies::default();
-        let policies = self.policies.get(&w.tenant).cloned();
-        let policies: &TenantPolicies = policies.as_deref().unwrap_or(&empty);
-        let (Some(provider), Some(facts)) = (w.state.provider, w.state.facts.as_ref()) else { return Vec::new() };
+        let mut decisions = Vec::new();
+        if let Some(v) = self.verdict(id, now, &mut Scratch::default()) {
+            self.settle_one(v, now, &mut decisions);
+        }
+        decisions
+    }
+
+    fn verdict<'a>(&'a self, id: ResourceId, now: DateTime<Utc>, scratch: &mut Scratch<'a>) -> Option<Verdict> {
+        let w = self.resources.get(&id)?;
+        let (Some(provider), Some(facts)) = (w.state.provider, w.state.facts.as_ref()) else { return None };
+        let policies: &TenantPolicies = self.policies.get(&w.tenant).map_or(&NO_POLICIES, |p| p.as_ref());
+        scratch.tags.fill(w.state.virtual_tags.iter().map(|(k, t)| (k.as_str(), t.value.as_str())));
         let subject = Subject {
             provider,
             account: &facts.account,
             resource_type: &facts.resource_type,
-            tags: &w.state.virtual_tags,
+            tags: &scratch.tags,
             monthly_cost: w.state.monthly_cost.as_ref().map(|(cents, currency, _)| (*cents, currency.as_str())),
         };
         let today = now.date_naive();
         let mut findings = Vec::new();
-        let mut applicable: Vec<&Policy> = Vec::new();
-        let mut violated: Vec<&Policy> = Vec::new();
+        let (applicable, violated) = (&mut scratch.applicable, &mut scratch.violated);
+        applicable.clear();
+        violated.clear();
         for p in policies.policies.values() {
             if !applies(p, &subject) {
                 continue;
             }
             applicable.push(p);
-            let found = evaluate(p, &subject, today);
-            if !found.is_empty() {
+            let before = findings.len();
+            breaches(p, &subject, today, &mut findings);
+            if findings.len() > before {
                 violated.push(p);
             }
-            findings.extend(found);
         }
-        let judgement = Judgement {
+        let score = score(applicable, violated);
+        // Compared before it is built: a sweep that changes nothing allocates nothing for it.
+        let unchanged = match &w.judged {
+            Some(j) => j.score == score && same_ids(&j.applicable, applicable) && same_ids(&j.violated, violated),
+            // A resource no policy judges needs no record until one does.
+            None => applicable.is_empty() && score == 100.0,
+        };
+        let judgement = (!unchanged).then(|| Judgement {
             applicable: applicable.iter().map(|p| p.id.clone()).collect(),
             violated: violated.iter().map(|p| p.id.clone()).collect(),
-            score: score(&applicable, &violated),
-        };
+            score,
+        });
+        let verdict = Verdict { resource: id, findings, judgement };
+        applicable.clear();
+        violated.clear();
+        Some(verdict)
+    }
+
+    fn settle_one(&mut self, v: Verdict, now: DateTime<Utc>, decisions: &mut Vec<Decision>) {
+        let Some(w) = self.resources.get(&v.resource) else { return };
+        let policies = self.policies.get(&w.tenant).cloned();
+        let policies: &TenantPolicies = policies.as_deref().unwrap_or(&NO_POLICIES);
+        let first = decisions.len();
         let tenant = w.tenant.clone();
-        let mut decisions: Vec<Decision> = reconcile(&w.open, &findings, &policies.policies, now)
-            .into_iter()
-            .map(|t| Decision { tenant: tenant.clone(), resource: id, version: 0, change: Change::Transition(t) })
-            .collect();
-        // A resource no policy judges needs no record until one does.
-        let before = w.judged.clone().unwrap_or_else(Judgement::unjudged);
-        if before != judgement {
-            decisions.push(Decision { tenant, resource: id, version: 0, change: Change::Judged(judgement) });
+        let transitions = reconcile(&w.open, v.findings, &policies.policies, now);
+        decisions.extend(
+            transitions.into_iter().map(|t| Decision { tenant: tenant.clone(), resource: v.resource, version: 0, change: Change::Transition(t) }),
+        );
+        if let Some(j) = v.judgement {
+            decisions.push(Decision { tenant, resource: v.resource, version: 0, change: Change::Judged(Arc::new(j)) });
         }
-        for d in &mut decisions {
+        for d in &mut decisions[first..] {
             self.record(d, now);
         }
-        decisions
+    }
+}
+
+static NO_POLICIES: TenantPolicies = TenantPolicies { version: 0, policies: BTreeMap::new() };
+
+/// Buffers one thread reuses from resource to resource.
+#[derive(Default)]
+struct Scratch<'a> {
+    tags: TagView<'a>,
+    applicable: Vec<&'a Policy>,
+    violated: Vec<&'a Policy>,
+}
+
+/// A resource's tags laid out for the few dozen lookups its policies make: a linear scan over a
+/// word per tag (length and first bytes) finds a key with one full comparison, where the ordered
+/// map compares whole keys at every step (most of a sweep's time before).
+#[derive(Default)]
+struct TagView<'a>(Vec<(u64, &'a str, &'a str)>);
+
+impl<'a> TagView<'a> {
+    fn fill(&mut self, tags: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.0.clear();
+        self.0.extend(tags.map(|(k, v)| (sketch(k), k, v)));
+    }
+}
+
+impl TagLookup for TagView<'_> {
+    fn tag(&self, key: &str) -> Option<&str> {
+        let wanted = sketch(key);
+        self.0.iter().find(|(s, k, _)| *s == wanted && *k == key).map(|(_, _, v)| *v)
+    }
+}
+
+/// A key's length and first seven bytes in one word: equal keys have equal sketches.
+fn sketch(key: &str) -> u64 {
+    let mut word = [0u8; 8];
+    let head = &key.as_bytes()[..key.len().min(7)];
+    word[..head.len()].copy_from_slice(head);
+    word[7] = key.len().min(255) as u8;
+    u64::from_le_bytes(word)
+}
+
+fn same_ids(ids: &[String], policies: &[&Policy]) -> bool {
+    ids.len() == policies.len() && ids.iter().zip(policies).all(|(id, p)| *id == p.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_view_finds_exactly_the_key_asked_for() {
+        let tags = [("cost-center", "ENG-001"), ("cost-centre", "typo"), ("environment", "production"), ("env", "prod"), ("", "blank key")];
+        let mut view = TagView::default();
+        view.fill(tags.iter().map(|(k, v)| (*k, *v)));
+        for (k, v) in tags {
+            assert_eq!(view.tag(k), Some(v), "{k}");
+        }
+        for absent in ["cost-cente", "cost-centers", "environmen", "Environment", "owner"] {
+            assert_eq!(view.tag(absent), None, "{absent}");
+        }
+        assert!(sketch("cost-center") == sketch("cost-centre"), "same length and first bytes: the full comparison decides");
     }
 }

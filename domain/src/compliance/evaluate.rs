@@ -92,9 +92,15 @@ pub fn applies(policy: &Policy, subject: &Subject<'_>) -> bool {
 /// Every way `subject` breaks `policy` on `today` (dates are judged against it); empty when it
 /// complies or the policy does not apply.
 pub fn evaluate(policy: &Policy, subject: &Subject<'_>, today: NaiveDate) -> Vec<Finding> {
-    if !applies(policy, subject) {
-        return Vec::new();
+    let mut found = Vec::new();
+    if applies(policy, subject) {
+        breaches(policy, subject, today, &mut found);
     }
+    found
+}
+
+/// The findings of a policy already known to apply, added to `found`.
+pub(super) fn breaches(policy: &Policy, subject: &Subject<'_>, today: NaiveDate, found: &mut Vec<Finding>) {
     let finding = |key: &str, problem: Problem, message: String, remediation: String| Finding {
         policy_id: policy.id.clone(),
         key: key.to_owned(),
@@ -104,24 +110,25 @@ pub fn evaluate(policy: &Policy, subject: &Subject<'_>, today: NaiveDate) -> Vec
     };
     match &policy.check {
         Check::RequiredTags { require, .. } | Check::ConditionalRequirement { require, .. } | Check::CostThreshold { require, .. } => {
-            require.iter().filter_map(|r| requirement(r, subject.tags, today).map(|(p, m, h)| finding(&r.key, p, m, h))).collect()
+            found.extend(require.iter().filter_map(|r| requirement(r, subject.tags, today).map(|(p, m, h)| finding(&r.key, p, m, h))))
         }
-        Check::ValueValidation { key, allowed, case_sensitive } => match subject.tags.tag(key) {
-            Some(value) if !one_of(value, allowed, *case_sensitive) => vec![finding(
-                key,
-                Problem::Invalid,
-                format!("{key} is '{value}'; allowed: {}", allowed.join(", ")),
-                format!("set {key} to one of {}", allowed.join(", ")),
-            )],
-            _ => Vec::new(),
-        },
+        Check::ValueValidation { key, allowed, case_sensitive } => {
+            if let Some(value) = subject.tags.tag(key).filter(|v| !one_of(v, allowed, *case_sensitive)) {
+                found.push(finding(
+                    key,
+                    Problem::Invalid,
+                    format!("{key} is '{value}'; allowed: {}", allowed.join(", ")),
+                    format!("set {key} to one of {}", allowed.join(", ")),
+                ));
+            }
+        }
     }
 }
 
 /// A required tag's problem, if any: (problem, message, remediation).
 fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Option<(Problem, String, String)> {
     let key = &r.key;
-    let Some(value) = tags.tag(key).filter(|v| !v.trim().is_empty()) else {
+    let Some(value) = tags.tag(key).filter(|v| !blank(v)) else {
         return Some((Problem::Missing, format!("{key} is required"), format!("set the {key} tag")));
     };
     let validation = r.validation.as_ref()?;
@@ -131,6 +138,14 @@ fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Optio
         None => format!("{key} is '{value}': {why}"),
     };
     Some((Problem::Invalid, message, format!("set {key} to a value that {}", expectation(&validation.rule))))
+}
+
+/// Empty or only whitespace (most values start with a letter: decided without trimming).
+fn blank(value: &str) -> bool {
+    match value.as_bytes().first() {
+        Some(b) if b.is_ascii() && !b.is_ascii_whitespace() => false,
+        _ => value.trim().is_empty(),
+    }
 }
 
 /// Why `value` breaks the rule, or None when it satisfies it.

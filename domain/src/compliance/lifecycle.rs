@@ -88,50 +88,55 @@ impl Resolution {
 
 /// The transitions of one resource's violations after an evaluation at `now`: new findings open
 /// violations, open violations no longer found resolve (why: `policies` says whether their policy
-/// still exists and is enabled), and time moves the rest on (see [`advance`]).
+/// still exists and is enabled), and time moves the rest on (see [`advance`]). The findings are
+/// consumed: a new violation's message and remediation move into its `Opened` transition.
 pub fn reconcile(
     open: &BTreeMap<ViolationKey, OpenViolation>,
-    findings: &[Finding],
+    findings: Vec<Finding>,
     policies: &BTreeMap<String, Policy>,
     now: DateTime<Utc>,
 ) -> Vec<Transition> {
     let mut transitions = Vec::new();
-    let mut found = std::collections::BTreeSet::new();
+    // A resource has a handful of open violations: scanning them beats building keys to look up.
+    let is_open = |policy: &str, key: &str| open.keys().any(|(p, k)| p == policy && k == key);
+    let mut still_found = vec![false; open.len()];
+    for (i, (p, k)) in open.keys().enumerate() {
+        still_found[i] = findings.iter().any(|f| f.policy_id == *p && f.key == *k);
+    }
     for f in findings {
-        let id = (f.policy_id.clone(), f.key.clone());
-        let fresh = !open.contains_key(&id);
-        found.insert(id);
-        if !fresh {
+        if is_open(&f.policy_id, &f.key) {
             continue;
         }
         let Some(policy) = policies.get(&f.policy_id) else { continue };
         let due_at = now + Duration::hours(i64::from(policy.grace_period_hours));
         let escalation = policy.escalation.as_ref().map(|e| (e.to.clone(), due_at + Duration::hours(i64::from(e.after_hours))));
+        // Without a grace period the violation is due the moment it opens (and escalates at once
+        // when its escalation delay is zero too).
+        let due_now = now >= due_at;
+        let escalates_now = due_now && escalation.as_ref().is_some_and(|(_, at)| now >= *at);
+        let (policy_id, key) = (f.policy_id, f.key);
+        let became_due = due_now.then(|| Transition::BecameDue { policy_id: policy_id.clone(), key: key.clone() });
+        let escalated = escalates_now.then(|| Transition::Escalated {
+            policy_id: policy_id.clone(),
+            key: key.clone(),
+            to: escalation.as_ref().map(|(to, _)| to.clone()).unwrap_or_default(),
+        });
         transitions.push(Transition::Opened {
-            policy_id: f.policy_id.clone(),
-            key: f.key.clone(),
+            policy_id,
+            key,
             severity: policy.severity,
             problem: f.problem,
-            message: f.message.clone(),
-            remediation: f.remediation.clone(),
-            due_at,
-            escalation: escalation.clone(),
-        });
-        // Without a grace period the violation is due the moment it opens.
-        let opened = OpenViolation {
-            policy_id: f.policy_id.clone(),
-            key: f.key.clone(),
-            severity: policy.severity,
-            opened_at: now,
+            message: f.message,
+            remediation: f.remediation,
             due_at,
             escalation,
-            stage: Stage::Pending,
-        };
-        transitions.extend(advance_one(&opened, now));
+        });
+        transitions.extend(became_due);
+        transitions.extend(escalated);
     }
-    for (id, v) in open {
-        if found.contains(id) {
-            transitions.extend(advance_one(v, now));
+    for ((_, v), found) in open.iter().zip(still_found) {
+        if found {
+            advance_one(v, now, &mut transitions);
             continue;
         }
         let withdrawn = policies.get(&v.policy_id).is_none_or(|p| !p.enabled);
@@ -144,11 +149,14 @@ pub fn reconcile(
 /// What time alone does to open violations at `now`: a pending one whose grace period is over
 /// becomes due; a due one past its escalation time escalates.
 pub fn advance(open: &BTreeMap<ViolationKey, OpenViolation>, now: DateTime<Utc>) -> Vec<Transition> {
-    open.values().flat_map(|v| advance_one(v, now)).collect()
+    let mut out = Vec::new();
+    for v in open.values() {
+        advance_one(v, now, &mut out);
+    }
+    out
 }
 
-fn advance_one(v: &OpenViolation, now: DateTime<Utc>) -> Vec<Transition> {
-    let mut out = Vec::new();
+fn advance_one(v: &OpenViolation, now: DateTime<Utc>, out: &mut Vec<Transition>) {
     let mut stage = v.stage;
     if stage == Stage::Pending && now >= v.due_at {
         out.push(Transition::BecameDue { policy_id: v.policy_id.clone(), key: v.key.clone() });
@@ -161,7 +169,6 @@ fn advance_one(v: &OpenViolation, now: DateTime<Utc>) -> Vec<Transition> {
             }
         }
     }
-    out
 }
 
 /// Folds a transition into the open violations (what a projector or the evaluator's own state does).
@@ -182,17 +189,21 @@ pub fn apply(open: &mut BTreeMap<ViolationKey, OpenViolation>, t: &Transition, a
             );
         }
         Transition::BecameDue { policy_id, key } => {
-            if let Some(v) = open.get_mut(&(policy_id.clone(), key.clone())) {
+            if let Some(v) = find(open, policy_id, key) {
                 v.stage = Stage::Due;
             }
         }
         Transition::Escalated { policy_id, key, .. } => {
-            if let Some(v) = open.get_mut(&(policy_id.clone(), key.clone())) {
+            if let Some(v) = find(open, policy_id, key) {
                 v.stage = Stage::Escalated;
             }
         }
         Transition::Resolved { policy_id, key, .. } => {
-            open.remove(&(policy_id.clone(), key.clone()));
+            open.retain(|(p, k), _| !(p == policy_id && k == key));
         }
     }
+}
+
+fn find<'a>(open: &'a mut BTreeMap<ViolationKey, OpenViolation>, policy: &str, key: &str) -> Option<&'a mut OpenViolation> {
+    open.iter_mut().find(|((p, k), _)| p == policy && k == key).map(|(_, v)| v)
 }

@@ -17,7 +17,7 @@ mod lifecycle;
 mod policy;
 mod remediation;
 
-pub use book::{Change, ComplianceBook, Decision, Judgement, Selection, TenantPolicies};
+pub use book::{Change, ComplianceBook, Decision, Judgement, Selection, TenantPolicies, Verdict};
 pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject, TagLookup};
 pub use lifecycle::{advance, apply, reconcile, OpenViolation, Resolution, Stage, Transition, ViolationKey};
 pub use remediation::{satisfies, suggest, PeerEvidence, Suggestion, SuggestionSource, MAX_SUGGESTIONS};

@@ -293,7 +293,7 @@ fn a_violation_waits_out_its_grace_period_then_escalates_then_resolves() {
     let findings = evaluate(&p, &subject(&t, None), today());
     let mut open = BTreeMap::new();
 
-    let opened = reconcile(&open, &findings, &all, at(0));
+    let opened = reconcile(&open, findings.clone(), &all, at(0));
     assert_eq!(names(&opened), ["opened data-classification"]);
     let Transition::Opened { due_at, escalation, severity, .. } = &opened[0] else { unreachable!() };
     assert_eq!((*due_at, *severity), (at(24), Severity::Critical));
@@ -301,7 +301,7 @@ fn a_violation_waits_out_its_grace_period_then_escalates_then_resolves() {
     run(&mut open, &opened, at(0));
 
     // Found again inside the grace period: nothing new (no second alert).
-    assert!(reconcile(&open, &findings, &all, at(5)).is_empty());
+    assert!(reconcile(&open, findings.clone(), &all, at(5)).is_empty());
     assert!(advance(&open, at(23)).is_empty());
     let due = advance(&open, at(24));
     assert_eq!(names(&due), ["due data-classification"]);
@@ -312,7 +312,7 @@ fn a_violation_waits_out_its_grace_period_then_escalates_then_resolves() {
     run(&mut open, &escalated, at(72));
     assert!(advance(&open, at(500)).is_empty(), "each transition happens once");
 
-    let resolved = reconcile(&open, &[], &all, at(80));
+    let resolved = reconcile(&open, vec![], &all, at(80));
     assert_eq!(names(&resolved), ["resolved data-classification (fixed)"]);
     run(&mut open, &resolved, at(80));
     assert!(open.is_empty());
@@ -324,7 +324,7 @@ fn without_a_grace_period_a_violation_is_due_at_once() {
     let all = policies(vec![p.clone()]);
     let bare = tags(&[]);
     let findings = evaluate(&p, &subject(&bare, Some((60_000, "USD"))), today());
-    let transitions = reconcile(&BTreeMap::new(), &findings, &all, at(0));
+    let transitions = reconcile(&BTreeMap::new(), findings.clone(), &all, at(0));
     assert_eq!(
         names(&transitions),
         [
@@ -341,21 +341,35 @@ fn without_a_grace_period_a_violation_is_due_at_once() {
 }
 
 #[test]
+fn without_a_grace_period_or_escalation_delay_a_violation_escalates_at_once() {
+    let mut p = high_cost_governance();
+    p.escalation = Some(Escalation { to: "finops-lead@example.com".into(), after_hours: 0 });
+    let all = policies(vec![p.clone()]);
+    let bare = tags(&[("business-unit", "retail"), ("project-justification", "x"), ("approval-id", "JIRA-1234")]);
+    let findings = evaluate(&p, &subject(&bare, Some((60_000, "USD"))), today());
+    let transitions = reconcile(&BTreeMap::new(), findings, &all, at(0));
+    assert_eq!(names(&transitions), ["opened review-date", "due review-date", "escalated review-date to finops-lead@example.com"]);
+    let mut open = BTreeMap::new();
+    run(&mut open, &transitions, at(0));
+    assert_eq!(open.values().map(|v| v.stage).collect::<Vec<_>>(), [Stage::Escalated]);
+}
+
+#[test]
 fn withdrawing_a_policy_resolves_its_violations() {
     let p = production_standard();
     let missing = tags(&[("environment", "production")]);
     let findings = evaluate(&p, &subject(&missing, None), today());
     let mut open = BTreeMap::new();
-    let opened = reconcile(&open, &findings, &policies(vec![p.clone()]), at(0));
+    let opened = reconcile(&open, findings.clone(), &policies(vec![p.clone()]), at(0));
     run(&mut open, &opened, at(0));
     assert_eq!(open.len(), 4);
 
     let mut disabled = p;
     disabled.enabled = false;
-    let resolved = reconcile(&open, &[], &policies(vec![disabled]), at(1));
+    let resolved = reconcile(&open, vec![], &policies(vec![disabled]), at(1));
     assert_eq!(resolved.len(), 4);
     assert!(names(&resolved).iter().all(|n| n.ends_with("(policy_withdrawn)")), "{resolved:?}");
-    let deleted = reconcile(&open, &[], &BTreeMap::new(), at(1));
+    let deleted = reconcile(&open, vec![], &BTreeMap::new(), at(1));
     assert!(names(&deleted).iter().all(|n| n.ends_with("(policy_withdrawn)")));
 }
 
@@ -564,5 +578,33 @@ mod book {
         book.restore_policies(&tenant(), standard());
         assert!(!book.judge_all(&everything, at(1)).is_empty(), "the policies arrived: judged");
         assert!(book.judge_all(&everything, at(2)).is_empty(), "and again: nothing new");
+    }
+
+    #[test]
+    fn verdicts_taken_in_parts_settle_into_the_same_decisions() {
+        // The evaluator takes a chunk's verdicts on several threads and settles them in order.
+        let build = || {
+            let mut estate = Estate::new();
+            let mut book = ComplianceBook::new();
+            for (i, name) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+                let env = if i % 2 == 0 { "production" } else { "staging" };
+                for e in estate.observe(name).into_iter().chain(estate.tag(name, "environment", env)).chain(estate.tag(name, "owner", "x@example.com")) {
+                    book.resource_event(&e, at(0));
+                }
+            }
+            book.restore_policies(&tenant(), standard());
+            book
+        };
+        let mut whole = build();
+        let ids = whole.resources_of(|_| true);
+        let at_once = whole.judge_all(&ids, at(1));
+        let mut split = build();
+        let (left, right) = ids.split_at(2);
+        let mut verdicts = split.verdicts(left, at(1));
+        verdicts.extend(split.verdicts(right, at(1)));
+        let in_parts = split.settle(verdicts, at(1));
+        assert_eq!(in_parts, at_once);
+        assert_eq!(at_once.iter().filter(|d| matches!(d.change, Change::Judged(_))).count(), 3, "the production ones");
+        assert!(split.judge_all(&ids, at(2)).is_empty(), "the book settled the parts' verdicts like its own");
     }
 }

@@ -22,8 +22,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
-use vtag_domain::compliance::{evaluate, Change, Policy, Subject, Transition};
-use vtag_domain::Provider;
+use vtag_domain::compliance::{evaluate, Change, ComplianceBook, Policy, Subject, TenantPolicies, Transition};
+use vtag_domain::resource::ObserveResource;
+use vtag_domain::{
+    decide, Actor, CloudResourceId, CommandContext, NativeTags, Provider, ResourceCommand, ResourceDescription, ResourceId, ResourceState,
+    TenantId,
+};
+use vtag_tagging_config::ConfigDocument;
 use vtag_eventlog::compliance::ComplianceLog;
 use vtag_eventlog::{EventCodec, EventTopics};
 use vtag_inventory::GeneratedResource;
@@ -84,6 +89,95 @@ pub fn policies() -> Value {
     json!({"format_version": 1, "policies": list})
 }
 
+/// The evaluator's own work without servers: a [`ComplianceBook`] of every resource as the
+/// command side decides it under the rule set (observed, derived), then one sweep of the 20
+/// policies through the book — judging, the lifecycle and recording every decision in the book:
+/// what the evaluator does per resource before anything reaches the broker. Measured on one thread
+/// (`judge_all`) and the evaluator's way (chunks of 10,000 judged on every core), each on a fresh book.
+pub struct BookFloor {
+    pub build_s: f64,
+    pub sweep_1_thread_per_s: f64,
+    /// The share of the one-thread sweep spent taking verdicts (the part that runs on every core).
+    pub verdict_share: f64,
+    pub sweep_all_cores_per_s: f64,
+    pub decisions: usize,
+    /// A second sweep with nothing changed (what a policy edit costs for the untouched resources).
+    pub resweep_per_s: f64,
+}
+
+pub fn book_floor(resources: &[GeneratedResource], rules: &Value, policies: &[Policy]) -> anyhow::Result<BookFloor> {
+    let started = Instant::now();
+    let (mut book, ids) = book_of(resources, rules)?;
+    let build_s = started.elapsed().as_secs_f64();
+    let tenant = TenantId::parse(TENANT)?;
+    let now = Utc::now();
+    book.restore_policies(&tenant, TenantPolicies::new(1, policies.to_vec()));
+    let (mut judging, mut settling, mut decisions) = (Duration::ZERO, Duration::ZERO, 0);
+    for chunk in ids.chunks(10_000) {
+        let clock = Instant::now();
+        let verdicts = book.verdicts(chunk, now);
+        judging += clock.elapsed();
+        let clock = Instant::now();
+        decisions += book.settle(verdicts, now).len();
+        settling += clock.elapsed();
+    }
+    let sweep_1_thread_per_s = ids.len() as f64 / (judging + settling).as_secs_f64();
+    let verdict_share = judging.as_secs_f64() / (judging + settling).as_secs_f64();
+    let started = Instant::now();
+    let again = book.judge_all(&ids, now).len();
+    let resweep_per_s = ids.len() as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(again == 0, "a second sweep with nothing changed decided {again} things");
+    drop(book);
+
+    let (mut book, ids) = book_of(resources, rules)?;
+    book.restore_policies(&tenant, TenantPolicies::new(1, policies.to_vec()));
+    let started = Instant::now();
+    let mut parallel = 0;
+    for chunk in ids.chunks(10_000) {
+        parallel += vtag_compliance::judging::judge(&mut book, chunk, now).len();
+    }
+    let sweep_all_cores_per_s = ids.len() as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(parallel == decisions, "judging on every core decided {parallel} things, on one thread {decisions}");
+    Ok(BookFloor { build_s, sweep_1_thread_per_s, verdict_share, sweep_all_cores_per_s, decisions, resweep_per_s })
+}
+
+/// A book of every resource as the command side decides it (observed, then derived under `rules`).
+fn book_of(resources: &[GeneratedResource], rules: &Value) -> anyhow::Result<(ComplianceBook, Vec<ResourceId>)> {
+    let config = ConfigDocument::from_json(&serde_json::to_vec(rules)?)
+        .and_then(|d| d.compile(1))
+        .map_err(|e| anyhow::anyhow!("the bench rules do not compile: {e:?}"))?;
+    let tenant = TenantId::parse(TENANT)?;
+    let now = Utc::now();
+    let ctx = |i: usize| CommandContext {
+        command_id: Uuid::from_u128(i as u128),
+        tenant: tenant.clone(),
+        actor: Actor::parse("bench").expect("actor"),
+        correlation_id: Uuid::nil(),
+        occurred_at: now,
+        recorded_at: now,
+    };
+    let mut book = ComplianceBook::new();
+    let mut ids = Vec::with_capacity(resources.len());
+    for (i, r) in resources.iter().enumerate() {
+        let o = &r.observed;
+        let command = ObserveResource {
+            provider: Provider::parse(o.provider)?,
+            cloud_id: CloudResourceId::parse(&o.resource_id)?,
+            description: ResourceDescription::parse(o.account_id.clone(), o.region.clone(), o.resource_type.to_owned(), o.name.clone(), o.metadata.clone())
+                .map_err(|(f, e)| anyhow::anyhow!("{f}: {e:?}"))?,
+            native_tags: NativeTags::parse(o.native_tags.clone()).map_err(|(k, e)| anyhow::anyhow!("{k:?}: {e:?}"))?,
+            observed_at: now,
+        };
+        let id = command.resource_id(&tenant);
+        for e in &decide(&ResourceState::default(), id, &ResourceCommand::Observe(command), &ctx(i), &config)? {
+            book.fold(e);
+        }
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    Ok((book, ids))
+}
+
 /// Resources per second of the pure evaluation, one thread, over each resource's canonical tags.
 pub fn judge_floor(resources: &[GeneratedResource], policies: &[Policy]) -> f64 {
     let today = Utc::now().date_naive();
@@ -100,13 +194,30 @@ pub fn judge_floor(resources: &[GeneratedResource], policies: &[Policy]) -> f64 
     resources.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, timeout: Duration) -> anyhow::Result<Value> {
+/// The whole benchmark; `floor_only` stops after the in-process floors (no servers).
+pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, timeout: Duration, floor_only: bool) -> anyhow::Result<Value> {
     let compiled = PoliciesDocument::from_json(&serde_json::to_vec(&policies())?)
         .and_then(|d| d.compile())
         .map_err(|e| anyhow::anyhow!("the bench policies do not compile: {e:?}"))?;
     let floors: Vec<f64> = (0..3).map(|_| judge_floor(resources, &compiled)).collect();
     let floor = median(&floors);
     eprintln!("[bench] judge floor: {} resources/s (20 policies, 1 thread)", thousands(floor));
+    let book = book_floor(resources, rules, &compiled)?;
+    eprintln!(
+        "[bench] book floor: built in {:.1}s; sweep {} resources/s on 1 thread, {} on every core ({} decisions; verdicts {:.0}% of one thread's time); unchanged re-sweep {} resources/s (1 thread)",
+        book.build_s,
+        thousands(book.sweep_1_thread_per_s),
+        thousands(book.sweep_all_cores_per_s),
+        book.decisions,
+        100.0 * book.verdict_share,
+        thousands(book.resweep_per_s)
+    );
+    let floors_json = json!({"resources": resources.len(), "judge_floor_per_s": floor, "book_sweep_1_thread_per_s": book.sweep_1_thread_per_s,
+                             "book_sweep_all_cores_per_s": book.sweep_all_cores_per_s, "book_verdict_share": book.verdict_share, "book_resweep_per_s": book.resweep_per_s,
+                             "book_decisions": book.decisions});
+    if floor_only {
+        return Ok(floors_json);
+    }
 
     let env = TestEnv::new().await;
     let port = free_port()?;
@@ -201,6 +312,11 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
         "policies": compiled.len(),
         "judge_floor_per_s": floor,
         "judge_floor_passes": floors,
+        "book_sweep_1_thread_per_s": book.sweep_1_thread_per_s,
+        "book_sweep_all_cores_per_s": book.sweep_all_cores_per_s,
+        "book_verdict_share": book.verdict_share,
+        "book_resweep_per_s": book.resweep_per_s,
+        "book_decisions": book.decisions,
         "ingest_s": ingest.as_secs_f64(),
         "evaluator_ready_s": ready.as_secs_f64(),
         "sweep_judged": judged,
@@ -231,6 +347,12 @@ pub fn summary(r: &Value) -> Vec<String> {
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     vec![
         format!("judge floor (pure evaluation, 1 thread)  {:>10} resources/s", thousands(f("judge_floor_per_s"))),
+        format!(
+            "book floor (evaluator's work, no broker)  {:>10} resources/s on 1 thread, {} on every core; unchanged re-sweep {}/s",
+            thousands(f("book_sweep_1_thread_per_s")),
+            thousands(f("book_sweep_all_cores_per_s")),
+            thousands(f("book_resweep_per_s"))
+        ),
         format!("observe {} resources over HTTP        {:>8.1} s", thousands(f("resources")), f("ingest_s")),
         format!("evaluator ready (rebuilt from the log)   {:>8.1} s  peak RSS {:.0} MB", f("evaluator_ready_s"), f("evaluator_peak_rss_mb")),
         format!(
