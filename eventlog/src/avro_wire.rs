@@ -105,27 +105,14 @@ fn optional_micros(w: &mut Wire, at: Option<chrono::DateTime<chrono::Utc>>) {
 /// before they were packed (the tests write such records to check they are still read).
 #[cfg(test)]
 pub(crate) fn decisions(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
-    use vtag_domain::compliance::{Change, Transition};
-    w.uuid(&b.batch_id);
-    w.string(b.tenant.as_str());
-    w.string(b.actor.as_str());
-    w.uuid(&b.causation_id);
-    w.uuid(&b.correlation_id);
-    w.long(b.recorded_at.timestamp_micros());
-    w.long(b.source_offset);
-    w.long(b.policies_version as i64);
+    use vtag_domain::compliance::Transition;
+    batch_header(w, b);
     w.array(&b.decisions, |w, (resource, version, change)| {
         w.uuid(&resource.as_uuid());
         w.long(*version as i64);
         w.string(crate::compliance::kind_of(change));
         let none: &[String] = &[];
-        let (policy, key, opened, escalated_to, resolution, judged) = match change {
-            Change::Transition(t @ Transition::Opened { policy_id, key, .. }) => (policy_id.as_str(), key.as_str(), Some(t), "", "", None),
-            Change::Transition(Transition::BecameDue { policy_id, key }) => (policy_id.as_str(), key.as_str(), None, "", "", None),
-            Change::Transition(Transition::Escalated { policy_id, key, to }) => (policy_id.as_str(), key.as_str(), None, to.as_str(), "", None),
-            Change::Transition(Transition::Resolved { policy_id, key, reason }) => (policy_id.as_str(), key.as_str(), None, "", reason.as_str(), None),
-            Change::Judged(j) => ("", "", None, "", "", Some(j)),
-        };
+        let (policy, key, opened, escalated_to, resolution, judged) = parts(change);
         w.string(policy);
         w.string(key);
         match opened {
@@ -161,6 +148,33 @@ pub(crate) fn decisions(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
     });
 }
 
+/// The fields both batch schemas start with.
+fn batch_header(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
+    w.uuid(&b.batch_id);
+    w.string(b.tenant.as_str());
+    w.string(b.actor.as_str());
+    w.uuid(&b.causation_id);
+    w.uuid(&b.correlation_id);
+    w.long(b.recorded_at.timestamp_micros());
+    w.long(b.source_offset);
+    w.long(b.policies_version as i64);
+}
+
+type Parts<'a> = (&'a str, &'a str, Option<&'a vtag_domain::compliance::Transition>, &'a str, &'a str, Option<&'a vtag_domain::compliance::Judgement>);
+
+/// A decision as both batch schemas lay it out: policy, key, the opening (if it is one), whom it
+/// escalated to, why it resolved, the judgement (if it is one); "" where a field does not apply.
+fn parts(change: &vtag_domain::compliance::Change) -> Parts<'_> {
+    use vtag_domain::compliance::{Change, Transition};
+    match change {
+        Change::Transition(t @ Transition::Opened { policy_id, key, .. }) => (policy_id, key, Some(t), "", "", None),
+        Change::Transition(Transition::BecameDue { policy_id, key }) => (policy_id, key, None, "", "", None),
+        Change::Transition(Transition::Escalated { policy_id, key, to }) => (policy_id, key, None, to, "", None),
+        Change::Transition(Transition::Resolved { policy_id, key, reason }) => (policy_id, key, None, "", reason.as_str(), None),
+        Change::Judged(j) => ("", "", None, "", "", Some(j)),
+    }
+}
+
 /// `ComplianceDecisionsPacked` in the field order of its `.avsc`: the strings the decisions repeat
 /// once in the batch's table, each decision pointing into it.
 pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
@@ -170,28 +184,15 @@ pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
             table.index(s);
         });
     }
-    w.uuid(&b.batch_id);
-    w.string(b.tenant.as_str());
-    w.string(b.actor.as_str());
-    w.uuid(&b.causation_id);
-    w.uuid(&b.correlation_id);
-    w.long(b.recorded_at.timestamp_micros());
-    w.long(b.source_offset);
-    w.long(b.policies_version as i64);
+    batch_header(w, b);
     w.array(&table.list, |w, s| w.string(s));
     w.array(&b.decisions, |w, (resource, version, change)| {
-        use vtag_domain::compliance::{Change, Transition};
+        use vtag_domain::compliance::Transition;
         w.0.extend_from_slice(resource.as_uuid().as_bytes());
         w.long(*version as i64);
         let at = |w: &mut Wire, s: &str| w.long(i64::from(table.at(s)));
         at(w, crate::compliance::kind_of(change));
-        let (policy, key, opened, escalated_to, resolution, judged) = match change {
-            Change::Transition(t @ Transition::Opened { policy_id, key, .. }) => (policy_id.as_str(), key.as_str(), Some(t), "", "", None),
-            Change::Transition(Transition::BecameDue { policy_id, key }) => (policy_id.as_str(), key.as_str(), None, "", "", None),
-            Change::Transition(Transition::Escalated { policy_id, key, to }) => (policy_id.as_str(), key.as_str(), None, to.as_str(), "", None),
-            Change::Transition(Transition::Resolved { policy_id, key, reason }) => (policy_id.as_str(), key.as_str(), None, "", reason.as_str(), None),
-            Change::Judged(j) => ("", "", None, "", "", Some(j)),
-        };
+        let (policy, key, opened, escalated_to, resolution, judged) = parts(change);
         at(w, policy);
         at(w, key);
         match opened {
@@ -399,18 +400,9 @@ impl<'a> Reader<'a> {
 
 /// `ComplianceDecisionsRecorded`, read as `decisions` writes it.
 pub(crate) fn read_decisions(bytes: &[u8]) -> Result<crate::compliance::DecisionBatch, crate::avro_value::InvalidField> {
-    use crate::avro_value::invalid;
-    use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
-    use vtag_domain::{Actor, ResourceId, TenantId};
+    use vtag_domain::ResourceId;
     let mut r = Reader::new(bytes);
-    let batch_id = r.uuid("batch_id")?;
-    let tenant = TenantId::parse(r.str()?).map_err(|e| invalid("tenant", e.message))?;
-    let actor = Actor::parse(r.str()?).map_err(|e| invalid("actor", e.message))?;
-    let causation_id = r.uuid("causation_id")?;
-    let correlation_id = r.uuid("correlation_id")?;
-    let recorded_at = r.micros("recorded_at")?;
-    let source_offset = r.long()?;
-    let policies_version = r.long()?.max(0) as u64;
+    let mut batch = read_batch_header(&mut r)?;
     let decisions = r.array(|r| {
         let resource = ResourceId::from_uuid(r.uuid("resource_id")?);
         let version = r.long()?.max(0) as u64;
@@ -424,49 +416,92 @@ pub(crate) fn read_decisions(bytes: &[u8]) -> Result<crate::compliance::Decision
         let applicable = r.array(Reader::string)?;
         let violated = r.array(Reader::string)?;
         let score = r.double()?;
-        let change = match kind {
-            "opened" => Change::Transition(Transition::Opened {
-                policy_id,
-                key,
-                severity: Severity::parse(severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
-                problem: Problem::parse(problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
-                message,
-                remediation,
-                due_at: due_at.ok_or_else(|| invalid("due_at", "an opening has a due time"))?,
-                escalation: escalate_to.zip(escalate_at),
-            }),
-            "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
-            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: escalated_to }),
-            "resolved" => Change::Transition(Transition::Resolved {
-                policy_id,
-                key,
-                reason: Resolution::parse(resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?,
-            }),
-            "judged" => Change::Judged(std::sync::Arc::new(Judgement { applicable, violated, score })),
-            other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
-        };
+        let change = Fields { kind, policy_id, key, severity, problem, message, remediation, due_at, escalate_to, escalate_at, escalated_to, resolution, applicable, violated, score: Some(score) }
+            .change()?;
         Ok((resource, version, change))
     })?;
     if !r.bytes.is_empty() {
         return Err(Reader::fail("trailing bytes"));
     }
-    Ok(crate::compliance::DecisionBatch { batch_id, tenant, actor, causation_id, correlation_id, recorded_at, source_offset, policies_version, decisions })
+    batch.decisions = decisions;
+    Ok(batch)
+}
+
+/// The fields both batch schemas start with (the decisions left empty).
+fn read_batch_header(r: &mut Reader<'_>) -> Result<crate::compliance::DecisionBatch, crate::avro_value::InvalidField> {
+    use crate::avro_value::invalid;
+    use vtag_domain::{Actor, TenantId};
+    Ok(crate::compliance::DecisionBatch {
+        batch_id: r.uuid("batch_id")?,
+        tenant: TenantId::parse(r.str()?).map_err(|e| invalid("tenant", e.message))?,
+        actor: Actor::parse(r.str()?).map_err(|e| invalid("actor", e.message))?,
+        causation_id: r.uuid("causation_id")?,
+        correlation_id: r.uuid("correlation_id")?,
+        recorded_at: r.micros("recorded_at")?,
+        source_offset: r.long()?,
+        policies_version: r.long()?.max(0) as u64,
+        decisions: Vec::new(),
+    })
+}
+
+/// One decision's fields as both batch schemas carry them, before they are checked.
+struct Fields<'a> {
+    kind: &'a str,
+    policy_id: String,
+    key: String,
+    severity: &'a str,
+    problem: &'a str,
+    message: String,
+    remediation: String,
+    due_at: Option<chrono::DateTime<chrono::Utc>>,
+    escalate_to: Option<String>,
+    escalate_at: Option<chrono::DateTime<chrono::Utc>>,
+    escalated_to: String,
+    resolution: &'a str,
+    applicable: Vec<String>,
+    violated: Vec<String>,
+    score: Option<f64>,
+}
+
+impl Fields<'_> {
+    fn change(self) -> Result<vtag_domain::compliance::Change, crate::avro_value::InvalidField> {
+        use crate::avro_value::invalid;
+        use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
+        let Self { kind, policy_id, key, severity, problem, resolution, .. } = self;
+        Ok(match kind {
+            "opened" => Change::Transition(Transition::Opened {
+                policy_id,
+                key,
+                severity: Severity::parse(severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
+                problem: Problem::parse(problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
+                message: self.message,
+                remediation: self.remediation,
+                due_at: self.due_at.ok_or_else(|| invalid("due_at", "an opening has a due time"))?,
+                escalation: self.escalate_to.zip(self.escalate_at),
+            }),
+            "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
+            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: self.escalated_to }),
+            "resolved" => Change::Transition(Transition::Resolved {
+                policy_id,
+                key,
+                reason: Resolution::parse(resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?,
+            }),
+            "judged" => Change::Judged(std::sync::Arc::new(Judgement {
+                applicable: self.applicable,
+                violated: self.violated,
+                score: self.score.ok_or_else(|| invalid("score", "a judgement has a score"))?,
+            })),
+            other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
+        })
+    }
 }
 
 /// `ComplianceDecisionsPacked`, read as `packed` writes it.
 pub(crate) fn read_packed(bytes: &[u8]) -> Result<crate::compliance::DecisionBatch, crate::avro_value::InvalidField> {
     use crate::avro_value::invalid;
-    use vtag_domain::compliance::{Change, Judgement, Problem, Resolution, Severity, Transition};
-    use vtag_domain::{Actor, ResourceId, TenantId};
+    use vtag_domain::ResourceId;
     let mut r = Reader::new(bytes);
-    let batch_id = r.uuid("batch_id")?;
-    let tenant = TenantId::parse(r.str()?).map_err(|e| invalid("tenant", e.message))?;
-    let actor = Actor::parse(r.str()?).map_err(|e| invalid("actor", e.message))?;
-    let causation_id = r.uuid("causation_id")?;
-    let correlation_id = r.uuid("correlation_id")?;
-    let recorded_at = r.micros("recorded_at")?;
-    let source_offset = r.long()?;
-    let policies_version = r.long()?.max(0) as u64;
+    let mut batch = read_batch_header(&mut r)?;
     let table = r.array(Reader::str)?;
     let at = |r: &mut Reader<'_>, field: &str| -> Result<&str, crate::avro_value::InvalidField> {
         let i = r.long()?;
@@ -485,37 +520,16 @@ pub(crate) fn read_packed(bytes: &[u8]) -> Result<crate::compliance::DecisionBat
         let applicable = r.array(|r| at(r, "applicable_policies").map(str::to_owned))?;
         let violated = r.array(|r| at(r, "violated_policies").map(str::to_owned))?;
         let score = r.nullable(Reader::double)?;
-        let change = match kind {
-            "opened" => Change::Transition(Transition::Opened {
-                policy_id,
-                key,
-                severity: Severity::parse(severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
-                problem: Problem::parse(problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
-                message: message.to_owned(),
-                remediation: remediation.to_owned(),
-                due_at: due_at.ok_or_else(|| invalid("due_at", "an opening has a due time"))?,
-                escalation: escalate_to.zip(escalate_at),
-            }),
-            "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
-            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: escalated_to.to_owned() }),
-            "resolved" => Change::Transition(Transition::Resolved {
-                policy_id,
-                key,
-                reason: Resolution::parse(resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?,
-            }),
-            "judged" => Change::Judged(std::sync::Arc::new(Judgement {
-                applicable,
-                violated,
-                score: score.ok_or_else(|| invalid("score", "a judgement has a score"))?,
-            })),
-            other => return Err(invalid("kind", format!("unknown decision kind '{other}'"))),
-        };
+        let (message, remediation, escalated_to) = (message.to_owned(), remediation.to_owned(), escalated_to.to_owned());
+        let change = Fields { kind, policy_id, key, severity, problem, message, remediation, due_at, escalate_to, escalate_at, escalated_to, resolution, applicable, violated, score }
+            .change()?;
         Ok((resource, version, change))
     })?;
     if !r.bytes.is_empty() {
         return Err(Reader::fail("trailing bytes"));
     }
-    Ok(crate::compliance::DecisionBatch { batch_id, tenant, actor, causation_id, correlation_id, recorded_at, source_offset, policies_version, decisions })
+    batch.decisions = decisions;
+    Ok(batch)
 }
 
 /// `CostLinesRecorded` in the field order of `schemas/avro/CostLinesRecorded.avsc`.

@@ -42,13 +42,6 @@ pub struct Judgement {
     pub score: f64,
 }
 
-impl Judgement {
-    /// Where a resource stands before any policy judges it.
-    pub fn unjudged() -> Self {
-        Self { applicable: Vec::new(), violated: Vec::new(), score: 100.0 }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Transition(Transition),
@@ -334,7 +327,7 @@ struct Scratch<'a> {
 
 /// A resource's tags laid out for the few dozen lookups its policies make: a linear scan over a
 /// word per tag (length and first bytes) finds a key with one full comparison, where the ordered
-/// map compares whole keys at every step (most of a sweep's time before).
+/// map calls a string comparison at every step (a quarter of the sweep's profile samples before).
 #[derive(Default)]
 struct TagView<'a>(Vec<(u64, &'a str, &'a str)>);
 
