@@ -601,6 +601,8 @@ cmd_env() {
   printf 'export VTAG_PYTHON=%q\n' "$PY_DIR/bin/python"
   printf 'export VTAG_OPENSEARCH_PORT=%q VTAG_BOLT_PORT=%q VTAG_ARCADE_HTTP_PORT=%q\n' "$VTAG_OPENSEARCH_PORT" "$VTAG_BOLT_PORT" "$VTAG_ARCADE_HTTP_PORT"
   printf 'export VTAG_OPENSEARCH_URL=%q\n' "http://127.0.0.1:$VTAG_OPENSEARCH_PORT"
+  # The lost-index test starts a private server of its own from the same binary.
+  local osmem; if osmem="$(osmem_bin)" && [[ -x "$osmem" ]]; then printf 'export VTAG_OSMEM_BIN=%q\n' "$osmem"; fi
   printf 'export VTAG_BOLT_URL=%q VTAG_BOLT_USER=root VTAG_BOLT_DATABASE=graph\n' "127.0.0.1:$VTAG_BOLT_PORT"
   printf 'export VTAG_BOLT_PASSWORD=%q\n' "$(cat "$ARCADE_PASSWORD_FILE" 2>/dev/null || true)"
 }

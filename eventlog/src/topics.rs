@@ -116,6 +116,14 @@ pub fn partition_count(brokers: &str, topic: &str) -> Result<i32, rdkafka::error
     Ok(md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32))
 }
 
+/// The high watermark (next offset to be written) of every partition of `topic`: what a reader
+/// has to reach to have read everything written so far. Blocking (a metadata round trip each).
+pub fn high_watermarks(brokers: &str, topic: &str) -> Result<std::collections::HashMap<i32, i64>, rdkafka::error::KafkaError> {
+    let consumer: BaseConsumer = crate::kafka::assigned_consumer_config(brokers, "vtag-watermarks").create()?;
+    let partitions = partition_count(brokers, topic)?;
+    (0..partitions).map(|p| Ok((p, consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?.1))).collect()
+}
+
 /// Kafka's default partitioner (murmur2 of the key, as the Java client computes it), so every
 /// client — librdkafka with `partitioner=murmur2_random`, Java, and our explicit routing — agrees on
 /// which partition owns an aggregate.

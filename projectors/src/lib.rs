@@ -9,9 +9,11 @@
 //! - [`source`]: reading batches of records from explicitly assigned partitions.
 //! - [`dead_letter`]: parking events that can never be applied, so the pipeline goes on.
 //! - [`postgres`]: the Postgres read model (`resources`, `virtual_tags`, `tag_audit`).
+//! - [`search`]: the OpenSearch read model (one document per resource, behind an alias).
 
 pub mod dead_letter;
 pub mod postgres;
+pub mod search;
 pub mod settings;
 pub mod source;
 

@@ -20,6 +20,8 @@
 //! - [`allocation`]: cost allocation by virtual tag (untagged and unallocatable shown apart), over
 //!   [`cost_cache`], the committed cost imports held in memory; [`cost_routes`]: its REST handlers
 //!   and the import history; [`coverage`]: tag coverage as a share of cost, stage by stage.
+//! - [`search`]: the resource list over the search read model (OpenSearch): text, filters, facets.
+//! - [`lag`]: each read model's checkpoints against the log's high watermarks.
 //! - [`rfc3339`]: the single timestamp format clients see.
 //!
 //! Invariants: the tenant comes only from the verified token and every tenant-data statement is
@@ -44,7 +46,9 @@ pub mod explain;
 pub mod graphql;
 pub mod history;
 pub mod jobs;
+pub mod lag;
 pub mod policy_routes;
+pub mod search;
 pub mod provenance;
 pub mod remediation;
 pub mod resources;
@@ -68,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/resources/{id}/virtual-tags", get(rest::resource_virtual_tags))
         .route("/api/v1/resources/{id}/virtual-tags/{key}/explain", get(rest::explain_tag))
         .route("/api/v1/audit-trail", get(rest::audit_trail))
+        .route("/api/v1/search", get(search::search))
+        .route("/api/v1/read-models/lag", get(lag::lag))
         .route("/api/v1/costs/allocation", get(cost_routes::allocation))
         .route("/api/v1/costs/imports", get(cost_routes::imports))
         .route("/api/v1/cost-splits", get(cost_routes::splits))

@@ -19,12 +19,18 @@ pub struct Settings {
     pub authenticator: Arc<Authenticator>,
     /// Month rows of cost imports kept in memory (about 0.5 KB each).
     pub cost_cache_rows: usize,
+    /// The search read model's server (its alias derives from the topic prefix).
+    pub opensearch_url: String,
+    /// The event log's brokers (the lag report reads their high watermarks).
+    pub brokers: String,
 }
 
 impl Settings {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:18082";
     pub const DEFAULT_TOPIC_PREFIX: &'static str = "vtag.";
     pub const DEFAULT_CONSISTENCY_WAIT_MS: u64 = 5_000;
+    pub const DEFAULT_OPENSEARCH_URL: &'static str = "http://127.0.0.1:19200";
+    pub const DEFAULT_BROKERS: &'static str = "127.0.0.1:19092";
     /// 2M month rows ≈ 1 GB: a month of a two-million-resource estate.
     pub const DEFAULT_COST_CACHE_ROWS: usize = 2_000_000;
 
@@ -56,6 +62,8 @@ impl Settings {
         };
         Ok(Self {
             cost_cache_rows,
+            opensearch_url: var("VTAG_OPENSEARCH_URL").unwrap_or_else(|| Self::DEFAULT_OPENSEARCH_URL.to_owned()),
+            brokers: var("VTAG_KAFKA_BROKERS").unwrap_or_else(|| Self::DEFAULT_BROKERS.to_owned()),
             database_url,
             listen,
             topic_prefix,

@@ -14,6 +14,7 @@ use vtag_service::{Authenticator, Problem};
 use crate::consistency::Consistency;
 use crate::cost_cache::CostCache;
 use crate::graphql::{self, QuerySchema};
+use crate::search::SearchModel;
 use crate::settings::Settings;
 
 #[derive(Clone)]
@@ -23,19 +24,21 @@ pub struct AppState {
     pub consistency: Arc<Consistency>,
     pub schema: QuerySchema,
     pub costs: Arc<CostCache>,
+    pub search: SearchModel,
+    /// The event log, for the lag report's high watermarks.
+    pub brokers: String,
+    pub topic_prefix: String,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, auth: Arc<Authenticator>, topic_prefix: &str, consistency_wait: Duration) -> Self {
-        Self::with_cost_cache(pool, auth, topic_prefix, consistency_wait, Settings::DEFAULT_COST_CACHE_ROWS)
-    }
-
     pub fn with_cost_cache(
         pool: PgPool,
         auth: Arc<Authenticator>,
         topic_prefix: &str,
         consistency_wait: Duration,
         cost_cache_rows: usize,
+        search: SearchModel,
+        brokers: &str,
     ) -> Self {
         // The partition count plays no part in a topic's name; EventTopics is used only so the name
         // cannot drift from the one the command API and the projector use.
@@ -43,7 +46,7 @@ impl AppState {
         let costs = Arc::new(CostCache::new(cost_cache_rows, topic.clone()));
         let consistency = Arc::new(Consistency::new(topic, consistency_wait));
         let schema = graphql::schema(pool.clone(), costs.clone());
-        Self { pool, auth, consistency, schema, costs }
+        Self { pool, auth, consistency, schema, costs, search, brokers: brokers.to_owned(), topic_prefix: topic_prefix.to_owned() }
     }
 
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
@@ -54,6 +57,8 @@ impl AppState {
             &settings.topic_prefix,
             settings.consistency_wait,
             settings.cost_cache_rows,
+            SearchModel::connect(&settings.opensearch_url, &settings.topic_prefix)?,
+            &settings.brokers,
         ))
     }
 }

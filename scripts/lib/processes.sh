@@ -17,11 +17,18 @@ live_pid() { # NAME MATCH
   f="$(pid_file "$name")"
   [[ -f "$f" ]] || return 1
   pid="$(head -n1 "$f" 2>/dev/null | tr -dc '0-9')"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-     && grep -qa -- "$match" "/proc/$pid/cmdline" 2>/dev/null; then
-    echo "$pid"
-    return 0
-  fi
+  local try
+  # Twice: a process caught in the middle of exec shows an empty command line for an instant
+  # (seen once: a registry that had just started was taken for dead).
+  for try in 1 2; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+       && grep -qa -- "$match" "/proc/$pid/cmdline" 2>/dev/null; then
+      echo "$pid"
+      return 0
+    fi
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
   log "removing stale pid file $f${pid:+ (pid $pid)}"
   rm -f "$f"
   return 1

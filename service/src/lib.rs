@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod json;
 pub mod problem;
+pub mod read_models;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -18,6 +18,7 @@ pub struct Stack {
     pub registry_url: String,
     pub pg_admin_url: String,
     pub bin_dir: String,
+    pub opensearch_url: String,
 }
 
 fn required(name: &str) -> String {
@@ -33,6 +34,7 @@ impl Stack {
             registry_url: required("VTAG_SCHEMA_REGISTRY_URL"),
             pg_admin_url: required("VTAG_PG_ADMIN_URL"),
             bin_dir: required("VTAG_BIN_DIR"),
+            opensearch_url: required("VTAG_OPENSEARCH_URL"),
         }
     }
 }
@@ -136,6 +138,8 @@ impl TestEnv {
             consistency_wait: Duration::from_secs(15),
             authenticator: self.auth.clone(),
             cost_cache_rows: vtag_query_api::Settings::DEFAULT_COST_CACHE_ROWS,
+            opensearch_url: self.stack.opensearch_url.clone(),
+            brokers: self.stack.brokers.clone(),
         };
         Service::spawn("query-api", |listener, shutdown| async move {
             vtag_query_api::serve(listener, settings, shutdown).await
@@ -149,6 +153,44 @@ impl TestEnv {
         Worker::spawn("projector", tx, vtag_projectors::postgres::run(settings, async move {
             let _ = rx.await;
         }))
+    }
+
+    pub fn search_settings(&self) -> vtag_projectors::search::SearchSettings {
+        vtag_projectors::search::SearchSettings {
+            opensearch_url: self.stack.opensearch_url.clone(),
+            brokers: self.stack.brokers.clone(),
+            registry_url: self.stack.registry_url.clone(),
+            topic_prefix: self.prefix.clone(),
+            partitions: self.partitions,
+            batch_size: 2000,
+            batch_linger: Duration::from_millis(10),
+        }
+    }
+
+    /// The search projector in this process.
+    pub fn start_search_projector(&self) -> Worker {
+        self.start_search_projector_with(self.search_settings())
+    }
+
+    pub fn start_search_projector_with(&self, settings: vtag_projectors::search::SearchSettings) -> Worker {
+        let (tx, rx) = oneshot::channel::<()>();
+        Worker::spawn("search projector", tx, vtag_projectors::search::run(settings, async move {
+            let _ = rx.await;
+        }))
+    }
+
+    /// The search projector as a separate OS process, so a test can kill -9 it.
+    pub fn spawn_search_projector_process(&self) -> tokio::process::Child {
+        let bin = format!("{}/vtag-projector-search", self.stack.bin_dir);
+        tokio::process::Command::new(&bin)
+            .envs(self.service_env())
+            .env("VTAG_OPENSEARCH_URL", &self.stack.opensearch_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {bin}: {e} (make test builds it)"))
     }
 
     /// The compliance evaluator in this process; time moves violations on every `tick`.

@@ -8,4 +8,5 @@ pub mod harness;
 pub mod http;
 pub mod log;
 pub mod readmodel;
+pub mod search;
 pub mod bench;

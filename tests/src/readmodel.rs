@@ -12,6 +12,17 @@ pub async fn folded(pool: &PgPool) -> i64 {
     .unwrap_or(0)
 }
 
+/// How many records of `topic` the postgres projector has folded.
+pub async fn folded_of(pool: &PgPool, topic: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT coalesce(sum(next_offset), 0)::int8 FROM projector_checkpoints WHERE projector = 'postgres' AND topic = $1",
+    )
+    .bind(topic)
+    .fetch_one(pool)
+    .await
+    .unwrap_or(0)
+}
+
 /// Every row of the read model's tables, as JSON, in a stable order.
 pub async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<serde_json::Value>)> {
     let mut out = Vec::new();

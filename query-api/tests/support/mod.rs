@@ -103,6 +103,8 @@ impl Server {
             consistency_wait: WAIT,
             authenticator: auth.clone(),
             cost_cache_rows: Settings::DEFAULT_COST_CACHE_ROWS,
+            opensearch_url: std::env::var("VTAG_OPENSEARCH_URL").unwrap_or_else(|_| Settings::DEFAULT_OPENSEARCH_URL.into()),
+            brokers: std::env::var("VTAG_KAFKA_BROKERS").unwrap_or_else(|_| Settings::DEFAULT_BROKERS.into()),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(vtag_query_api::serve(listener, settings, async {

@@ -184,8 +184,8 @@ pub fn judge_floor(resources: &[GeneratedResource], policies: &[Policy]) -> f64 
     let started = Instant::now();
     let mut findings = 0usize;
     for r in resources {
-        let provider = Provider::parse(&r.observed.provider).unwrap_or(Provider::Aws);
-        let subject = Subject { provider, account: &r.observed.account_id, resource_type: &r.observed.resource_type, tags: &r.truth, monthly_cost: None };
+        let provider = Provider::parse(r.observed.provider).unwrap_or(Provider::Aws);
+        let subject = Subject { provider, account: &r.observed.account_id, resource_type: r.observed.resource_type, tags: &r.truth, monthly_cost: None };
         for p in policies {
             findings += evaluate(p, &subject, today).len();
         }

@@ -1,0 +1,368 @@
+//! The search projector: folds the resource topic and the compliance-events topic into one
+//! OpenSearch document per resource (`doc`), written with `_bulk` under external versioning
+//! (`index`). One writer per index, like every projector.
+//!
+//! Checkpoints. OpenSearch has no transactions, so a batch's documents are written first and its
+//! checkpoints after: a crash in between replays the batch, and the documents' versions (the
+//! resource's aggregate version, the compliance stream's version, both in the document) make the
+//! replay change nothing. At least once into the index, exactly once in effect.
+//!
+//! Generations. A generation that is not yet behind the alias is being built: it is folded from
+//! offset 0 up to the high watermarks seen when it started, then the alias moves to it in one
+//! call. A search server that lost its data (an in-memory server restarted) has no alias: the
+//! projector notices within a second and builds a new generation by itself, and searches answer
+//! "rebuilding" (503) meanwhile instead of showing half an index.
+
+pub mod doc;
+pub mod index;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use vtag_domain::compliance::Change;
+use vtag_eventlog::compliance::ComplianceLog;
+use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
+
+use crate::dead_letter::DeadLetters;
+use crate::source::{BatchSource, LogRecord};
+use doc::ResourceDoc;
+use index::{IndexError, SearchIndex};
+
+pub const PROJECTOR: &str = "opensearch";
+
+/// How often the projector checks that its index is still there.
+const WATCH: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct SearchSettings {
+    pub opensearch_url: String,
+    pub brokers: String,
+    pub registry_url: String,
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+}
+
+impl SearchSettings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let opt = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        Ok(Self {
+            opensearch_url: opt("VTAG_OPENSEARCH_URL", "http://127.0.0.1:19200"),
+            brokers: opt("VTAG_KAFKA_BROKERS", "127.0.0.1:19092"),
+            registry_url: opt("VTAG_SCHEMA_REGISTRY_URL", "http://127.0.0.1:18081"),
+            topic_prefix: opt("VTAG_TOPIC_PREFIX", "vtag."),
+            partitions: opt("VTAG_PARTITIONS", "6").parse().context("VTAG_PARTITIONS")?,
+            batch_size: opt("VTAG_PROJECTOR_BATCH", "5000").parse().context("VTAG_PROJECTOR_BATCH")?,
+            batch_linger: Duration::from_millis(opt("VTAG_PROJECTOR_LINGER_MS", "20").parse().context("VTAG_PROJECTOR_LINGER_MS")?),
+        })
+    }
+}
+
+/// Why a pass over one generation ended.
+enum Stop {
+    Shutdown,
+    /// The index went away: build a new one.
+    Lost(String),
+}
+
+/// Runs the projector until `shutdown` resolves.
+pub async fn run(settings: SearchSettings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
+    topics.ensure_created(&settings.brokers).await.context("creating topics")?;
+    let index = SearchIndex::connect(&settings.opensearch_url, &vtag_service::read_models::search_alias(&settings.topic_prefix))?;
+    let projector = Projector::new(&settings, &topics, index)?;
+    tokio::pin!(shutdown);
+    loop {
+        match projector.pass(&mut shutdown).await? {
+            Stop::Shutdown => break,
+            Stop::Lost(reason) => tracing::warn!(%reason, "search index lost; building it again from the log"),
+        }
+    }
+    tracing::info!("search projector stopped");
+    Ok(())
+}
+
+struct Projector {
+    settings: SearchSettings,
+    index: SearchIndex,
+    resource_topic: String,
+    compliance_topic: String,
+    resource_codec: EventCodec,
+    compliance_codec: EventCodec,
+    resource_dead_letters: DeadLetters,
+    compliance_dead_letters: DeadLetters,
+}
+
+/// A batch from one of the two topics.
+enum Batch {
+    Resources(Vec<LogRecord>),
+    Compliance(Vec<LogRecord>),
+}
+
+impl Projector {
+    fn new(settings: &SearchSettings, topics: &EventTopics, index: SearchIndex) -> anyhow::Result<Self> {
+        let (resource_topic, compliance_topic) = (topics.resource_events(), topics.compliance_events());
+        Ok(Self {
+            settings: settings.clone(),
+            resource_codec: EventCodec::new(&settings.registry_url, resource_topic.clone()).context("schema registry settings")?,
+            compliance_codec: EventCodec::for_compliance(&settings.registry_url, compliance_topic.clone()).context("schema registry settings")?,
+            resource_dead_letters: DeadLetters::new(&settings.brokers, topics.dead_letters(), resource_topic.clone(), PROJECTOR)?,
+            compliance_dead_letters: DeadLetters::new(&settings.brokers, topics.dead_letters(), compliance_topic.clone(), PROJECTOR)?,
+            index,
+            resource_topic,
+            compliance_topic,
+        })
+    }
+
+    /// Folds into the served generation (or builds one when none is served) until shutdown or
+    /// until the index is lost.
+    async fn pass(&self, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<Stop> {
+        let serving = retry(|| self.index.serving()).await?;
+        let (generation, mut building) = match serving {
+            Some(g) => (g, None),
+            None => {
+                let g = retry(|| self.index.create_generation()).await?;
+                let targets = self.watermarks().await?;
+                tracing::info!(generation = %g, ?targets, "building a search index from the log");
+                (g, Some(targets))
+            }
+        };
+        let mut resource_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.resource_topic)).await {
+            Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
+            other => other?,
+        };
+        let mut compliance_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.compliance_topic)).await {
+            Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
+            other => other?,
+        };
+        let (tx, mut rx) = mpsc::channel::<anyhow::Result<Batch>>(2);
+        // Each topic read on its own task: a batch half-taken when the other topic's arrives
+        // would otherwise be lost with the cancelled future.
+        let readers = [
+            self.reader(&self.resource_topic, &resource_checkpoints, tx.clone(), Batch::Resources)?,
+            self.reader(&self.compliance_topic, &compliance_checkpoints, tx, Batch::Compliance)?,
+        ];
+        let _stop_readers = AbortOnDrop(readers);
+        tracing::info!(%generation, serving = building.is_none(), "search projector started");
+        let mut watch = tokio::time::interval(WATCH);
+        loop {
+            let batch = tokio::select! {
+                _ = &mut *shutdown => return Ok(Stop::Shutdown),
+                _ = watch.tick() => None,
+                batch = rx.recv() => Some(batch.context("a topic reader stopped")??),
+            };
+            let tick = batch.is_none();
+            let result = match batch {
+                Some(Batch::Resources(records)) => self.fold_resources(&generation, records, &mut resource_checkpoints).await,
+                Some(Batch::Compliance(records)) => self.fold_compliance(&generation, records, &mut compliance_checkpoints).await,
+                None => Ok(()),
+            };
+            match result {
+                Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
+                other => other?,
+            }
+            if let Some(targets) = &building {
+                if reached(&resource_checkpoints, targets.get(&self.resource_topic))
+                    && reached(&compliance_checkpoints, targets.get(&self.compliance_topic))
+                {
+                    retry(|| self.index.swap_to(&generation, None)).await?;
+                    tracing::info!(%generation, "search index built; now serving");
+                    building = None;
+                }
+            }
+            if tick {
+                // A write to a deleted index would quietly create a new one with a guessed mapping:
+                // the index is checked on the clock instead.
+                let intact = match building {
+                    None => retry(|| self.index.serving()).await?.as_deref() == Some(generation.as_str()),
+                    Some(_) => retry(|| self.index.exists(&generation)).await?,
+                };
+                if !intact {
+                    return Ok(Stop::Lost(format!("{generation} is no longer there")));
+                }
+            }
+        }
+    }
+
+    fn reader(
+        &self,
+        topic: &str,
+        checkpoints: &HashMap<i32, i64>,
+        tx: mpsc::Sender<anyhow::Result<Batch>>,
+        wrap: fn(Vec<LogRecord>) -> Batch,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let partitions = vtag_eventlog::partition_count(&self.settings.brokers, topic)?;
+        let source = BatchSource::assign(&self.settings.brokers, &format!("vtag-projector-search-{topic}"), topic, partitions, checkpoints)?;
+        let (max, linger) = (self.settings.batch_size, self.settings.batch_linger);
+        Ok(tokio::spawn(async move {
+            loop {
+                let batch = source.next_batch(max, linger).await.map(wrap).map_err(anyhow::Error::from);
+                let failed = batch.is_err();
+                if tx.send(batch).await.is_err() || failed {
+                    return;
+                }
+            }
+        }))
+    }
+
+    async fn watermarks(&self) -> anyhow::Result<HashMap<String, HashMap<i32, i64>>> {
+        let (brokers, topics) = (self.settings.brokers.clone(), [self.resource_topic.clone(), self.compliance_topic.clone()]);
+        tokio::task::spawn_blocking(move || {
+            topics.into_iter().map(|t| Ok((t.clone(), vtag_eventlog::high_watermarks(&brokers, &t)?))).collect::<anyhow::Result<_>>()
+        })
+        .await?
+    }
+
+    async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
+        let mut events = Vec::new();
+        let mut next = HashMap::new();
+        for record in &records {
+            if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
+                continue;
+            }
+            next.insert(record.partition, record.offset + 1);
+            match crate::postgres::decode_with_retry(|| self.resource_codec.decode(&record.payload)).await {
+                Ok(Decoded::Resource(recorded)) => events.push(recorded),
+                // Re-derivation progress markers are for the Postgres read model's job view.
+                Ok(Decoded::Progress(_)) => {}
+                Err(reason) => {
+                    tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering an event");
+                    self.resource_dead_letters.park(record, &reason).await.map_err(|e| Failure::Other(e.into()))?;
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> =
+            events.iter().map(|e| e.envelope.aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
+        let mut docs = retry(|| self.index.fetch(generation, &ids)).await?;
+        let mut touched = HashSet::new();
+        for e in &events {
+            let id = e.envelope.aggregate_id.to_string();
+            let doc = docs.entry(id.clone()).or_insert_with(|| ResourceDoc::new(e.envelope.tenant.as_str(), id.clone()));
+            if doc.apply(e) {
+                touched.insert(id);
+            }
+        }
+        self.commit(generation, &docs, &touched, &self.resource_topic, checkpoints, next).await
+    }
+
+    async fn fold_compliance(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
+        let mut decisions = Vec::new();
+        let mut next = HashMap::new();
+        for record in &records {
+            if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
+                continue;
+            }
+            next.insert(record.partition, record.offset + 1);
+            match crate::postgres::decode_with_retry(|| self.compliance_codec.decode_compliance_log(&record.payload)).await {
+                Ok(ComplianceLog::Decisions(batch)) => decisions.extend(batch),
+                Ok(ComplianceLog::Progress(_)) => {}
+                Err(reason) => {
+                    tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a compliance record");
+                    self.compliance_dead_letters.park(record, &reason).await.map_err(|e| Failure::Other(e.into()))?;
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> =
+            decisions.iter().map(|d| d.envelope.aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
+        let mut docs = retry(|| self.index.fetch(generation, &ids)).await?;
+        let mut touched = HashSet::new();
+        for d in &decisions {
+            let id = d.envelope.aggregate_id.to_string();
+            let doc = docs.entry(id.clone()).or_insert_with(|| ResourceDoc::new(d.envelope.tenant.as_str(), id.clone()));
+            let version = d.envelope.aggregate_version;
+            match &d.change {
+                Change::Judged(judgement) => {
+                    if doc.judge(version, judgement, d.envelope.recorded_at) {
+                        touched.insert(id);
+                    }
+                }
+                Change::Transition(_) => doc.pass(version),
+            }
+        }
+        self.commit(generation, &docs, &touched, &self.compliance_topic, checkpoints, next).await
+    }
+
+    /// Documents first, then the checkpoints (see the module's comment).
+    async fn commit(
+        &self,
+        generation: &str,
+        docs: &HashMap<String, ResourceDoc>,
+        touched: &HashSet<String>,
+        topic: &str,
+        checkpoints: &mut HashMap<i32, i64>,
+        next: HashMap<i32, i64>,
+    ) -> Result<(), Failure> {
+        let changed: Vec<&ResourceDoc> = touched.iter().filter_map(|id| docs.get(id)).collect();
+        retry(|| self.index.write(generation, &changed)).await?;
+        let mut moved = checkpoints.clone();
+        moved.extend(next);
+        retry(|| self.index.save_checkpoints(generation, topic, &moved)).await?;
+        *checkpoints = moved;
+        Ok(())
+    }
+}
+
+/// Every partition's checkpoint at or past its target (the high watermark when building began).
+fn reached(checkpoints: &HashMap<i32, i64>, targets: Option<&HashMap<i32, i64>>) -> bool {
+    targets.into_iter().flatten().all(|(p, high)| checkpoints.get(p).copied().unwrap_or(0) >= *high)
+}
+
+/// A failure that ends a pass: the index is gone (rebuild), or anything else (stop).
+enum Failure {
+    Lost(String),
+    Other(anyhow::Error),
+}
+use Failure::Lost;
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<Failure> for anyhow::Error {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Lost(reason) => anyhow::anyhow!("search index lost: {reason}"),
+            Failure::Other(e) => e,
+        }
+    }
+}
+
+/// Retries while the server is unavailable; a lost index or a refusal ends the retrying.
+async fn retry<T, Fut>(mut call: impl FnMut() -> Fut) -> Result<T, Failure>
+where
+    Fut: Future<Output = Result<T, IndexError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(IndexError::Lost(reason)) => return Err(Failure::Lost(reason)),
+            Err(IndexError::Refused(reason)) => return Err(Failure::Other(anyhow::anyhow!("search server refused: {reason}"))),
+            Err(IndexError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "search server unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+struct AbortOnDrop([tokio::task::JoinHandle<()>; 2]);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|h| h.abort());
+    }
+}
