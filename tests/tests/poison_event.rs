@@ -1,4 +1,5 @@
-//! A record the projector can never apply is dead-lettered with its origin, and the pipeline goes on.
+//! A record a projector can never apply is dead-lettered with its origin, and the pipeline goes on
+//! (the Postgres projector and the search projector alike).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use vtag_tests::harness::{eventually, TestEnv};
 use vtag_tests::http::{observe_batch, Api};
 use vtag_tests::log::records_in;
 use vtag_tests::readmodel::folded;
+use vtag_tests::search::SearchServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_goes_to_the_dead_letter_topic_and_the_projector_goes_on() {
@@ -39,25 +41,60 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_projector_goes_on() {
     let resources: i64 = sqlx::query_scalar("SELECT count(*) FROM resources").fetch_one(&pool).await.unwrap();
     assert_eq!(resources, 50);
 
+    let parked = dead_letters(&env, "postgres", 2).await;
+    assert_eq!(parked[0].1, b"definitely not avro");
+
+    projector.stop().await;
+    commands.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_goes_to_the_dead_letter_topic_and_the_search_projector_goes_on() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let search_projector = env.start_search_projector();
+    let api = Api::new(commands.url(""), Some(env.editor()));
+    let producer: FutureProducer = vtag_eventlog::kafka::producer_config(&env.stack.brokers).create().unwrap();
+    let r = api.post("/api/v1/resources/observe", &observe_batch(0, 20)).await;
+    assert_eq!(r.status, 200);
+    producer
+        .send(FutureRecord::to(&env.topic()).partition(1).key("poison").payload(b"definitely not avro".as_slice()), Duration::from_secs(10))
+        .await
+        .expect("poison produced");
+    let r = api.post("/api/v1/resources/observe", &observe_batch(20, 30)).await;
+    assert_eq!(r.status, 200);
+
+    let search = SearchServer::of(&env);
+    eventually(Duration::from_secs(60), "the search projector to pass the poison", || async {
+        (search.caught_up(&env).await && search.tag_snapshot().await.len() == 50).then_some(())
+    })
+    .await;
+    let parked = dead_letters(&env, "opensearch", 1).await;
+    assert_eq!(parked[0].1, b"definitely not avro");
+    search_projector.stop().await;
+    commands.stop().await;
+}
+
+/// The first `n` records `projector` parked on the dead-letter topic: (source offset, payload).
+async fn dead_letters(env: &TestEnv, projector: &str, n: usize) -> Vec<(String, Vec<u8>)> {
     let dlq = vtag_eventlog::EventTopics::new(env.prefix.clone(), env.partitions).dead_letters();
     let consumer: StreamConsumer = vtag_eventlog::kafka::assigned_consumer_config(&env.stack.brokers, "poison-test").create().unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&dlq, 0, Offset::Beginning).unwrap();
     consumer.assign(&tpl).unwrap();
     let mut parked = Vec::new();
-    while parked.len() < 2 {
+    while parked.len() < n {
         let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("dead letters arrive").unwrap();
         let headers = m.headers().expect("headers");
         let header = |name: &str| {
             headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
         };
         assert_eq!(header("vtag.source.topic").as_deref(), Some(env.topic().as_str()));
-        assert_eq!(header("vtag.source.partition").as_deref(), Some("0"));
         assert!(header("vtag.error").is_some_and(|e| !e.is_empty()));
+        if header("vtag.projector").as_deref() != Some(projector) {
+            continue;
+        }
         parked.push((header("vtag.source.offset").unwrap(), m.payload().unwrap().to_vec()));
     }
-    assert_eq!(parked[0].1, b"definitely not avro");
-
-    projector.stop().await;
-    commands.stop().await;
+    parked
 }
