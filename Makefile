@@ -53,13 +53,14 @@ test: install
 	  cargo test --workspace --no-fail-fast
 	fi
 
-# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS / BENCH_COMPLIANCE_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
+# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS / BENCH_COMPLIANCE_ARGS / BENCH_SEARCH_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
 bench: stack
 	eval "$$($(STACK) env)"
 	cargo run --release -p vtag-tests --bin vtag-bench -- $(BENCH_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-tagging -- $(BENCH_TAGGING_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-costs -- $(BENCH_COSTS_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-compliance -- $(BENCH_COMPLIANCE_ARGS)
+	cargo run --release -p vtag-tests --bin vtag-bench-search -- $(BENCH_SEARCH_ARGS)
 
 stop:
 	if [[ -f $(SERVICES) ]]; then bash $(SERVICES) stop; fi

@@ -248,3 +248,64 @@ async fn start_osmem(port: u16) -> tokio::process::Child {
     }
     panic!("{bin} did not answer on {url}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_swaps_in_a_whole_index_while_searches_go_on() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let queries = env.start_query_api().await;
+    let api = Api::new(commands.url(""), Some(env.editor()));
+    let read = Api::new(queries.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
+    for from in (0..2_000).step_by(1_000) {
+        assert_eq!(api.post("/api/v1/resources/observe", &observe_batch(from, 1_000)).await.status, 200);
+    }
+    let search_projector = env.start_search_projector();
+    let search = SearchServer::of(&env);
+    eventually(Duration::from_secs(60), "the first build", || async { search.caught_up(&env).await.then_some(()) }).await;
+    let before = search.serving().await.unwrap();
+
+    // Searches all through the rebuild: every one answers, and always with the whole estate.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let searcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut answered = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = read.get("/api/v1/search?size=1&q=web").await;
+                assert_eq!(r.status, 200, "a search failed during the rebuild: {:?}", r.body);
+                assert_eq!(r.body["total"].as_u64(), Some(2_000), "a search saw a partial index");
+                answered += 1;
+            }
+            answered
+        })
+    };
+    let reports = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let seen = reports.clone();
+    let progress = move |_done: i64, _due: i64| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let after = vtag_projectors::search::rebuild(env.search_settings(), &progress).await.expect("rebuild");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = searcher.await.expect("searches never failed");
+    assert!(answered > 5, "searches ran during the rebuild ({answered})");
+    assert!(reports.load(std::sync::atomic::Ordering::Relaxed) > 0, "progress was reported");
+    assert_ne!(after, before);
+    assert_eq!(search.serving().await.as_deref(), Some(after.as_str()));
+    let (old, _) = search.call(Method::GET, &format!("/{before}/_count"), None).await;
+    assert_eq!(old, 404, "the old generation is dropped");
+
+    // The serving projector follows the alias: a new change lands in the new generation.
+    let id = api.post("/api/v1/resources/observe", &observe_batch(0, 1)).await.body["results"][0]["id"].as_str().unwrap().to_owned();
+    let r = api.post("/api/v1/virtual-tags/apply", &json!({"resource_id": id, "key": "team", "value": "after-rebuild"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    eventually(Duration::from_secs(30), "the change in the rebuilt index", || async {
+        let snapshot = search.tag_snapshot().await;
+        snapshot[&id].1.iter().any(|t| t.1 == "after-rebuild").then_some(())
+    })
+    .await;
+    assert_eq!(search.serving().await.as_deref(), Some(after.as_str()));
+    search_projector.stop().await;
+    queries.stop().await;
+    commands.stop().await;
+}

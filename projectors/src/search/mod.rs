@@ -9,7 +9,9 @@
 //!
 //! Generations. A generation that is not yet behind the alias is being built: it is folded from
 //! offset 0 up to the high watermarks seen when it started, then the alias moves to it in one
-//! call. A search server that lost its data (an in-memory server restarted) has no alias: the
+//! call. A rebuild (`rebuild`, `vtag-projector-search --rebuild`) builds one beside the served one
+//! and moves the alias from the old to the new; the serving projector notices, drops the old and
+//! follows. A search server that lost its data (an in-memory server restarted) has no alias: the
 //! projector notices within a second and builds a new generation by itself, and searches answer
 //! "rebuilding" (503) meanwhile instead of showing half an index.
 
@@ -65,8 +67,17 @@ impl SearchSettings {
 /// Why a pass over one generation ended.
 enum Stop {
     Shutdown,
-    /// The index went away: build a new one.
+    /// The index went away (or a rebuild replaced it): start over on what the alias says.
     Lost(String),
+    /// A shadow generation was built and now serves.
+    Swapped(String),
+}
+
+/// What a pass does: keep the served generation up to date (building one when none is served), or
+/// build a new one beside it and swap (a rebuild; the callback hears records folded of those due).
+enum Mode<'a> {
+    Serve,
+    Shadow(&'a (dyn Fn(i64, i64) + Send + Sync)),
 }
 
 /// Runs the projector until `shutdown` resolves.
@@ -77,13 +88,33 @@ pub async fn run(settings: SearchSettings, shutdown: impl Future<Output = ()>) -
     let projector = Projector::new(&settings, &topics, index)?;
     tokio::pin!(shutdown);
     loop {
-        match projector.pass(&mut shutdown).await? {
+        match projector.pass(&mut shutdown, Mode::Serve).await? {
             Stop::Shutdown => break,
-            Stop::Lost(reason) => tracing::warn!(%reason, "search index lost; building it again from the log"),
+            Stop::Lost(reason) => tracing::warn!(%reason, "search index gone; following the alias, or building it again from the log"),
+            Stop::Swapped(_) => unreachable!("only a rebuild swaps"),
         }
     }
     tracing::info!("search projector stopped");
     Ok(())
+}
+
+/// Rebuilds the search read model beside the one that serves: a new generation folded from offset
+/// 0 up to the log's end as of the start, then the alias moved to it in one call. Searches use the
+/// old generation until that instant. The serving projector (if one runs) follows the alias within
+/// a second. `progress(done, due)` hears about records folded. Returns the new generation.
+pub async fn rebuild(settings: SearchSettings, progress: &(dyn Fn(i64, i64) + Send + Sync)) -> anyhow::Result<String> {
+    let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
+    topics.ensure_created(&settings.brokers).await.context("creating topics")?;
+    let index = SearchIndex::connect(&settings.opensearch_url, &vtag_service::read_models::search_alias(&settings.topic_prefix))?;
+    let projector = Projector::new(&settings, &topics, index)?;
+    let mut never = std::pin::pin!(std::future::pending::<()>());
+    loop {
+        match projector.pass(&mut never, Mode::Shadow(progress)).await? {
+            Stop::Swapped(generation) => return Ok(generation),
+            Stop::Lost(reason) => tracing::warn!(%reason, "the generation being built went away; starting again"),
+            Stop::Shutdown => unreachable!("a rebuild is not shut down"),
+        }
+    }
 }
 
 struct Projector {
@@ -120,11 +151,11 @@ impl Projector {
 
     /// Folds into the served generation (or builds one when none is served) until shutdown or
     /// until the index is lost.
-    async fn pass(&self, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<Stop> {
+    async fn pass(&self, shutdown: &mut (impl Future<Output = ()> + Unpin), mode: Mode<'_>) -> anyhow::Result<Stop> {
         let serving = retry(|| self.index.serving()).await?;
-        let (generation, mut building) = match serving {
-            Some(g) => (g, None),
-            None => {
+        let (generation, mut building) = match (&mode, serving.clone()) {
+            (Mode::Serve, Some(g)) => (g, None),
+            _ => {
                 let g = retry(|| self.index.create_generation()).await?;
                 let targets = self.watermarks().await?;
                 tracing::info!(generation = %g, ?targets, "building a search index from the log");
@@ -166,22 +197,46 @@ impl Projector {
                 other => other?,
             }
             if let Some(targets) = &building {
+                let done = |c: &HashMap<i32, i64>| c.values().sum::<i64>();
+                let goal = |t: Option<&HashMap<i32, i64>>| t.map_or(0, |t| t.values().sum::<i64>());
+                if let Mode::Shadow(report) = &mode {
+                    report(done(&resource_checkpoints) + done(&compliance_checkpoints), goal(targets.get(&self.resource_topic)) + goal(targets.get(&self.compliance_topic)));
+                }
                 if reached(&resource_checkpoints, targets.get(&self.resource_topic))
                     && reached(&compliance_checkpoints, targets.get(&self.compliance_topic))
                 {
-                    retry(|| self.index.swap_to(&generation, None)).await?;
-                    tracing::info!(%generation, "search index built; now serving");
+                    // The one step searches see: from the old generation (if any) to this one.
+                    let previous = match &mode {
+                        Mode::Serve => None,
+                        Mode::Shadow(_) => retry(|| self.index.serving()).await?,
+                    };
+                    retry(|| self.index.swap_to(&generation, previous.as_deref())).await?;
+                    tracing::info!(%generation, ?previous, "search index built; now serving");
+                    if let Mode::Shadow(_) = mode {
+                        // The serving projector notices within a second and follows the alias; the
+                        // old generation goes (it drops it too, whichever is first).
+                        if let Some(old) = previous {
+                            retry(|| self.index.drop_generation(&old)).await?;
+                        }
+                        return Ok(Stop::Swapped(generation));
+                    }
                     building = None;
                 }
             }
             if tick {
                 // A write to a deleted index would quietly create a new one with a guessed mapping:
                 // the index is checked on the clock instead.
-                let intact = match building {
-                    None => retry(|| self.index.serving()).await?.as_deref() == Some(generation.as_str()),
-                    Some(_) => retry(|| self.index.exists(&generation)).await?,
-                };
-                if !intact {
+                if building.is_none() {
+                    match retry(|| self.index.serving()).await? {
+                        Some(served) if served == generation => {}
+                        Some(newer) => {
+                            // A rebuild replaced this generation: it goes, and the next pass follows the alias.
+                            retry(|| self.index.drop_generation(&generation)).await?;
+                            return Ok(Stop::Lost(format!("{generation} was replaced by {newer}")));
+                        }
+                        None => return Ok(Stop::Lost(format!("{generation} is no longer served"))),
+                    }
+                } else if !retry(|| self.index.exists(&generation)).await? {
                     return Ok(Stop::Lost(format!("{generation} is no longer there")));
                 }
             }

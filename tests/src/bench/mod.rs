@@ -7,6 +7,7 @@ pub mod data;
 pub mod engine;
 pub mod retro;
 pub mod rules;
+pub mod search;
 pub mod procfs;
 pub mod services;
 
