@@ -299,7 +299,7 @@ curl -s "\$QRY/api/v1/compliance/remediations?limit=3" -H "Authorization: Bearer
 curl -s \$CMD/api/v1/compliance/recheck -H "Authorization: Bearer \$EDITOR" -H 'content-type: application/json' -d '{"all": true}'
 
 # 2e. search (OpenSearch read model): names, filters, facets; page on with &after=<next>
-curl -s "\$QRY/api/v1/search?q=web&provider=aws&missing=owner&size=5" -H "Authorization: Bearer \$VIEWER"
+curl -s "\$QRY/api/v1/search?q=web&provider=aws&compliance=non_compliant&size=5" -H "Authorization: Bearer \$VIEWER"
 
 # 3. GraphQL
 curl -s \$QRY/graphql -H "Authorization: Bearer \$VIEWER" -H 'content-type: application/json' \\
