@@ -62,10 +62,17 @@ impl SearchModel {
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let Some(generation) = aliases.as_object().and_then(|m| m.keys().next().cloned()) else { return Ok(None) };
+        if !status.is_success() {
+            return Err(format!("{status}: {aliases}"));
+        }
+        // The newest, as the projector reads it (names end in creation millis).
+        let Some(generation) = aliases.as_object().and_then(|m| m.keys().max().cloned()) else { return Ok(None) };
         let mut out = HashMap::new();
         for topic in topics {
-            let (_, doc) = self.get(&format!("/{generation}-checkpoints/_doc/{topic}")).await?;
+            let (status, doc) = self.get(&format!("/{generation}-checkpoints/_doc/{topic}")).await?;
+            if !status.is_success() && doc.get("found") != Some(&json!(false)) {
+                return Err(format!("{status}: {doc}"));
+            }
             let offsets = doc.pointer("/_source/offsets").and_then(Value::as_object).cloned().unwrap_or_default();
             out.insert(topic.clone(), offsets.into_iter().filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?))).collect());
         }
@@ -84,8 +91,14 @@ impl SearchModel {
         let status = response.status_code();
         let value: Value = response.json().await.map_err(|e| Problem::unavailable(format!("the search server answered badly: {e}")))?;
         match status {
-            s if s.is_success() => Ok(value),
+            // A partial answer (a shard failed or timed out) is no answer.
+            s if s.is_success() && value.pointer("/_shards/failed").and_then(Value::as_u64).unwrap_or(0) == 0 && value["timed_out"] != json!(true) => {
+                Ok(value)
+            }
+            s if s.is_success() => Err(Problem::unavailable("the search server answered for part of the index only; retry shortly")),
             StatusCode::NOT_FOUND => Err(Problem::unavailable("the search index is being built from the event log; retry shortly")),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => Err(Problem::unavailable("the search server is busy; retry shortly")),
+            s if s.is_server_error() => Err(Problem::unavailable(format!("the search server failed ({s}); retry shortly"))),
             s => {
                 tracing::error!(status = %s, answer = %value, "search failed");
                 Err(Problem::internal(format!("the search server refused the query ({s})")))
@@ -163,7 +176,7 @@ impl SearchQuery {
                         .decode(value)
                         .ok()
                         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                        .filter(|v| v.as_array().is_some_and(|a| a.len() == 2))
+                        .filter(|v| v.as_array().is_some_and(|a| a.len() == 2 && a.iter().all(Value::is_string)))
                         .ok_or_else(|| Problem::invalid_field("after", "cursor", "must be the `next` of an earlier page"))?;
                     q.after = Some(cursor);
                 }

@@ -42,6 +42,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_projector_goes_on() {
     assert_eq!(resources, 50);
 
     let parked = dead_letters(&env, "postgres", 2).await;
+    assert!(parked.iter().all(|(partition, _)| partition == "0"), "{parked:?}");
     assert_eq!(parked[0].1, b"definitely not avro");
 
     projector.stop().await;
@@ -70,12 +71,12 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_search_projector_goes_on()
     })
     .await;
     let parked = dead_letters(&env, "opensearch", 1).await;
-    assert_eq!(parked[0].1, b"definitely not avro");
+    assert_eq!(parked[0], ("1".to_owned(), b"definitely not avro".to_vec()), "the poison's partition and bytes");
     search_projector.stop().await;
     commands.stop().await;
 }
 
-/// The first `n` records `projector` parked on the dead-letter topic: (source offset, payload).
+/// The first `n` records `projector` parked on the dead-letter topic: (source partition, payload).
 async fn dead_letters(env: &TestEnv, projector: &str, n: usize) -> Vec<(String, Vec<u8>)> {
     let dlq = vtag_eventlog::EventTopics::new(env.prefix.clone(), env.partitions).dead_letters();
     let consumer: StreamConsumer = vtag_eventlog::kafka::assigned_consumer_config(&env.stack.brokers, "poison-test").create().unwrap();
@@ -94,7 +95,8 @@ async fn dead_letters(env: &TestEnv, projector: &str, n: usize) -> Vec<(String, 
         if header("vtag.projector").as_deref() != Some(projector) {
             continue;
         }
-        parked.push((header("vtag.source.offset").unwrap(), m.payload().unwrap().to_vec()));
+        assert!(header("vtag.source.offset").is_some_and(|o| o.parse::<i64>().is_ok()));
+        parked.push((header("vtag.source.partition").unwrap(), m.payload().unwrap().to_vec()));
     }
     parked
 }

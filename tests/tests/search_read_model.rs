@@ -79,18 +79,6 @@ async fn search_agrees_with_postgres_and_serves_filters_facets_and_pages() {
     assert_eq!(team_of(1).as_deref(), Some("web"), "overwritten");
     assert_eq!(team_of(151).as_deref(), Some("payments"));
 
-    // Lag per read model, topic and partition: none left once both have caught up.
-    let admin_read = Api::new(queries.url(""), Some(env.token("acme", "gov@acme.test", Role::Admin)));
-    let lag = admin_read.get("/api/v1/read-models/lag").await;
-    assert_eq!(lag.status, 200, "{:?}", lag.body);
-    let models = lag.body["read_models"].as_array().unwrap();
-    let search_lag = models.iter().find(|m| m["name"] == "opensearch").unwrap();
-    assert_eq!((search_lag["status"].as_str(), search_lag["lag"].as_i64()), (Some("serving"), Some(0)), "{search_lag}");
-    assert_eq!(search_lag["topics"][0]["partitions"].as_array().unwrap().len(), env.partitions as usize);
-    let pg_lag = models.iter().find(|m| m["name"] == "postgres").unwrap();
-    assert_eq!(pg_lag["topics"][0]["lag"].as_i64(), Some(0), "{pg_lag}");
-    assert_eq!(read.get("/api/v1/read-models/lag").await.status, 403, "operators only");
-
     // Filters on tags and their facets.
     let page = read.get("/api/v1/search?tag=team:web&size=500").await;
     assert_eq!(page.status, 200, "{:?}", page.body);
@@ -109,6 +97,22 @@ async fn search_agrees_with_postgres_and_serves_filters_facets_and_pages() {
     })
     .await;
     assert_eq!(failing.body["resources"][0]["violated_policies"], json!(["team"]));
+    // Lag per read model, topic and partition: none left once both have caught up (the evaluator's
+    // last judgements included).
+    let admin_read = Api::new(queries.url(""), Some(env.token("acme", "gov@acme.test", Role::Admin)));
+    let lag = eventually(Duration::from_secs(60), "no lag left", || async {
+        let lag = admin_read.get("/api/v1/read-models/lag").await;
+        assert_eq!(lag.status, 200, "{:?}", lag.body);
+        let models = lag.body["read_models"].as_array().unwrap().clone();
+        models.iter().find(|m| m["name"] == "opensearch" && m["lag"] == 0 && m["status"] == "serving").map(|_| models.clone())
+    })
+    .await;
+    let search_lag = lag.iter().find(|m| m["name"] == "opensearch").unwrap();
+    assert_eq!(search_lag["topics"][0]["partitions"].as_array().unwrap().len(), env.partitions as usize);
+    let pg_lag = lag.iter().find(|m| m["name"] == "postgres").unwrap();
+    assert_eq!(pg_lag["topics"][0]["lag"].as_i64(), Some(0), "{pg_lag}");
+    assert_eq!(read.get("/api/v1/read-models/lag").await.status, 403, "operators only");
+
     // Full text on names (observe_batch names them web-server-prod-NNN).
     let named = read.get("/api/v1/search?q=web-server-prod-042").await;
     assert_eq!(named.body["resources"][0]["resource_name"], "web-server-prod-042", "{:?}", named.body);
@@ -210,15 +214,16 @@ async fn a_search_server_restarted_empty_is_rebuilt_by_itself() {
     let search = SearchServer::at(&url, &env);
     eventually(Duration::from_secs(60), "the first build", || async { search.caught_up(&env).await.then_some(()) }).await;
     assert_eq!(search.tag_snapshot().await.len(), 500);
+    let first = search.serving().await.unwrap();
 
     server.start_kill().expect("kill -9 the search server");
     server.wait().await.unwrap();
     let mut server = start_osmem(port).await;
-    assert!(search.serving().await.is_none(), "the restarted server is empty");
     eventually(Duration::from_secs(60), "the index to be rebuilt from the log", || async {
         (search.caught_up(&env).await && search.tag_snapshot().await.len() == 500).then_some(())
     })
     .await;
+    assert_ne!(search.serving().await.unwrap(), first, "a new generation, built from the log");
 
     search_projector.stop().await;
     commands.stop().await;
@@ -256,8 +261,11 @@ async fn a_rebuild_swaps_in_a_whole_index_while_searches_go_on() {
     let queries = env.start_query_api().await;
     let api = Api::new(commands.url(""), Some(env.editor()));
     let read = Api::new(queries.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
+    let mut ids = Vec::new();
     for from in (0..2_000).step_by(1_000) {
-        assert_eq!(api.post("/api/v1/resources/observe", &observe_batch(from, 1_000)).await.status, 200);
+        let r = api.post("/api/v1/resources/observe", &observe_batch(from, 1_000)).await;
+        assert_eq!(r.status, 200);
+        ids.extend(r.body["results"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()));
     }
     let search_projector = env.start_search_projector();
     let search = SearchServer::of(&env);
@@ -284,7 +292,23 @@ async fn a_rebuild_swaps_in_a_whole_index_while_searches_go_on() {
     let progress = move |_done: i64, _due: i64| {
         seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
+    // Changes keep coming while it rebuilds: the swap must not take searches back in time.
+    let writer = {
+        let api = Api::new(commands.url(""), Some(env.editor()));
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            for (k, chunk) in ids.chunks(100).enumerate() {
+                let r = api.post("/api/v1/virtual-tags/apply", &json!({"resource_ids": chunk, "key": "wave", "value": format!("w{k}")})).await;
+                assert_eq!(r.status, 200, "{:?}", r.body);
+            }
+        })
+    };
     let after = vtag_projectors::search::rebuild(env.search_settings(), &progress).await.expect("rebuild");
+    let topic = env.topic();
+    let done: i64 = search.checkpoints(&topic).await.values().sum();
+    let end = vtag_tests::log::records_in(&env.stack.brokers, &topic, env.partitions);
+    assert!(end - done <= 2_000, "the rebuilt index was swapped in {} records behind the log (more than a batch)", end - done);
+    writer.await.expect("changes accepted during the rebuild");
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered = searcher.await.expect("searches never failed");

@@ -103,22 +103,29 @@ impl SearchIndex {
         let status = response.status_code();
         let text = response.text().await.map_err(|e| IndexError::Unavailable(e.to_string()))?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_server_error() {
+        // 408 and 429 (a circuit breaker, a full queue) pass like a 5xx: wait and retry.
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
             return Err(IndexError::Unavailable(format!("{status}: {value}")));
         }
         Ok((status, value))
     }
 
     /// The generation the alias points at; `None` when there is no alias (never built, or lost).
+    /// Should a race have left it on two, the newest (names end in creation millis) is the one.
     pub async fn serving(&self) -> Result<Option<String>, IndexError> {
+        Ok(self.aliased().await?.into_iter().max())
+    }
+
+    /// Every index the alias points at.
+    async fn aliased(&self) -> Result<Vec<String>, IndexError> {
         let (status, body) = self.call(Method::Get, &format!("/_alias/{}", self.alias), None).await?;
         if status == StatusCode::NOT_FOUND {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         if !status.is_success() {
             return Err(IndexError::Refused(format!("{status}: {body}")));
         }
-        Ok(body.as_object().and_then(|m| m.keys().next().cloned()))
+        Ok(body.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default())
     }
 
     pub async fn exists(&self, index: &str) -> Result<bool, IndexError> {
@@ -143,12 +150,16 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Points the alias at `index` in one call (atomic for searches), away from `previous`.
-    pub async fn swap_to(&self, index: &str, previous: Option<&str>) -> Result<(), IndexError> {
-        let mut actions = vec![json!({ "add": { "index": index, "alias": self.alias } })];
-        if let Some(old) = previous {
-            actions.insert(0, json!({ "remove": { "index": old, "alias": self.alias } }));
+    /// Makes `index` searchable as written, then points the alias at it — and away from whatever
+    /// it pointed at — in one `_aliases` call (atomic for searches).
+    pub async fn swap_to(&self, index: &str) -> Result<(), IndexError> {
+        let (status, body) = self.call(Method::Post, &format!("/{index}/_refresh"), None).await?;
+        if !status.is_success() {
+            return Err(IndexError::Lost(format!("refreshing {index}: {status}: {body}")));
         }
+        let mut actions: Vec<Value> =
+            self.aliased().await?.iter().filter(|old| *old != index).map(|old| json!({ "remove": { "index": old, "alias": self.alias } })).collect();
+        actions.push(json!({ "add": { "index": index, "alias": self.alias } }));
         let (status, body) = self.call(Method::Post, "/_aliases", Some(json!({ "actions": actions }).to_string())).await?;
         if !status.is_success() {
             return Err(IndexError::Refused(format!("moving alias {}: {status}: {body}", self.alias)));

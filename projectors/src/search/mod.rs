@@ -205,12 +205,24 @@ impl Projector {
                 if reached(&resource_checkpoints, targets.get(&self.resource_topic))
                     && reached(&compliance_checkpoints, targets.get(&self.compliance_topic))
                 {
+                    // Beside a served generation, the log moved on while this one was built: chase
+                    // its end again until it is within a batch, so the swap does not take searches
+                    // back in time (by more than the last batch, which the serving projector then
+                    // folds within a second).
+                    if let Mode::Shadow(_) = mode {
+                        let now = self.watermarks().await?;
+                        let behind = |c: &HashMap<i32, i64>, t: &str| {
+                            now.get(t).into_iter().flatten().map(|(p, end)| (end - c.get(p).copied().unwrap_or(0)).max(0)).sum::<i64>()
+                        };
+                        let left = behind(&resource_checkpoints, &self.resource_topic) + behind(&compliance_checkpoints, &self.compliance_topic);
+                        if left as usize > self.settings.batch_size {
+                            building = Some(now);
+                            continue;
+                        }
+                    }
                     // The one step searches see: from the old generation (if any) to this one.
-                    let previous = match &mode {
-                        Mode::Serve => None,
-                        Mode::Shadow(_) => retry(|| self.index.serving()).await?,
-                    };
-                    retry(|| self.index.swap_to(&generation, previous.as_deref())).await?;
+                    let previous = retry(|| self.index.serving()).await?;
+                    retry(|| self.index.swap_to(&generation)).await?;
                     tracing::info!(%generation, ?previous, "search index built; now serving");
                     if let Mode::Shadow(_) = mode {
                         // The serving projector notices within a second and follows the alias; the
