@@ -2,6 +2,7 @@
 //! never compacted: the log is the record) and have a partition count fixed up front, because the
 //! partition of an aggregate must never move.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -118,10 +119,18 @@ pub fn partition_count(brokers: &str, topic: &str) -> Result<i32, rdkafka::error
 
 /// The high watermark (next offset to be written) of every partition of `topic`: what a reader
 /// has to reach to have read everything written so far. Blocking (a metadata round trip each).
-pub fn high_watermarks(brokers: &str, topic: &str) -> Result<std::collections::HashMap<i32, i64>, rdkafka::error::KafkaError> {
+pub fn high_watermarks(brokers: &str, topic: &str) -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
     let consumer: BaseConsumer = crate::kafka::assigned_consumer_config(brokers, "vtag-watermarks").create()?;
     let partitions = partition_count(brokers, topic)?;
     (0..partitions).map(|p| Ok((p, consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?.1))).collect()
+}
+
+/// `high_watermarks` of several topics, off the async runtime's threads.
+pub async fn ends_of(brokers: &str, topics: &[String]) -> Result<HashMap<String, HashMap<i32, i64>>, rdkafka::error::KafkaError> {
+    let (brokers, topics) = (brokers.to_owned(), topics.to_vec());
+    tokio::task::spawn_blocking(move || topics.into_iter().map(|t| Ok((t.clone(), high_watermarks(&brokers, &t)?))).collect())
+        .await
+        .expect("reading watermarks does not panic")
 }
 
 /// Kafka's default partitioner (murmur2 of the key, as the Java client computes it), so every

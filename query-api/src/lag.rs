@@ -49,7 +49,9 @@ pub async fn lag(State(state): State<AppState>, caller: Caller) -> Result<Json<L
     let topics = EventTopics::new(state.topic_prefix.clone(), 0);
     let postgres_topics =
         [topics.resource_events(), topics.tagging_config(), topics.cost_events(), topics.compliance_policies(), topics.compliance_events()];
-    let ends = watermarks(&state.brokers, &postgres_topics).await?;
+    let ends = vtag_eventlog::ends_of(&state.brokers, &postgres_topics)
+        .await
+        .map_err(|e| Problem::unavailable(format!("the event log does not answer: {e}")))?;
 
     let rows: Vec<(String, i32, i64)> =
         sqlx::query_as("SELECT topic, partition, next_offset FROM projector_checkpoints WHERE projector = 'postgres'")
@@ -99,17 +101,4 @@ fn read_model(
         })
         .collect();
     ReadModelLag { name, status, lag: topics.iter().map(|t| t.lag).sum(), topics }
-}
-
-async fn watermarks(brokers: &str, topics: &[String]) -> Result<HashMap<String, HashMap<i32, i64>>, Problem> {
-    let (brokers, topics) = (brokers.to_owned(), topics.to_vec());
-    tokio::task::spawn_blocking(move || {
-        topics
-            .into_iter()
-            .map(|t| Ok((t.clone(), vtag_eventlog::high_watermarks(&brokers, &t).map_err(|e| e.to_string())?)))
-            .collect::<Result<_, String>>()
-    })
-    .await
-    .map_err(Problem::internal)?
-    .map_err(|e| Problem::unavailable(format!("the event log does not answer: {e}")))
 }

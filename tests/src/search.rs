@@ -51,6 +51,21 @@ impl SearchServer {
         (status == 200).then(|| body.as_object().and_then(|m| m.keys().next().cloned())).flatten()
     }
 
+    /// Every generation on the server, served or not.
+    pub async fn generations(&self) -> Vec<String> {
+        let (_, body) = self.call(reqwest::Method::GET, &format!("/_cat/indices/{}-*?format=json", self.alias), None).await;
+        let mut names: Vec<String> = body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["index"].as_str())
+            .filter(|n| !n.ends_with("-checkpoints"))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Next offsets the serving generation recorded for `topic`.
     pub async fn checkpoints(&self, topic: &str) -> BTreeMap<i32, i64> {
         let Some(generation) = self.serving().await else { return BTreeMap::new() };

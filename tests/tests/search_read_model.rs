@@ -198,6 +198,40 @@ async fn a_search_projector_killed_mid_stream_resumes_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_cut_short_goes_on_where_it_was() {
+    let env = TestEnv::new().await;
+    let commands = env.start_command_api().await;
+    let api = Api::new(commands.url(""), Some(env.editor()));
+    // Twice the others' estate: the build must still be running when it is killed.
+    for from in (0..2 * RESOURCES).step_by(1_000) {
+        assert_eq!(api.post("/api/v1/resources/observe", &observe_batch(from, 1_000)).await.status, 200);
+    }
+    let search = SearchServer::of(&env);
+    let mut first = env.spawn_search_projector_process();
+    // Killed while its first generation is half built (not served yet).
+    let building = eventually(Duration::from_secs(60), "a generation half built", || async {
+        let generations = search.generations().await;
+        let (status, count) = match generations.first() {
+            Some(g) => search.call(Method::GET, &format!("/{g}/_count"), None).await,
+            None => return None,
+        };
+        (status == 200 && count["count"].as_u64().unwrap_or(0) > 0).then(|| generations[0].clone())
+    })
+    .await;
+    first.start_kill().expect("kill -9");
+    first.wait().await.unwrap();
+    assert!(search.serving().await.is_none(), "killed before it served (the test needs a slower build otherwise)");
+
+    let mut second = env.spawn_search_projector_process();
+    eventually(Duration::from_secs(120), "the build to finish", || async { search.caught_up(&env).await.then_some(()) }).await;
+    assert_eq!(search.serving().await.as_deref(), Some(building.as_str()), "the same generation, finished");
+    assert_eq!(search.generations().await, vec![building], "nothing left behind");
+    assert_eq!(search.tag_snapshot().await.len(), 2 * RESOURCES);
+    second.start_kill().ok();
+    commands.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_server_restarted_empty_is_rebuilt_by_itself() {
     let env = TestEnv::new().await;
     // A private search server: restarting the shared one would pull it from under other tests.

@@ -116,6 +116,28 @@ impl SearchIndex {
         Ok(self.aliased().await?.into_iter().max())
     }
 
+    /// Every generation of the alias on the server (served or not), oldest first.
+    pub async fn generations(&self) -> Result<Vec<String>, IndexError> {
+        let (status, body) = self.call(Method::Get, &format!("/_cat/indices/{}-*?format=json", self.alias), None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if !status.is_success() {
+            return Err(IndexError::Refused(format!("{status}: {body}")));
+        }
+        let prefix = format!("{}-", self.alias);
+        let mut names: Vec<String> = body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["index"].as_str())
+            .filter(|name| name.strip_prefix(&prefix).is_some_and(|millis| !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit())))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Every index the alias points at.
     async fn aliased(&self) -> Result<Vec<String>, IndexError> {
         let (status, body) = self.call(Method::Get, &format!("/_alias/{}", self.alias), None).await?;

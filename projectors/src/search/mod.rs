@@ -106,6 +106,10 @@ pub async fn rebuild(settings: SearchSettings, progress: &(dyn Fn(i64, i64) + Se
     let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
     topics.ensure_created(&settings.brokers).await.context("creating topics")?;
     let index = SearchIndex::connect(&settings.opensearch_url, &vtag_service::read_models::search_alias(&settings.topic_prefix))?;
+    anyhow::ensure!(
+        retry(|| index.serving()).await?.is_some(),
+        "no search index is served yet: the search projector builds the first one by itself"
+    );
     let projector = Projector::new(&settings, &topics, index)?;
     let mut never = std::pin::pin!(std::future::pending::<()>());
     loop {
@@ -155,8 +159,17 @@ impl Projector {
         let serving = retry(|| self.index.serving()).await?;
         let (generation, mut building) = match (&mode, serving.clone()) {
             (Mode::Serve, Some(g)) => (g, None),
-            _ => {
-                let g = retry(|| self.index.create_generation()).await?;
+            (mode, _) => {
+                // A build cut short (a crash, a restart) goes on from its checkpoints; a rebuild
+                // always starts its own.
+                let unfinished = match mode {
+                    Mode::Serve => retry(|| self.index.generations()).await?.pop(),
+                    Mode::Shadow(_) => None,
+                };
+                let g = match unfinished {
+                    Some(g) => g,
+                    None => retry(|| self.index.create_generation()).await?,
+                };
                 let targets = self.watermarks().await?;
                 tracing::info!(generation = %g, ?targets, "building a search index from the log");
                 (g, Some(targets))
@@ -224,12 +237,13 @@ impl Projector {
                     let previous = retry(|| self.index.serving()).await?;
                     retry(|| self.index.swap_to(&generation)).await?;
                     tracing::info!(%generation, ?previous, "search index built; now serving");
+                    // Older generations are done with: the one served before (the serving
+                    // projector notices within a second, follows the alias and drops it too) and
+                    // any an interrupted build left behind.
+                    for old in retry(|| self.index.generations()).await?.into_iter().filter(|g| *g < generation) {
+                        retry(|| self.index.drop_generation(&old)).await?;
+                    }
                     if let Mode::Shadow(_) = mode {
-                        // The serving projector notices within a second and follows the alias; the
-                        // old generation goes (it drops it too, whichever is first).
-                        if let Some(old) = previous {
-                            retry(|| self.index.drop_generation(&old)).await?;
-                        }
                         return Ok(Stop::Swapped(generation));
                     }
                     building = None;
@@ -277,11 +291,7 @@ impl Projector {
     }
 
     async fn watermarks(&self) -> anyhow::Result<HashMap<String, HashMap<i32, i64>>> {
-        let (brokers, topics) = (self.settings.brokers.clone(), [self.resource_topic.clone(), self.compliance_topic.clone()]);
-        tokio::task::spawn_blocking(move || {
-            topics.into_iter().map(|t| Ok((t.clone(), vtag_eventlog::high_watermarks(&brokers, &t)?))).collect::<anyhow::Result<_>>()
-        })
-        .await?
+        Ok(vtag_eventlog::ends_of(&self.settings.brokers, &[self.resource_topic.clone(), self.compliance_topic.clone()]).await?)
     }
 
     async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
