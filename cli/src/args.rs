@@ -9,6 +9,9 @@ vtag: the vtag command line
 
 USAGE
     vtag import focus FILE [options]   upload a FOCUS billing export to the command API
+    vtag replay --read-model MODEL     rebuild a read model from the event log beside the one
+                                       that serves, then swap (MODEL: opensearch; postgres and
+                                       neo4j are not rebuilt this way yet)
     vtag --help                        this text (also: vtag import focus --help)
     vtag --version
 
@@ -53,12 +56,30 @@ EXIT CODES
     2  the server failed or could not be reached
 ";
 
+pub const REPLAY_USAGE: &str = "\
+vtag replay: rebuild a read model from the event log
+
+USAGE
+    vtag replay --read-model opensearch
+
+    Builds a new generation of the search index from offset 0 beside the one that serves, with
+    progress, and moves the index alias to it in one step once it has caught up with the log:
+    searches use the old index until then and never see a half-built one. Runs
+    vtag-projector-search --rebuild from the directory of this program, with the services'
+    VTAG_* settings (VTAG_OPENSEARCH_URL, VTAG_KAFKA_BROKERS, VTAG_TOPIC_PREFIX, ...).
+
+EXIT CODES
+    0  rebuilt and serving    1  refused (unknown or not yet rebuildable model)
+    2  the rebuild failed
+";
+
 #[derive(Debug, PartialEq)]
 pub enum Invocation {
     /// Print this text and stop.
     Help(&'static str),
     Version,
     ImportFocus(ImportFocus),
+    Replay { read_model: String },
 }
 
 /// `vtag import focus` as typed: defaults from the environment are applied later (`Settings`).
@@ -97,7 +118,27 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation
         ["import"] => bail!("`vtag import` needs what to import: `vtag import focus FILE`"),
         ["import", "focus"] => import_focus(raw),
         ["import", other] => bail!("cannot import {other:?}: only `focus` (a FOCUS billing export) can be"),
+        ["replay"] => replay(raw),
         [other, ..] => bail!("unknown command {other:?}"),
+    }
+}
+
+/// The words after `vtag replay`.
+fn replay(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
+    let mut read_model = None;
+    while let Some(arg) = raw.next() {
+        match arg.split_once('=') {
+            Some(("--read-model", v)) => read_model = Some(v.to_owned()),
+            _ if arg == "--read-model" => read_model = Some(raw.next().context("--read-model needs a value")?),
+            _ if arg == "-h" || arg == "--help" => return Ok(Invocation::Help(REPLAY_USAGE)),
+            _ => bail!("unknown option {arg:?}"),
+        }
+    }
+    let read_model = read_model.context("which read model? `vtag replay --read-model opensearch`")?;
+    match read_model.as_str() {
+        "opensearch" => Ok(Invocation::Replay { read_model }),
+        "postgres" | "neo4j" => bail!("{read_model} cannot be rebuilt with `vtag replay` yet (only opensearch)"),
+        other => bail!("unknown read model {other:?}: postgres, opensearch or neo4j"),
     }
 }
 
@@ -173,6 +214,18 @@ mod tests {
 
     fn error(line: &str) -> String {
         format!("{:#}", parse_words(line).unwrap_err())
+    }
+
+    #[test]
+    fn replay_names_a_read_model_that_can_be_rebuilt() {
+        let replay = |line: &str| parse_words(line);
+        assert_eq!(replay("replay --read-model opensearch").unwrap(), Invocation::Replay { read_model: "opensearch".into() });
+        assert_eq!(replay("replay --read-model=opensearch").unwrap(), Invocation::Replay { read_model: "opensearch".into() });
+        assert_eq!(replay("replay --help").unwrap(), Invocation::Help(REPLAY_USAGE));
+        assert!(error("replay").contains("which read model"));
+        assert!(error("replay --read-model neo4j").contains("not") && error("replay --read-model neo4j").contains("yet"));
+        assert!(error("replay --read-model mysql").contains("unknown read model"));
+        assert!(error("replay --read-model opensearch --fast").contains("unknown option"));
     }
 
     #[test]

@@ -62,6 +62,31 @@ pub async fn run(args: impl IntoIterator<Item = String>, env: &Env, out: &mut dy
             0
         }
         Invocation::ImportFocus(args) => import_focus(args, env, out, err).await,
+        Invocation::Replay { read_model } => replay(&read_model, err).await,
+    }
+}
+
+/// `vtag replay --read-model opensearch`: the search projector's own rebuild, run from this
+/// program's directory (the projector owns the index; the CLI only starts it).
+async fn replay(read_model: &str, err: &mut dyn Write) -> u8 {
+    debug_assert_eq!(read_model, "opensearch", "args only lets opensearch through");
+    let program = match std::env::current_exe() {
+        Ok(me) => me.with_file_name("vtag-projector-search"),
+        Err(e) => {
+            say(err, &format!("error: cannot find this program's directory: {e}\n"));
+            return FAILED;
+        }
+    };
+    match tokio::process::Command::new(&program).arg("--rebuild").status().await {
+        Ok(status) if status.success() => 0,
+        Ok(status) => {
+            say(err, &format!("error: the rebuild failed ({status})\n"));
+            FAILED
+        }
+        Err(e) => {
+            say(err, &format!("error: cannot run {}: {e} (build it: cargo build --release --bins)\n", program.display()));
+            FAILED
+        }
     }
 }
 
