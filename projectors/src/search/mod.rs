@@ -25,7 +25,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc;
 use vtag_domain::compliance::Change;
-use vtag_eventlog::compliance::ComplianceLog;
+use vtag_domain::{EventEnvelope, Recorded, ResourceEvent};
+use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord};
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
 use crate::dead_letter::DeadLetters;
@@ -295,78 +296,98 @@ impl Projector {
     }
 
     async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
-        let mut events = Vec::new();
-        let mut next = HashMap::new();
-        for record in &records {
-            if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
-                continue;
-            }
-            next.insert(record.partition, record.offset + 1);
-            match crate::postgres::decode_with_retry(|| self.resource_codec.decode(&record.payload)).await {
-                Ok(Decoded::Resource(recorded)) => events.push(recorded),
+        let (decoded, next) = self.unfolded(&records, checkpoints, &self.resource_dead_letters, |p| self.resource_codec.decode(p)).await?;
+        let events: Vec<_> = decoded
+            .into_iter()
+            .filter_map(|d| match d {
+                Decoded::Resource(recorded) => Some(recorded),
                 // Re-derivation progress markers are for the Postgres read model's job view.
-                Ok(Decoded::Progress(_)) => {}
-                Err(reason) => {
-                    tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering an event");
-                    self.resource_dead_letters.park(record, &reason).await.map_err(|e| Failure::Other(e.into()))?;
-                }
-            }
-        }
-        if next.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> =
-            events.iter().map(|e| e.envelope.aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
-        let mut docs = retry(|| self.index.fetch(generation, &ids)).await?;
-        let mut touched = HashSet::new();
-        for e in &events {
-            let id = e.envelope.aggregate_id.to_string();
-            let doc = docs.entry(id.clone()).or_insert_with(|| ResourceDoc::new(e.envelope.tenant.as_str(), id.clone()));
-            if doc.apply(e) {
-                touched.insert(id);
-            }
-        }
-        self.commit(generation, &docs, &touched, &self.resource_topic, checkpoints, next).await
+                Decoded::Progress(_) => None,
+            })
+            .collect();
+        let apply = |doc: &mut ResourceDoc, e: &Recorded<ResourceEvent>| doc.apply(e);
+        self.fold_into(generation, &self.resource_topic, checkpoints, next, &events, |e| &e.envelope, apply).await
     }
 
     async fn fold_compliance(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
-        let mut decisions = Vec::new();
-        let mut next = HashMap::new();
-        for record in &records {
+        let (decoded, next) =
+            self.unfolded(&records, checkpoints, &self.compliance_dead_letters, |p| self.compliance_codec.decode_compliance_log(p)).await?;
+        let decisions: Vec<ComplianceRecord> = decoded
+            .into_iter()
+            .flat_map(|d| match d {
+                ComplianceLog::Decisions(batch) => batch,
+                ComplianceLog::Progress(_) => Vec::new(),
+            })
+            .collect();
+        let apply = |doc: &mut ResourceDoc, d: &ComplianceRecord| {
+            let version = d.envelope.aggregate_version;
+            match &d.change {
+                Change::Judged(judgement) => doc.judge(version, judgement, d.envelope.recorded_at),
+                Change::Transition(_) => {
+                    doc.pass(version);
+                    false
+                }
+            }
+        };
+        self.fold_into(generation, &self.compliance_topic, checkpoints, next, &decisions, |d| &d.envelope, apply).await
+    }
+
+    /// The records of a batch not folded yet, decoded (poison parked on the dead-letter topic),
+    /// and the next offsets past them.
+    async fn unfolded<'a, T, Fut>(
+        &self,
+        records: &'a [LogRecord],
+        checkpoints: &HashMap<i32, i64>,
+        dead_letters: &DeadLetters,
+        decode: impl Fn(&'a [u8]) -> Fut,
+    ) -> Result<(Vec<T>, HashMap<i32, i64>), Failure>
+    where
+        Fut: Future<Output = Result<T, vtag_eventlog::DecodeError>>,
+    {
+        let (mut decoded, mut next) = (Vec::new(), HashMap::new());
+        for record in records {
             if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
                 continue;
             }
             next.insert(record.partition, record.offset + 1);
-            match crate::postgres::decode_with_retry(|| self.compliance_codec.decode_compliance_log(&record.payload)).await {
-                Ok(ComplianceLog::Decisions(batch)) => decisions.extend(batch),
-                Ok(ComplianceLog::Progress(_)) => {}
+            match crate::postgres::decode_with_retry(|| decode(&record.payload)).await {
+                Ok(value) => decoded.push(value),
                 Err(reason) => {
-                    tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a compliance record");
-                    self.compliance_dead_letters.park(record, &reason).await.map_err(|e| Failure::Other(e.into()))?;
+                    tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a record");
+                    dead_letters.park(record, &reason).await.map_err(|e| Failure::Other(e.into()))?;
                 }
             }
         }
+        Ok((decoded, next))
+    }
+
+    /// Folds `items` into the documents of the resources they are about (read first), then commits.
+    #[allow(clippy::too_many_arguments)]
+    async fn fold_into<X>(
+        &self,
+        generation: &str,
+        topic: &str,
+        checkpoints: &mut HashMap<i32, i64>,
+        next: HashMap<i32, i64>,
+        items: &[X],
+        envelope: impl Fn(&X) -> &EventEnvelope,
+        apply: impl Fn(&mut ResourceDoc, &X) -> bool,
+    ) -> Result<(), Failure> {
         if next.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> =
-            decisions.iter().map(|d| d.envelope.aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
+        let ids: Vec<String> = items.iter().map(|x| envelope(x).aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
         let mut docs = retry(|| self.index.fetch(generation, &ids)).await?;
         let mut touched = HashSet::new();
-        for d in &decisions {
-            let id = d.envelope.aggregate_id.to_string();
-            let doc = docs.entry(id.clone()).or_insert_with(|| ResourceDoc::new(d.envelope.tenant.as_str(), id.clone()));
-            let version = d.envelope.aggregate_version;
-            match &d.change {
-                Change::Judged(judgement) => {
-                    if doc.judge(version, judgement, d.envelope.recorded_at) {
-                        touched.insert(id);
-                    }
-                }
-                Change::Transition(_) => doc.pass(version),
+        for x in items {
+            let env = envelope(x);
+            let id = env.aggregate_id.to_string();
+            let doc = docs.entry(id.clone()).or_insert_with(|| ResourceDoc::new(env.tenant.as_str(), id.clone()));
+            if apply(doc, x) {
+                touched.insert(id);
             }
         }
-        self.commit(generation, &docs, &touched, &self.compliance_topic, checkpoints, next).await
+        self.commit(generation, &docs, &touched, topic, checkpoints, next).await
     }
 
     /// Documents first, then the checkpoints (see the module's comment).
