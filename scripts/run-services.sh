@@ -71,11 +71,7 @@ load_env() {
 load_secret() {
   if [[ ! -s "$SECRET_FILE" ]]; then
     log "generating a JWT signing secret in $SECRET_FILE"
-    (
-      umask 077
-      od -An -tx1 -N48 /dev/urandom | tr -d ' \n' >"$SECRET_FILE.tmp"
-      mv -f "$SECRET_FILE.tmp" "$SECRET_FILE"
-    )
+    new_secret "$SECRET_FILE" 48
   fi
   chmod 600 "$SECRET_FILE"
   VTAG_JWT_SECRET="$(tr -d '\n' <"$SECRET_FILE")"

@@ -283,24 +283,15 @@ start_kafka() {
   if port_open "$VTAG_KAFKA_PORT"; then die "kafka: port $VTAG_KAFKA_PORT is already taken by another program"; fi
   mkdir -p "$TANSU_DIR" "$LOG_DIR" "$PID_DIR"
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
-  local t0=$SECONDS i brokers=""
+  local t0=$SECONDS brokers=""
   # SCHEMA_REGISTRY in the environment would turn on tansu's own record validation: keep it out
   RUST_LOG="${VTAG_TANSU_LOG:-warn}" spawn kafka "$logf" "$TANSU_DIR" env -u SCHEMA_REGISTRY "$bin" broker \
     --listener-url "tcp://127.0.0.1:$VTAG_KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$VTAG_KAFKA_PORT" \
     --storage-engine "sqlite://tansu.db"
-  for ((i = 0; i < 120; i++)); do
-    if ! pid="$(live_pid kafka tansu 2>/dev/null)"; then
-      tail_log "$logf"; die "kafka: tansu exited during start"
-    fi
-    if port_open "$VTAG_KAFKA_PORT" && brokers="$(kafka_probe "$VTAG_KAFKA_PORT" 2>/dev/null)"; then
-      log "kafka: tansu up on 127.0.0.1:$VTAG_KAFKA_PORT (pid $pid, brokers $brokers) in $((SECONDS - t0)) s"
-      return 0
-    fi
-    sleep 0.5
-  done
-  tail_log "$logf"
-  die "kafka: not ready after 60 s (pid $pid still running; stop it with scripts/stack.sh stop kafka)"
+  kafka_ready() { port_open "$VTAG_KAFKA_PORT" && brokers="$(kafka_probe "$VTAG_KAFKA_PORT" 2>/dev/null)"; }
+  await_ready kafka tansu "$logf" 60 "kafka: tansu" kafka_ready
+  log "kafka: tansu up on 127.0.0.1:$VTAG_KAFKA_PORT (pid $READY_PID, brokers $brokers) in $((SECONDS - t0)) s"
 }
 
 stop_kafka() { kill_pid_file kafka tansu; }
@@ -326,20 +317,10 @@ start_registry() {
   if port_open "$VTAG_REGISTRY_PORT"; then die "registry: port $VTAG_REGISTRY_PORT is already taken by another program"; fi
   mkdir -p "$REGISTRY_DIR" "$LOG_DIR" "$PID_DIR"
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
-  local t0=$SECONDS i
+  local t0=$SECONDS
   spawn registry "$logf" "$REGISTRY_DIR" "$bin" --listen "127.0.0.1:$VTAG_REGISTRY_PORT" --data-dir "$REGISTRY_DIR"
-  for ((i = 0; i < 60; i++)); do
-    if ! pid="$(live_pid registry vtag-schema-registry 2>/dev/null)"; then
-      tail_log "$logf"; die "registry: exited during start"
-    fi
-    if http_ok "$url"; then
-      log "registry: up on 127.0.0.1:$VTAG_REGISTRY_PORT (pid $pid) in $((SECONDS - t0)) s"
-      return 0
-    fi
-    sleep 0.5
-  done
-  tail_log "$logf"
-  die "registry: $url not healthy after 30 s (pid $pid still running; stop it with scripts/stack.sh stop registry)"
+  await_ready registry vtag-schema-registry "$logf" 30 "registry" http_ok "$url"
+  log "registry: up on 127.0.0.1:$VTAG_REGISTRY_PORT (pid $READY_PID) in $((SECONDS - t0)) s"
 }
 
 stop_registry() { kill_pid_file registry vtag-schema-registry; }
@@ -383,22 +364,26 @@ pip_install() { # COMPONENT DIST VERSION
   py_has "$2" "$3" || die "$1: $2 $3 is not in $PY_DIR after pip install"
 }
 
+# Installs DIST==VERSION into the venv unless present, and checks that it brought PACKAGE/PROGRAM
+# (a binary shipped inside the wheel) and that it can run.
+install_pip_program() { # COMPONENT DIST VERSION PACKAGE PROGRAM
+  local d
+  if py_has "$2" "$3" && d="$(py_pkg_dir "$4")" && [[ -x "$d/$5" ]]; then
+    log "$1: $2 $3 present ($d/$5)"
+    return 0
+  fi
+  pip_install "$1" "$2" "$3"
+  { d="$(py_pkg_dir "$4")" && [[ -f "$d/$5" ]]; } || die "$1: $4/$5 missing after pip install"
+  [[ -x "$d/$5" ]] || chmod +x "$d/$5"
+  log "$1: $2 $3 installed ($d/$5)"
+}
+
 # ---------------------------------------------------------------- opensearch (osmem-server) ----
 # osmem-server: an in-memory server of the OpenSearch REST API (a Go binary in a PyPI wheel). Memory
 # only: it is empty after every start; what it serves must be rebuilt from the log.
 osmem_bin() { local d; d="$(py_pkg_dir osmem_server)" && echo "$d/bin/osmem-server"; }
 
-install_opensearch() {
-  local b
-  if py_has osmem-server "$OSMEM_VERSION" && b="$(osmem_bin)" && [[ -x "$b" ]]; then
-    log "opensearch: osmem-server $OSMEM_VERSION present ($b)"
-    return 0
-  fi
-  pip_install opensearch osmem-server "$OSMEM_VERSION"
-  { b="$(osmem_bin)" && [[ -f "$b" ]]; } || die "opensearch: osmem_server/bin/osmem-server missing after pip install"
-  [[ -x "$b" ]] || chmod +x "$b"
-  log "opensearch: osmem-server $OSMEM_VERSION installed ($b)"
-}
+install_opensearch() { install_pip_program opensearch osmem-server "$OSMEM_VERSION" osmem_server bin/osmem-server; }
 
 start_opensearch() {
   local bin pid logf="$LOG_DIR/opensearch.log" url="http://127.0.0.1:$VTAG_OPENSEARCH_PORT/"
@@ -410,20 +395,10 @@ start_opensearch() {
   if port_open "$VTAG_OPENSEARCH_PORT"; then die "opensearch: port $VTAG_OPENSEARCH_PORT is already taken by another program"; fi
   mkdir -p "$OPENSEARCH_DIR" "$LOG_DIR" "$PID_DIR"
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
-  local t0=$SECONDS i
+  local t0=$SECONDS
   spawn opensearch "$logf" "$OPENSEARCH_DIR" "$bin" -addr "127.0.0.1:$VTAG_OPENSEARCH_PORT" -no-stdin-watch -no-ja
-  for ((i = 0; i < 60; i++)); do
-    if ! pid="$(live_pid opensearch osmem-server 2>/dev/null)"; then
-      tail_log "$logf"; die "opensearch: osmem-server exited during start"
-    fi
-    if http_ok "$url"; then
-      log "opensearch: osmem-server up on 127.0.0.1:$VTAG_OPENSEARCH_PORT (pid $pid) in $((SECONDS - t0)) s"
-      return 0
-    fi
-    sleep 0.5
-  done
-  tail_log "$logf"
-  die "opensearch: $url does not answer after 30 s (pid $pid still running; stop it with scripts/stack.sh stop opensearch)"
+  await_ready opensearch osmem-server "$logf" 30 "opensearch: osmem-server" http_ok "$url"
+  log "opensearch: osmem-server up on 127.0.0.1:$VTAG_OPENSEARCH_PORT (pid $READY_PID) in $((SECONDS - t0)) s"
 }
 
 stop_opensearch() { kill_pid_file opensearch osmem-server; }
@@ -444,17 +419,7 @@ status_opensearch() {
 # first start, root may use it.
 ARCADE_MAIN=com.arcadedb.server.ArcadeDBServer
 
-install_bolt() {
-  local d
-  if py_has arcadedb-embedded "$ARCADEDB_VERSION" && d="$(py_pkg_dir arcadedb_embedded)" && [[ -x "$d/jre/bin/java" ]]; then
-    log "bolt: ArcadeDB (arcadedb-embedded $ARCADEDB_VERSION) present ($d)"
-    return 0
-  fi
-  pip_install bolt arcadedb-embedded "$ARCADEDB_VERSION"
-  { d="$(py_pkg_dir arcadedb_embedded)" && [[ -f "$d/jre/bin/java" ]]; } || die "bolt: arcadedb_embedded/jre/bin/java missing after pip install"
-  [[ -x "$d/jre/bin/java" ]] || chmod +x "$d/jre/bin/java"
-  log "bolt: ArcadeDB (arcadedb-embedded $ARCADEDB_VERSION) installed ($d)"
-}
+install_bolt() { install_pip_program bolt arcadedb-embedded "$ARCADEDB_VERSION" arcadedb_embedded jre/bin/java; }
 
 # Prints the root password; generates it (once per machine) when the file is missing. ArcadeDB keeps
 # its users in $ARCADE_DIR/config: a new password means a new users file (root is created again
@@ -462,11 +427,7 @@ install_bolt() {
 arcade_password() {
   if [[ ! -s "$ARCADE_PASSWORD_FILE" ]]; then
     log "bolt: generating ArcadeDB's root password in $ARCADE_PASSWORD_FILE"
-    (
-      umask 077
-      od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$ARCADE_PASSWORD_FILE.tmp"
-      mv -f "$ARCADE_PASSWORD_FILE.tmp" "$ARCADE_PASSWORD_FILE"
-    )
+    new_secret "$ARCADE_PASSWORD_FILE" 24
     if [[ -f "$ARCADE_DIR/config/server-users.jsonl" ]]; then
       log "bolt: the password is new: removing ArcadeDB's old users file"
       rm -f "$ARCADE_DIR/config/server-users.jsonl"
@@ -489,7 +450,7 @@ start_bolt() {
   arcade_password >/dev/null
   printf '\n==== %s start\n' "$(date -Is)" >>"$logf"
   off="$(stat -c %s "$logf")"
-  local t0=$SECONDS i
+  local t0=$SECONDS
   spawn bolt "$logf" "$ARCADE_DIR" "$java" "-Xmx$VTAG_ARCADE_HEAP" -cp "$d/jars/*" \
     "-Darcadedb.server.rootPath=$ARCADE_DIR" \
     "-Darcadedb.server.rootPasswordPath=$ARCADE_PASSWORD_FILE" \
@@ -500,18 +461,10 @@ start_bolt() {
     "-Darcadedb.bolt.port=$VTAG_BOLT_PORT" \
     "-Darcadedb.server.defaultDatabases=graph[root]" \
     "$ARCADE_MAIN"
-  for ((i = 0; i < 120; i++)); do
-    if ! pid="$(live_pid bolt "$ARCADE_MAIN" 2>/dev/null)"; then
-      tail_log "$logf"; die "bolt: ArcadeDB exited during start"
-    fi
-    if port_open "$VTAG_BOLT_PORT" && tail -c "+$((off + 1))" "$logf" | grep -q "ArcadeDB Server started"; then
-      log "bolt: ArcadeDB up, bolt on 127.0.0.1:$VTAG_BOLT_PORT, http on 127.0.0.1:$VTAG_ARCADE_HTTP_PORT (pid $pid) in $((SECONDS - t0)) s"
-      return 0
-    fi
-    sleep 0.5
-  done
-  tail_log "$logf"
-  die "bolt: not ready after 60 s (pid $pid still running; stop it with scripts/stack.sh stop bolt)"
+  # Ready when it says so (the Bolt port opens before the database is).
+  bolt_ready() { port_open "$VTAG_BOLT_PORT" && tail -c "+$((off + 1))" "$logf" | grep -q "ArcadeDB Server started"; }
+  await_ready bolt "$ARCADE_MAIN" "$logf" 60 "bolt: ArcadeDB" bolt_ready
+  log "bolt: ArcadeDB up, bolt on 127.0.0.1:$VTAG_BOLT_PORT, http on 127.0.0.1:$VTAG_ARCADE_HTTP_PORT (pid $READY_PID) in $((SECONDS - t0)) s"
 }
 
 stop_bolt() { kill_pid_file bolt "$ARCADE_MAIN"; }

@@ -625,7 +625,7 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 6, 0, 0).unwrap();
         let (p, k) = ("prod".to_owned(), "owner".to_owned());
         let r = |i: u128| ResourceId::from_uuid(Uuid::from_u128(100 + i));
-        let decisions = vec![
+        let decisions = [
             (r(1), 1, Change::Transition(Transition::Opened {
                 policy_id: p.clone(), key: k.clone(), severity: Severity::Critical, problem: Problem::Invalid,
                 message: "owner is 'ops' ünïcode".into(), remediation: "set owner".into(), due_at: at,
@@ -641,18 +641,19 @@ mod tests {
             (r(3), 4, Change::Judged(std::sync::Arc::new(Judgement { applicable: vec![p.clone(), "b".into()], violated: vec![], score: 87.5 }))),
             (r(4), 1, Change::Judged(std::sync::Arc::new(Judgement { applicable: vec![], violated: vec![], score: 100.0 }))),
         ];
+        let batch_of = |decisions: Vec<_>| crate::compliance::DecisionBatch {
+            batch_id: Uuid::from_u128(9),
+            tenant: TenantId::parse("acme").unwrap(),
+            actor: Actor::parse("vtag-compliance").unwrap(),
+            causation_id: Uuid::from_u128(10),
+            correlation_id: Uuid::nil(),
+            recorded_at: at,
+            source_offset: -1,
+            policies_version: 12,
+            decisions,
+        };
         for n in [0, 1, decisions.len()] {
-            let batch = crate::compliance::DecisionBatch {
-                batch_id: Uuid::from_u128(9),
-                tenant: TenantId::parse("acme").unwrap(),
-                actor: Actor::parse("vtag-compliance").unwrap(),
-                causation_id: Uuid::from_u128(10),
-                correlation_id: Uuid::nil(),
-                recorded_at: at,
-                source_offset: -1,
-                policies_version: 12,
-                decisions: decisions[..n].to_vec(),
-            };
+            let batch = batch_of(decisions[..n].to_vec());
             let mut w = Wire::bare();
             decisions_wire(&mut w, &batch);
             let bytes = w.into_bytes();
@@ -671,17 +672,7 @@ mod tests {
         }
         // A sweep's batch: the same few strings over and over.
         let sweep: Vec<_> = (0..2_000).map(|i| decisions[i % decisions.len()].clone()).collect();
-        let batch = crate::compliance::DecisionBatch {
-            batch_id: Uuid::from_u128(9),
-            tenant: TenantId::parse("acme").unwrap(),
-            actor: Actor::parse("vtag-compliance").unwrap(),
-            causation_id: Uuid::from_u128(10),
-            correlation_id: Uuid::nil(),
-            recorded_at: at,
-            source_offset: -1,
-            policies_version: 12,
-            decisions: sweep,
-        };
+        let batch = batch_of(sweep);
         let (mut plain, mut small) = (Wire::bare(), Wire::bare());
         decisions_wire(&mut plain, &batch);
         packed(&mut small, &batch);

@@ -118,19 +118,32 @@ pub fn partition_count(brokers: &str, topic: &str) -> Result<i32, rdkafka::error
 }
 
 /// The high watermark (next offset to be written) of every partition of `topic`: what a reader
-/// has to reach to have read everything written so far. Blocking (a metadata round trip each).
+/// has to reach to have read everything written so far. Blocking.
 pub fn high_watermarks(brokers: &str, topic: &str) -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
-    let consumer: BaseConsumer = crate::kafka::assigned_consumer_config(brokers, "vtag-watermarks").create()?;
-    let partitions = partition_count(brokers, topic)?;
-    (0..partitions).map(|p| Ok((p, consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?.1))).collect()
+    Ok(ends_with(&watermark_reader(brokers)?, &[topic.to_owned()])?.remove(topic).unwrap_or_default())
 }
 
-/// `high_watermarks` of several topics, off the async runtime's threads.
+/// `high_watermarks` of several topics (one client for all), off the async runtime's threads.
 pub async fn ends_of(brokers: &str, topics: &[String]) -> Result<HashMap<String, HashMap<i32, i64>>, rdkafka::error::KafkaError> {
     let (brokers, topics) = (brokers.to_owned(), topics.to_vec());
-    tokio::task::spawn_blocking(move || topics.into_iter().map(|t| Ok((t.clone(), high_watermarks(&brokers, &t)?))).collect())
+    tokio::task::spawn_blocking(move || ends_with(&watermark_reader(&brokers)?, &topics))
         .await
         .expect("reading watermarks does not panic")
+}
+
+fn watermark_reader(brokers: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
+    crate::kafka::assigned_consumer_config(brokers, "vtag-watermarks").create()
+}
+
+fn ends_with(consumer: &BaseConsumer, topics: &[String]) -> Result<HashMap<String, HashMap<i32, i64>>, rdkafka::error::KafkaError> {
+    let mut ends = HashMap::new();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let partitions = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32);
+        let of_topic = (0..partitions).map(|p| Ok((p, consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?.1))).collect::<Result<_, rdkafka::error::KafkaError>>()?;
+        ends.insert(topic.clone(), of_topic);
+    }
+    Ok(ends)
 }
 
 /// Kafka's default partitioner (murmur2 of the key, as the Java client computes it), so every

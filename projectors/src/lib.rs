@@ -17,4 +17,4 @@ pub mod search;
 pub mod settings;
 pub mod source;
 
-pub use settings::Settings;
+pub use settings::{LogSettings, Settings};

@@ -20,7 +20,7 @@ use opensearch::OpenSearch;
 use serde::Serialize;
 use serde_json::{json, Value};
 use vtag_domain::{Provider, TagKey};
-use vtag_service::{Caller, Problem, Role};
+use vtag_service::{read_models, Caller, Problem, Role};
 
 use crate::rest::unreadable_query;
 use crate::state::AppState;
@@ -42,7 +42,7 @@ impl SearchModel {
     pub fn connect(url: &str, topic_prefix: &str) -> anyhow::Result<Self> {
         let url = Url::parse(url).map_err(|e| anyhow::anyhow!("VTAG_OPENSEARCH_URL {url:?}: {e}"))?;
         let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(Duration::from_secs(10)).build()?;
-        Ok(Self { client: OpenSearch::new(transport), alias: vtag_service::read_models::search_alias(topic_prefix) })
+        Ok(Self { client: OpenSearch::new(transport), alias: read_models::search_alias(topic_prefix) })
     }
 
     async fn get(&self, path: &str) -> Result<(StatusCode, Value), String> {
@@ -65,16 +65,14 @@ impl SearchModel {
         if !status.is_success() {
             return Err(format!("{status}: {aliases}"));
         }
-        // The newest, as the projector reads it (names end in creation millis).
-        let Some(generation) = aliases.as_object().and_then(|m| m.keys().max().cloned()) else { return Ok(None) };
+        let Some(generation) = read_models::served_generation(&aliases) else { return Ok(None) };
         let mut out = HashMap::new();
         for topic in topics {
-            let (status, doc) = self.get(&format!("/{generation}-checkpoints/_doc/{topic}")).await?;
+            let (status, doc) = self.get(&format!("/{}/_doc/{topic}", read_models::search_checkpoints_index(&generation))).await?;
             if !status.is_success() && doc.get("found") != Some(&json!(false)) {
                 return Err(format!("{status}: {doc}"));
             }
-            let offsets = doc.pointer("/_source/offsets").and_then(Value::as_object).cloned().unwrap_or_default();
-            out.insert(topic.clone(), offsets.into_iter().filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?))).collect());
+            out.insert(topic.clone(), read_models::checkpoint_offsets(&doc));
         }
         Ok(Some(out))
     }

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Process-management helpers shared by scripts/stack.sh and scripts/run-services.sh.
 # Sourced, never run. The sourcing script must define, before sourcing:
-#   log MESSAGE...   its own logger (keeps the per-script prefix, e.g. [stack] / [services])
+#   log MESSAGE...   its own logger
+#   die MESSAGE...   its own fatal error (keeps the per-script prefix, e.g. [stack] / [services])
 #   PID_DIR          directory of the pid files
 #   VTAG_HOME        home of the lock files
 # and may set LOG_TAIL_LINES (default number of lines tail_log prints; 30 if unset).
@@ -68,6 +69,35 @@ spawn() { # NAME LOG WORKDIR CMD...
   ) &
   local i
   for ((i = 0; i < 50; i++)); do [[ -s "$(pid_file "$name")" ]] && break; sleep 0.1; done
+}
+
+# Waits up to SECONDS for READY-COMMAND to succeed while NAME's process (pid file, MATCH in its
+# command line) lives; dies with the log's tail if it exits or never gets ready. Sets READY_PID.
+await_ready() { # NAME MATCH LOG SECONDS LABEL READY-COMMAND...
+  local name="$1" match="$2" logf="$3" secs="$4" label="$5" pid i
+  shift 5
+  for ((i = 0; i < secs * 2; i++)); do
+    if ! pid="$(live_pid "$name" "$match" 2>/dev/null)"; then
+      tail_log "$logf"; die "$label exited during start"
+    fi
+    if "$@"; then
+      READY_PID="$pid"
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail_log "$logf"
+  die "$label: not ready after $secs s (pid $pid still running; stop it with scripts/$(basename "$0") stop $name)"
+}
+
+# Writes BYTES random bytes as hex into FILE (mode 600) unless it has content already.
+new_secret() { # FILE BYTES
+  [[ -s "$1" ]] && return 0
+  (
+    umask 077
+    od -An -tx1 -N"$2" /dev/urandom | tr -d ' \n' >"$1.tmp"
+    mv -f "$1.tmp" "$1"
+  )
 }
 
 port_open() { # [HOST:]PORT; HOST defaults to 127.0.0.1 (also for 0.0.0.0)

@@ -1,8 +1,56 @@
-//! Names of read models that several binaries must agree on (the projector writes them, the query
-//! API reads them).
+//! Names and layouts of read models that several binaries must agree on (the projectors write
+//! them; the query API, the tests and the benchmarks read them).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
 
 /// The alias searches read: `vtag.` → `vtag.resources` (OpenSearch index names are lower case).
 /// The projector's generations are `{alias}-{millis}` behind it.
 pub fn search_alias(topic_prefix: &str) -> String {
     format!("{}resources", topic_prefix.to_lowercase())
+}
+
+/// Whether `index` is a generation of `alias` (`{alias}-{millis}`, not its checkpoints index).
+pub fn is_search_generation(alias: &str, index: &str) -> bool {
+    index.strip_prefix(alias).and_then(|rest| rest.strip_prefix('-')).is_some_and(|millis| !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The index holding a search generation's checkpoints: one document per topic, id = the topic,
+/// `{"topic": …, "offsets": {"<partition>": <next offset>, …}}`.
+pub fn search_checkpoints_index(generation: &str) -> String {
+    format!("{generation}-checkpoints")
+}
+
+/// The generation an `_alias` answer (`{"<index>": {"aliases": …}, …}`) serves: the newest, should
+/// a race have left the alias on two (names end in creation millis).
+pub fn served_generation(aliases: &Value) -> Option<String> {
+    aliases.as_object().and_then(|m| m.keys().max().cloned())
+}
+
+/// Next offset per partition from a checkpoints document as `GET …/_doc/{topic}` answers it (empty
+/// when there is none yet).
+pub fn checkpoint_offsets(doc: &Value) -> HashMap<i32, i64> {
+    let offsets = doc.pointer("/_source/offsets").and_then(Value::as_object);
+    offsets.into_iter().flatten().filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn generations_and_checkpoints_read_as_written() {
+        assert_eq!(search_alias("T1."), "t1.resources");
+        assert!(is_search_generation("t1.resources", "t1.resources-1795436532928"));
+        assert!(!is_search_generation("t1.resources", &search_checkpoints_index("t1.resources-1795436532928")));
+        assert!(!is_search_generation("t1.resources", "t1.resources-raw-0"));
+        let aliases = json!({ "t1.resources-1795436532928": {}, "t1.resources-1795436599999": {} });
+        assert_eq!(served_generation(&aliases).as_deref(), Some("t1.resources-1795436599999"));
+        assert_eq!(served_generation(&json!({})), None);
+        let doc = json!({ "_source": { "topic": "x", "offsets": { "0": 12, "3": 7 } } });
+        assert_eq!(checkpoint_offsets(&doc), HashMap::from([(0, 12), (3, 7)]));
+        assert!(checkpoint_offsets(&json!({ "found": false })).is_empty());
+    }
 }

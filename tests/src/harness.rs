@@ -90,8 +90,12 @@ impl TestEnv {
     }
 
     pub fn projector_settings(&self) -> vtag_projectors::Settings {
-        vtag_projectors::Settings {
-            database_url: self.database_url.clone(),
+        vtag_projectors::Settings { database_url: self.database_url.clone(), log: self.log_settings() }
+    }
+
+    /// How the projectors in this process read this test's log.
+    fn log_settings(&self) -> vtag_projectors::LogSettings {
+        vtag_projectors::LogSettings {
             brokers: self.stack.brokers.clone(),
             registry_url: self.stack.registry_url.clone(),
             topic_prefix: self.prefix.clone(),
@@ -111,6 +115,7 @@ impl TestEnv {
             ("VTAG_PARTITIONS".into(), self.partitions.to_string()),
             ("VTAG_JWT_SECRET".into(), self.secret.clone()),
             ("VTAG_PROJECTOR_BATCH".into(), "500".into()),
+            ("VTAG_OPENSEARCH_URL".into(), self.stack.opensearch_url.clone()),
         ]
     }
 
@@ -156,15 +161,7 @@ impl TestEnv {
     }
 
     pub fn search_settings(&self) -> vtag_projectors::search::SearchSettings {
-        vtag_projectors::search::SearchSettings {
-            opensearch_url: self.stack.opensearch_url.clone(),
-            brokers: self.stack.brokers.clone(),
-            registry_url: self.stack.registry_url.clone(),
-            topic_prefix: self.prefix.clone(),
-            partitions: self.partitions,
-            batch_size: 2000,
-            batch_linger: Duration::from_millis(10),
-        }
+        vtag_projectors::search::SearchSettings { opensearch_url: self.stack.opensearch_url.clone(), log: self.log_settings() }
     }
 
     /// The search projector in this process.
@@ -181,16 +178,7 @@ impl TestEnv {
 
     /// The search projector as a separate OS process, so a test can kill -9 it.
     pub fn spawn_search_projector_process(&self) -> tokio::process::Child {
-        let bin = format!("{}/vtag-projector-search", self.stack.bin_dir);
-        tokio::process::Command::new(&bin)
-            .envs(self.service_env())
-            .env("VTAG_OPENSEARCH_URL", &self.stack.opensearch_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {bin}: {e} (make test builds it)"))
+        self.spawn_service_process("vtag-projector-search")
     }
 
     /// The compliance evaluator in this process; time moves violations on every `tick`.
@@ -211,7 +199,12 @@ impl TestEnv {
 
     /// The projector as a separate OS process, so a test can kill -9 it.
     pub fn spawn_projector_process(&self) -> tokio::process::Child {
-        let bin = format!("{}/vtag-projector", self.stack.bin_dir);
+        self.spawn_service_process("vtag-projector")
+    }
+
+    /// One of the service binaries `make test` built, with this test's environment.
+    fn spawn_service_process(&self, name: &str) -> tokio::process::Child {
+        let bin = format!("{}/{name}", self.stack.bin_dir);
         tokio::process::Command::new(&bin)
             .envs(self.service_env())
             .env("RUST_LOG", "warn")

@@ -2,20 +2,21 @@
 
 use sqlx::PgPool;
 
-/// Sum of the postgres projector's checkpoints: how many records of the log it has folded.
+/// Sum of the postgres projector's checkpoints: how many records of the log (every topic it reads)
+/// it has folded.
 pub async fn folded(pool: &PgPool) -> i64 {
-    sqlx::query_scalar::<_, i64>(
-        "SELECT coalesce(sum(next_offset), 0)::int8 FROM projector_checkpoints WHERE projector = 'postgres'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap_or(0)
+    folded_in(pool, None).await
 }
 
 /// How many records of `topic` the postgres projector has folded.
 pub async fn folded_of(pool: &PgPool, topic: &str) -> i64 {
+    folded_in(pool, Some(topic)).await
+}
+
+async fn folded_in(pool: &PgPool, topic: Option<&str>) -> i64 {
     sqlx::query_scalar::<_, i64>(
-        "SELECT coalesce(sum(next_offset), 0)::int8 FROM projector_checkpoints WHERE projector = 'postgres' AND topic = $1",
+        "SELECT coalesce(sum(next_offset), 0)::int8 FROM projector_checkpoints
+          WHERE projector = 'postgres' AND ($1::text IS NULL OR topic = $1)",
     )
     .bind(topic)
     .fetch_one(pool)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use vtag_service::read_models;
 
 use crate::harness::TestEnv;
 
@@ -26,7 +27,7 @@ impl SearchServer {
     pub fn at(url: &str, env: &TestEnv) -> Self {
         Self {
             url: url.trim_end_matches('/').to_owned(),
-            alias: vtag_service::read_models::search_alias(&env.prefix),
+            alias: read_models::search_alias(&env.prefix),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
         }
     }
@@ -48,7 +49,7 @@ impl SearchServer {
     /// The generation the alias points at.
     pub async fn serving(&self) -> Option<String> {
         let (status, body) = self.call(reqwest::Method::GET, &format!("/_alias/{}", self.alias), None).await;
-        (status == 200).then(|| body.as_object().and_then(|m| m.keys().next().cloned())).flatten()
+        (status == 200).then(|| read_models::served_generation(&body)).flatten()
     }
 
     /// Every generation on the server, served or not.
@@ -59,7 +60,7 @@ impl SearchServer {
             .into_iter()
             .flatten()
             .filter_map(|i| i["index"].as_str())
-            .filter(|n| !n.ends_with("-checkpoints"))
+            .filter(|n| read_models::is_search_generation(&self.alias, n))
             .map(str::to_owned)
             .collect();
         names.sort();
@@ -69,20 +70,15 @@ impl SearchServer {
     /// Next offsets the serving generation recorded for `topic`.
     pub async fn checkpoints(&self, topic: &str) -> BTreeMap<i32, i64> {
         let Some(generation) = self.serving().await else { return BTreeMap::new() };
-        let (_, body) = self.call(reqwest::Method::GET, &format!("/{generation}-checkpoints/_doc/{topic}"), None).await;
-        body.pointer("/_source/offsets")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?)))
-            .collect()
+        let (_, body) = self.call(reqwest::Method::GET, &format!("/{}/_doc/{topic}", read_models::search_checkpoints_index(&generation)), None).await;
+        read_models::checkpoint_offsets(&body).into_iter().collect()
     }
 
     /// Serving, and every partition of the resource and compliance topics folded to its end.
     pub async fn caught_up(&self, env: &TestEnv) -> bool {
         let topics = vtag_eventlog::EventTopics::new(env.prefix.clone(), env.partitions);
-        for topic in [topics.resource_events(), topics.compliance_events()] {
-            let ends = vtag_eventlog::high_watermarks(&env.stack.brokers, &topic).expect("watermarks");
+        let all_ends = vtag_eventlog::ends_of(&env.stack.brokers, &[topics.resource_events(), topics.compliance_events()]).await.expect("watermarks");
+        for (topic, ends) in all_ends {
             let done = self.checkpoints(&topic).await;
             if ends.iter().any(|(p, end)| *end > 0 && done.get(p).copied().unwrap_or(0) < *end) {
                 return false;

@@ -57,7 +57,7 @@ async fn a_projector_killed_mid_stream_resumes_exactly_where_it_was() {
     // A second read model, folded from offset 0 by a projector that never crashed.
     let rebuilt_env = vtag_tests::harness::TestEnv::with_stack(env.stack.clone()).await;
     let mut settings = rebuilt_env.projector_settings();
-    settings.topic_prefix = env.prefix.clone();
+    settings.log.topic_prefix = env.prefix.clone();
     let rebuilt_pool = rebuilt_env.pool().await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let rebuild = tokio::spawn(vtag_projectors::postgres::run(settings, async move {

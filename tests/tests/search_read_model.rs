@@ -164,6 +164,9 @@ async fn a_search_projector_killed_mid_stream_resumes_without_duplicates() {
     let mut search_process = env.spawn_search_projector_process();
     let search = SearchServer::of(&env);
     let topic = env.topic();
+    // Serving before the stream starts: a projector that came up late would build its first index
+    // out of sight (no alias, no visible checkpoints) and could finish before the kill.
+    eventually(Duration::from_secs(60), "the search projector to serve", || async { search.serving().await.map(|_| ()) }).await;
 
     let producer = {
         let api = Api::new(commands.url(""), Some(env.editor()));

@@ -27,36 +27,36 @@ pub const PROJECTOR: &str = "postgres";
 /// Runs the projector until `shutdown` resolves. A batch in flight when shutdown arrives is either
 /// committed whole or not at all.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
+    let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
     let topic = topics.resource_events();
-    topics.ensure_created(&settings.brokers).await.context("creating topics")?;
+    topics.ensure_created(&settings.log.brokers).await.context("creating topics")?;
     let store = Store::connect(&settings.database_url, PROJECTOR, &topic).await.context("connecting to Postgres")?;
     let _lock = store.lock_single_writer(&settings.database_url).await?;
-    let codec = EventCodec::new(&settings.registry_url, topic.clone()).context("schema registry settings")?;
-    let dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
+    let codec = EventCodec::new(&settings.log.registry_url, topic.clone()).context("schema registry settings")?;
+    let dead_letters = DeadLetters::new(&settings.log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
 
     let mut checkpoints = store.checkpoints().await?;
-    let partitions = vtag_eventlog::partition_count(&settings.brokers, &topic)?;
-    let source = BatchSource::assign(&settings.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
+    let partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topic)?;
+    let source = BatchSource::assign(&settings.log.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
     tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
-    let config_codec = EventCodec::for_config(&settings.registry_url, topics.tagging_config()).context("schema registry settings")?;
+    let config_codec = EventCodec::for_config(&settings.log.registry_url, topics.tagging_config()).context("schema registry settings")?;
     let configs =
-        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, config_codec, configs::Documents::TaggingConfig).await?;
+        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, config_codec, configs::Documents::TaggingConfig).await?;
     // Its own task: polled only from this loop's select!, it could sit suspended mid-transaction
     // holding a pooled connection while a batch waits for one.
     let mut configs = tokio::spawn(configs.run());
-    let policy_codec = EventCodec::for_policies(&settings.registry_url, topics.compliance_policies()).context("schema registry settings")?;
+    let policy_codec = EventCodec::for_policies(&settings.log.registry_url, topics.compliance_policies()).context("schema registry settings")?;
     let policies =
-        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, policy_codec, configs::Documents::CompliancePolicies).await?;
+        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, policy_codec, configs::Documents::CompliancePolicies).await?;
     let mut policies = tokio::spawn(policies.run());
-    let compliance_codec = EventCodec::for_compliance(&settings.registry_url, topics.compliance_events()).context("schema registry settings")?;
-    let compliance_partitions = vtag_eventlog::partition_count(&settings.brokers, &topics.compliance_events())?;
+    let compliance_codec = EventCodec::for_compliance(&settings.log.registry_url, topics.compliance_events()).context("schema registry settings")?;
+    let compliance_partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topics.compliance_events())?;
     let violations =
-        violations::ViolationProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, compliance_codec, compliance_partitions).await?;
+        violations::ViolationProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, compliance_codec, compliance_partitions).await?;
     let mut violations = tokio::spawn(violations.run());
-    let cost_codec = EventCodec::for_costs(&settings.registry_url, topics.cost_events()).context("schema registry settings")?;
-    let cost_dead_letters = DeadLetters::new(&settings.brokers, topics.dead_letters(), topics.cost_events(), PROJECTOR)?;
-    let costs = costs::CostProjection::start(store.pool().clone(), PROJECTOR, &settings.brokers, cost_codec, cost_dead_letters).await?;
+    let cost_codec = EventCodec::for_costs(&settings.log.registry_url, topics.cost_events()).context("schema registry settings")?;
+    let cost_dead_letters = DeadLetters::new(&settings.log.brokers, topics.dead_letters(), topics.cost_events(), PROJECTOR)?;
+    let costs = costs::CostProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, cost_codec, cost_dead_letters).await?;
     let mut costs = tokio::spawn(costs.run());
 
     tokio::pin!(shutdown);
@@ -67,7 +67,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
             result = &mut costs => return result.context("cost projection")?.context("cost projection"),
             result = &mut policies => return result.context("compliance-policies projection")?.context("compliance-policies projection"),
             result = &mut violations => return result.context("violations projection")?.context("violations projection"),
-            batch = source.next_batch(settings.batch_size, settings.batch_linger) => batch?,
+            batch = source.next_batch(settings.log.batch_size, settings.log.batch_linger) => batch?,
         };
         project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
     }

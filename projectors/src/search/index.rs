@@ -15,6 +15,8 @@ use opensearch::http::{Method, StatusCode, Url};
 use opensearch::OpenSearch;
 use serde_json::{json, Value};
 
+use vtag_service::read_models;
+
 use super::doc::ResourceDoc;
 
 #[derive(Debug, thiserror::Error)]
@@ -125,13 +127,12 @@ impl SearchIndex {
         if !status.is_success() {
             return Err(IndexError::Refused(format!("{status}: {body}")));
         }
-        let prefix = format!("{}-", self.alias);
         let mut names: Vec<String> = body
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|i| i["index"].as_str())
-            .filter(|name| name.strip_prefix(&prefix).is_some_and(|millis| !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit())))
+            .filter(|name| read_models::is_search_generation(&self.alias, name))
             .map(str::to_owned)
             .collect();
         names.sort();
@@ -160,7 +161,7 @@ impl SearchIndex {
         let index = format!("{}-{}", self.alias, chrono::Utc::now().timestamp_millis());
         self.create(&index, mapping()).await?;
         let checkpoints = json!({ "mappings": { "dynamic": false, "properties": { "topic": { "type": "keyword" } } } });
-        self.create(&checkpoints_index(&index), checkpoints).await?;
+        self.create(&read_models::search_checkpoints_index(&index), checkpoints).await?;
         Ok(index)
     }
 
@@ -191,7 +192,7 @@ impl SearchIndex {
 
     /// Deletes a generation no longer served (after a swap).
     pub async fn drop_generation(&self, index: &str) -> Result<(), IndexError> {
-        for name in [index.to_owned(), checkpoints_index(index)] {
+        for name in [index.to_owned(), read_models::search_checkpoints_index(index)] {
             self.call(Method::Delete, &format!("/{name}"), None).await?;
         }
         Ok(())
@@ -199,7 +200,7 @@ impl SearchIndex {
 
     /// Next offset per partition of `topic` folded into `index` (empty: from the start).
     pub async fn checkpoints(&self, index: &str, topic: &str) -> Result<HashMap<i32, i64>, IndexError> {
-        let (status, body) = self.call(Method::Get, &format!("/{}/_doc/{topic}", checkpoints_index(index)), None).await?;
+        let (status, body) = self.call(Method::Get, &format!("/{}/_doc/{topic}", read_models::search_checkpoints_index(index)), None).await?;
         if status == StatusCode::NOT_FOUND {
             return match body.get("found") {
                 Some(Value::Bool(false)) => Ok(HashMap::new()),
@@ -209,14 +210,13 @@ impl SearchIndex {
         if !status.is_success() {
             return Err(IndexError::Refused(format!("{status}: {body}")));
         }
-        let offsets = body.pointer("/_source/offsets").and_then(Value::as_object).cloned().unwrap_or_default();
-        Ok(offsets.into_iter().filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?))).collect())
+        Ok(read_models::checkpoint_offsets(&body))
     }
 
     pub async fn save_checkpoints(&self, index: &str, topic: &str, checkpoints: &HashMap<i32, i64>) -> Result<(), IndexError> {
         let offsets: serde_json::Map<String, Value> = checkpoints.iter().map(|(p, o)| (p.to_string(), json!(o))).collect();
         let body = json!({ "topic": topic, "offsets": offsets });
-        let (status, body) = self.call(Method::Put, &format!("/{}/_doc/{topic}", checkpoints_index(index)), Some(body.to_string())).await?;
+        let (status, body) = self.call(Method::Put, &format!("/{}/_doc/{topic}", read_models::search_checkpoints_index(index)), Some(body.to_string())).await?;
         match status {
             s if s.is_success() => Ok(()),
             StatusCode::NOT_FOUND => Err(IndexError::Lost(format!("{index}: {body}"))),
@@ -280,8 +280,4 @@ impl SearchIndex {
         }
         Ok(())
     }
-}
-
-pub fn checkpoints_index(index: &str) -> String {
-    format!("{index}-checkpoints")
 }

@@ -30,6 +30,7 @@ use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord};
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
 use crate::dead_letter::DeadLetters;
+use crate::settings::LogSettings;
 use crate::source::{BatchSource, LogRecord};
 use doc::ResourceDoc;
 use index::{IndexError, SearchIndex};
@@ -42,25 +43,14 @@ const WATCH: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct SearchSettings {
     pub opensearch_url: String,
-    pub brokers: String,
-    pub registry_url: String,
-    pub topic_prefix: String,
-    pub partitions: i32,
-    pub batch_size: usize,
-    pub batch_linger: Duration,
+    pub log: LogSettings,
 }
 
 impl SearchSettings {
     pub fn from_env() -> anyhow::Result<Self> {
-        let opt = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         Ok(Self {
-            opensearch_url: opt("VTAG_OPENSEARCH_URL", "http://127.0.0.1:19200"),
-            brokers: opt("VTAG_KAFKA_BROKERS", "127.0.0.1:19092"),
-            registry_url: opt("VTAG_SCHEMA_REGISTRY_URL", "http://127.0.0.1:18081"),
-            topic_prefix: opt("VTAG_TOPIC_PREFIX", "vtag."),
-            partitions: opt("VTAG_PARTITIONS", "6").parse().context("VTAG_PARTITIONS")?,
-            batch_size: opt("VTAG_PROJECTOR_BATCH", "5000").parse().context("VTAG_PROJECTOR_BATCH")?,
-            batch_linger: Duration::from_millis(opt("VTAG_PROJECTOR_LINGER_MS", "20").parse().context("VTAG_PROJECTOR_LINGER_MS")?),
+            opensearch_url: std::env::var("VTAG_OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:19200".to_owned()),
+            log: LogSettings::from_env()?,
         })
     }
 }
@@ -83,10 +73,7 @@ enum Mode<'a> {
 
 /// Runs the projector until `shutdown` resolves.
 pub async fn run(settings: SearchSettings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
-    topics.ensure_created(&settings.brokers).await.context("creating topics")?;
-    let index = SearchIndex::connect(&settings.opensearch_url, &vtag_service::read_models::search_alias(&settings.topic_prefix))?;
-    let projector = Projector::new(&settings, &topics, index)?;
+    let projector = Projector::connect(&settings).await?;
     tokio::pin!(shutdown);
     loop {
         match projector.pass(&mut shutdown, Mode::Serve).await? {
@@ -100,18 +87,15 @@ pub async fn run(settings: SearchSettings, shutdown: impl Future<Output = ()>) -
 }
 
 /// Rebuilds the search read model beside the one that serves: a new generation folded from offset
-/// 0 up to the log's end as of the start, then the alias moved to it in one call. Searches use the
+/// 0 until it is within a batch of the log's end, then the alias moved to it in one call. Searches use the
 /// old generation until that instant. The serving projector (if one runs) follows the alias within
 /// a second. `progress(done, due)` hears about records folded. Returns the new generation.
 pub async fn rebuild(settings: SearchSettings, progress: &(dyn Fn(i64, i64) + Send + Sync)) -> anyhow::Result<String> {
-    let topics = EventTopics::new(settings.topic_prefix.clone(), settings.partitions);
-    topics.ensure_created(&settings.brokers).await.context("creating topics")?;
-    let index = SearchIndex::connect(&settings.opensearch_url, &vtag_service::read_models::search_alias(&settings.topic_prefix))?;
+    let projector = Projector::connect(&settings).await?;
     anyhow::ensure!(
-        retry(|| index.serving()).await?.is_some(),
+        retry(|| projector.index.serving()).await?.is_some(),
         "no search index is served yet: the search projector builds the first one by itself"
     );
-    let projector = Projector::new(&settings, &topics, index)?;
     let mut never = std::pin::pin!(std::future::pending::<()>());
     loop {
         match projector.pass(&mut never, Mode::Shadow(progress)).await? {
@@ -123,7 +107,7 @@ pub async fn rebuild(settings: SearchSettings, progress: &(dyn Fn(i64, i64) + Se
 }
 
 struct Projector {
-    settings: SearchSettings,
+    settings: LogSettings,
     index: SearchIndex,
     resource_topic: String,
     compliance_topic: String,
@@ -140,14 +124,19 @@ enum Batch {
 }
 
 impl Projector {
-    fn new(settings: &SearchSettings, topics: &EventTopics, index: SearchIndex) -> anyhow::Result<Self> {
+    /// The topics (created if missing), the index's client, the codecs and the dead-letter producers.
+    async fn connect(settings: &SearchSettings) -> anyhow::Result<Self> {
+        let log = &settings.log;
+        let topics = EventTopics::new(log.topic_prefix.clone(), log.partitions);
+        topics.ensure_created(&log.brokers).await.context("creating topics")?;
+        let index = SearchIndex::connect(&settings.opensearch_url, &vtag_service::read_models::search_alias(&log.topic_prefix))?;
         let (resource_topic, compliance_topic) = (topics.resource_events(), topics.compliance_events());
         Ok(Self {
-            settings: settings.clone(),
-            resource_codec: EventCodec::new(&settings.registry_url, resource_topic.clone()).context("schema registry settings")?,
-            compliance_codec: EventCodec::for_compliance(&settings.registry_url, compliance_topic.clone()).context("schema registry settings")?,
-            resource_dead_letters: DeadLetters::new(&settings.brokers, topics.dead_letters(), resource_topic.clone(), PROJECTOR)?,
-            compliance_dead_letters: DeadLetters::new(&settings.brokers, topics.dead_letters(), compliance_topic.clone(), PROJECTOR)?,
+            settings: log.clone(),
+            resource_codec: EventCodec::new(&log.registry_url, resource_topic.clone()).context("schema registry settings")?,
+            compliance_codec: EventCodec::for_compliance(&log.registry_url, compliance_topic.clone()).context("schema registry settings")?,
+            resource_dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), resource_topic.clone(), PROJECTOR)?,
+            compliance_dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), compliance_topic.clone(), PROJECTOR)?,
             index,
             resource_topic,
             compliance_topic,

@@ -209,7 +209,7 @@ async fn bulk(url: &str, body: String) -> anyhow::Result<()> {
 /// Deletes the served generation and its checkpoints (a fresh build next).
 async fn drop_generations(search: &SearchServer) {
     if let Some(generation) = search.serving().await {
-        for name in [generation.clone(), format!("{generation}-checkpoints")] {
+        for name in [vtag_service::read_models::search_checkpoints_index(&generation), generation] {
             search.call(Method::DELETE, &format!("/{name}"), None).await;
         }
     }
