@@ -2,6 +2,8 @@
 //! are copied to the dead-letter topic with where they came from and why, and the projector moves on.
 //! A poison event must never stop a pipeline.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -43,4 +45,33 @@ impl DeadLetters {
             .map(|_| ())
             .map_err(|(e, _)| e)
     }
+}
+
+/// The records of a batch past `checkpoints`, decoded, with poison parked on the dead-letter topic
+/// (the registry's unavailability is waited out, never taken for poison), and the next offsets past
+/// them per partition.
+pub async fn decode_or_park<'a, T, Fut>(
+    records: &'a [LogRecord],
+    checkpoints: &HashMap<i32, i64>,
+    dead_letters: &DeadLetters,
+    decode: impl Fn(&'a [u8]) -> Fut,
+) -> Result<(Vec<T>, HashMap<i32, i64>), rdkafka::error::KafkaError>
+where
+    Fut: Future<Output = Result<T, vtag_eventlog::DecodeError>>,
+{
+    let (mut decoded, mut next) = (Vec::new(), HashMap::new());
+    for record in records {
+        if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
+            continue;
+        }
+        next.insert(record.partition, record.offset + 1);
+        match crate::postgres::decode_with_retry(|| decode(&record.payload)).await {
+            Ok(value) => decoded.push(value),
+            Err(reason) => {
+                tracing::error!(partition = record.partition, offset = record.offset, projector = %dead_letters.projector, %reason, "dead-lettering a record");
+                dead_letters.park(record, &reason).await?;
+            }
+        }
+    }
+    Ok((decoded, next))
 }

@@ -10,8 +10,10 @@
 //! - [`dead_letter`]: parking events that can never be applied, so the pipeline goes on.
 //! - [`postgres`]: the Postgres read model (`resources`, `virtual_tags`, `tag_audit`).
 //! - [`search`]: the OpenSearch read model (one document per resource, behind an alias).
+//! - [`graph`]: the Neo4j read model (resources, tags, teams, cost centers, projects, accounts).
 
 pub mod dead_letter;
+pub mod graph;
 pub mod postgres;
 pub mod search;
 pub mod settings;

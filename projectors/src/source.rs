@@ -40,6 +40,27 @@ impl BatchSource {
         Ok(Self { consumer })
     }
 
+    /// Reads batches on a task of its own, sending each (wrapped) to `tx` until the receiver goes
+    /// or reading fails: a batch half-taken when a projector's `select!` picks another branch would
+    /// otherwise be lost with the cancelled future.
+    pub fn spawn<T: Send + 'static>(
+        self,
+        max: usize,
+        linger: Duration,
+        tx: tokio::sync::mpsc::Sender<anyhow::Result<T>>,
+        wrap: fn(Vec<LogRecord>) -> T,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let batch = self.next_batch(max, linger).await.map(wrap).map_err(anyhow::Error::from);
+                let failed = batch.is_err();
+                if tx.send(batch).await.is_err() || failed {
+                    return;
+                }
+            }
+        })
+    }
+
     /// Waits for the first record, then takes whatever else arrives within `linger`, up to `max`.
     pub async fn next_batch(&self, max: usize, linger: Duration) -> Result<Vec<LogRecord>, rdkafka::error::KafkaError> {
         let mut batch = Vec::with_capacity(max.min(8192));

@@ -21,6 +21,7 @@ use crate::cost_cache::CostCache;
 use crate::cost_routes::{self, AllocationInput};
 use crate::consistency::{self, ConsistencyToken};
 use crate::explain::{self, Explanation};
+use crate::graph::{GraphModel, OwnershipConflict, SharedProject, TeamResources};
 use crate::history;
 use crate::resources::{self, VirtualTag as TagRow};
 use crate::rfc3339;
@@ -29,10 +30,11 @@ use crate::state::AppState;
 pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
 /// Depth and complexity limits keep one request from fanning out into an expensive query.
-pub fn schema(pool: PgPool, costs: Arc<CostCache>) -> QuerySchema {
+pub fn schema(pool: PgPool, costs: Arc<CostCache>, graph: GraphModel) -> QuerySchema {
     Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
         .data(pool)
         .data(costs)
+        .data(graph)
         .limit_depth(10)
         .limit_complexity(500)
         .finish()
@@ -211,6 +213,27 @@ pub struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
+    /// What a team owns (its resources, from the graph read model) and their monthly cost.
+    async fn team_resources(&self, ctx: &Context<'_>, team: String) -> async_graphql::Result<TeamResources> {
+        let caller = caller(ctx)?;
+        if team.trim().is_empty() {
+            return Err(gql_error(Problem::invalid_field("team", "required", "must name a team")));
+        }
+        ctx.data::<GraphModel>()?.team_resources(caller.tenant.as_str(), &team).await.map_err(gql_error)
+    }
+
+    /// Projects whose resources more than one team owns.
+    async fn shared_projects(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SharedProject>> {
+        let caller = caller(ctx)?;
+        ctx.data::<GraphModel>()?.shared_projects(caller.tenant.as_str()).await.map_err(gql_error)
+    }
+
+    /// Resources whose tags name more than one owning team (`team` and `owner` disagree).
+    async fn ownership_conflicts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OwnershipConflict>> {
+        let caller = caller(ctx)?;
+        ctx.data::<GraphModel>()?.ownership_conflicts(caller.tenant.as_str()).await.map_err(gql_error)
+    }
+
     /// A resource by vtag UUID or by the cloud's id (ARN, Azure resource id, GCP name); null when
     /// there is none for your tenant. `provider` settles a cloud id that several providers share.
     async fn resource(

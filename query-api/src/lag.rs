@@ -21,7 +21,8 @@ pub struct LagBody {
 #[derive(Debug, Serialize)]
 pub struct ReadModelLag {
     pub name: &'static str,
-    /// `serving`, `building` (the search index is being built from the log: searches answer 503),
+    /// `serving`, `building` (the search index or the graph is being built from the log: its
+    /// queries answer 503),
     /// or `unavailable` (its store does not answer).
     pub status: &'static str,
     /// Records of the log not folded yet, over every topic it reads.
@@ -73,7 +74,13 @@ pub async fn lag(State(state): State<AppState>, caller: Caller) -> Result<Json<L
             read_model("opensearch", "unavailable", &search_topics, &ends, |_| HashMap::new())
         }
     };
-    Ok(Json(LagBody { read_models: vec![postgres, search] }))
+    let graph_topics = [topics.resource_events()];
+    let graph = match state.graph.checkpoints(&graph_topics[0]).await {
+        Ok(Some(done)) => read_model("neo4j", "serving", &graph_topics, &ends, |_| done.clone()),
+        Ok(None) => read_model("neo4j", "building", &graph_topics, &ends, |_| HashMap::new()),
+        Err(_) => read_model("neo4j", "unavailable", &graph_topics, &ends, |_| HashMap::new()),
+    };
+    Ok(Json(LagBody { read_models: vec![postgres, search, graph] }))
 }
 
 fn read_model(

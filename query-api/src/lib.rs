@@ -43,6 +43,7 @@ pub mod cost_cache;
 pub mod cost_routes;
 pub mod coverage;
 pub mod explain;
+pub mod graph;
 pub mod graphql;
 pub mod history;
 pub mod jobs;
@@ -74,6 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit-trail", get(rest::audit_trail))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/read-models/lag", get(lag::lag))
+        .route("/api/v1/graph/teams/{team}/resources", get(graph::team_resources))
+        .route("/api/v1/graph/projects/shared", get(graph::shared_projects))
+        .route("/api/v1/graph/ownership-conflicts", get(graph::ownership_conflicts))
         .route("/api/v1/costs/allocation", get(cost_routes::allocation))
         .route("/api/v1/costs/imports", get(cost_routes::imports))
         .route("/api/v1/cost-splits", get(cost_routes::splits))

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use vtag_service::Authenticator;
 
+use crate::graph::BoltSettings;
+
 pub struct Settings {
     /// Only ever read from; the connection is opened read-only (see `state::connect`).
     pub database_url: String,
@@ -23,6 +25,8 @@ pub struct Settings {
     pub opensearch_url: String,
     /// The event log's brokers (the lag report reads their high watermarks).
     pub brokers: String,
+    /// The graph read model's server.
+    pub bolt: BoltSettings,
 }
 
 impl Settings {
@@ -64,6 +68,7 @@ impl Settings {
             cost_cache_rows,
             opensearch_url: var("VTAG_OPENSEARCH_URL").unwrap_or_else(|| Self::DEFAULT_OPENSEARCH_URL.to_owned()),
             brokers: var("VTAG_KAFKA_BROKERS").unwrap_or_else(|| Self::DEFAULT_BROKERS.to_owned()),
+            bolt: BoltSettings::from_lookup(&var),
             database_url,
             listen,
             topic_prefix,

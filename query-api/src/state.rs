@@ -13,6 +13,7 @@ use vtag_service::{Authenticator, Problem};
 
 use crate::consistency::Consistency;
 use crate::cost_cache::CostCache;
+use crate::graph::GraphModel;
 use crate::graphql::{self, QuerySchema};
 use crate::search::SearchModel;
 use crate::settings::Settings;
@@ -25,12 +26,14 @@ pub struct AppState {
     pub schema: QuerySchema,
     pub costs: Arc<CostCache>,
     pub search: SearchModel,
+    pub graph: GraphModel,
     /// The event log, for the lag report's high watermarks.
     pub brokers: String,
     pub topic_prefix: String,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn with_cost_cache(
         pool: PgPool,
         auth: Arc<Authenticator>,
@@ -38,6 +41,7 @@ impl AppState {
         consistency_wait: Duration,
         cost_cache_rows: usize,
         search: SearchModel,
+        graph: GraphModel,
         brokers: &str,
     ) -> Self {
         // The partition count plays no part in a topic's name; EventTopics is used only so the name
@@ -45,8 +49,8 @@ impl AppState {
         let topic = EventTopics::new(topic_prefix, 0).resource_events();
         let costs = Arc::new(CostCache::new(cost_cache_rows, topic.clone()));
         let consistency = Arc::new(Consistency::new(topic, consistency_wait));
-        let schema = graphql::schema(pool.clone(), costs.clone());
-        Self { pool, auth, consistency, schema, costs, search, brokers: brokers.to_owned(), topic_prefix: topic_prefix.to_owned() }
+        let schema = graphql::schema(pool.clone(), costs.clone(), graph.clone());
+        Self { pool, auth, consistency, schema, costs, search, graph, brokers: brokers.to_owned(), topic_prefix: topic_prefix.to_owned() }
     }
 
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
@@ -58,6 +62,7 @@ impl AppState {
             settings.consistency_wait,
             settings.cost_cache_rows,
             SearchModel::connect(&settings.opensearch_url, &settings.topic_prefix)?,
+            GraphModel::connect(&settings.bolt, &settings.topic_prefix)?,
             &settings.brokers,
         ))
     }

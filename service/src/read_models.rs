@@ -35,6 +35,56 @@ pub fn checkpoint_offsets(doc: &Value) -> HashMap<i32, i64> {
     offsets.into_iter().flatten().filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?))).collect()
 }
 
+/// Where the graph server is: `VTAG_BOLT_URL` (`host:port`), `VTAG_BOLT_USER`,
+/// `VTAG_BOLT_PASSWORD`, `VTAG_BOLT_DATABASE`; the graph projector and the query API read the same.
+#[derive(Debug, Clone)]
+pub struct BoltSettings {
+    pub url: String,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl BoltSettings {
+    pub const DEFAULT_URL: &'static str = "127.0.0.1:17687";
+
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            url: var("VTAG_BOLT_URL").unwrap_or_else(|| Self::DEFAULT_URL.to_owned()),
+            user: var("VTAG_BOLT_USER").unwrap_or_else(|| "root".to_owned()),
+            password: var("VTAG_BOLT_PASSWORD").unwrap_or_default(),
+            database: var("VTAG_BOLT_DATABASE").unwrap_or_else(|| "graph".to_owned()),
+        }
+    }
+}
+
+/// The graph's model node (`(:GraphModel {uid})`), whose `serving` property names the generation
+/// queries read: `vtag.` → `vtag.graph`. Generations are `{model}-{millis}`; every node of one
+/// carries `gen` and a uid that starts with it, so generations (and tests' prefixes) never meet.
+pub fn graph_model(topic_prefix: &str) -> String {
+    format!("{topic_prefix}graph")
+}
+
+/// Whether `generation` is one of `model`'s (`{model}-{millis}`).
+pub fn is_graph_generation(model: &str, generation: &str) -> bool {
+    is_search_generation(model, generation)
+}
+
+/// A graph node's uid: its generation, tenant and name parts joined by `|`, which neither tenants
+/// nor tag keys may contain (a tag value, which may, only ever comes last).
+pub fn graph_uid(generation: &str, tenant: &str, parts: &[&str]) -> String {
+    let mut uid = format!("{generation}|{tenant}");
+    for part in parts {
+        uid.push('|');
+        uid.push_str(part);
+    }
+    uid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +102,14 @@ mod tests {
         let doc = json!({ "_source": { "topic": "x", "offsets": { "0": 12, "3": 7 } } });
         assert_eq!(checkpoint_offsets(&doc), HashMap::from([(0, 12), (3, 7)]));
         assert!(checkpoint_offsets(&json!({ "found": false })).is_empty());
+    }
+
+    #[test]
+    fn graph_names_keep_generations_and_tenants_apart() {
+        assert_eq!(graph_model("t1."), "t1.graph");
+        assert!(is_graph_generation("t1.graph", "t1.graph-1795436532928"));
+        assert!(!is_graph_generation("t1.graph", "t2.graph-1795436532928"));
+        assert_eq!(graph_uid("t1.graph-1", "acme", &["tag", "env", "prod"]), "t1.graph-1|acme|tag|env|prod");
+        assert_ne!(graph_uid("g", "acme", &["team", "x"]), graph_uid("g", "acme", &["project", "x"]));
     }
 }

@@ -19,6 +19,7 @@ pub struct Stack {
     pub pg_admin_url: String,
     pub bin_dir: String,
     pub opensearch_url: String,
+    pub bolt: vtag_projectors::graph::BoltSettings,
 }
 
 fn required(name: &str) -> String {
@@ -35,6 +36,12 @@ impl Stack {
             pg_admin_url: required("VTAG_PG_ADMIN_URL"),
             bin_dir: required("VTAG_BIN_DIR"),
             opensearch_url: required("VTAG_OPENSEARCH_URL"),
+            bolt: vtag_projectors::graph::BoltSettings {
+                url: required("VTAG_BOLT_URL"),
+                user: required("VTAG_BOLT_USER"),
+                password: required("VTAG_BOLT_PASSWORD"),
+                database: required("VTAG_BOLT_DATABASE"),
+            },
         }
     }
 }
@@ -116,6 +123,10 @@ impl TestEnv {
             ("VTAG_JWT_SECRET".into(), self.secret.clone()),
             ("VTAG_PROJECTOR_BATCH".into(), "500".into()),
             ("VTAG_OPENSEARCH_URL".into(), self.stack.opensearch_url.clone()),
+            ("VTAG_BOLT_URL".into(), self.stack.bolt.url.clone()),
+            ("VTAG_BOLT_USER".into(), self.stack.bolt.user.clone()),
+            ("VTAG_BOLT_PASSWORD".into(), self.stack.bolt.password.clone()),
+            ("VTAG_BOLT_DATABASE".into(), self.stack.bolt.database.clone()),
         ]
     }
 
@@ -145,6 +156,7 @@ impl TestEnv {
             cost_cache_rows: vtag_query_api::Settings::DEFAULT_COST_CACHE_ROWS,
             opensearch_url: self.stack.opensearch_url.clone(),
             brokers: self.stack.brokers.clone(),
+            bolt: self.stack.bolt.clone(),
         };
         Service::spawn("query-api", |listener, shutdown| async move {
             vtag_query_api::serve(listener, settings, shutdown).await
@@ -179,6 +191,23 @@ impl TestEnv {
     /// The search projector as a separate OS process, so a test can kill -9 it.
     pub fn spawn_search_projector_process(&self) -> tokio::process::Child {
         self.spawn_service_process("vtag-projector-search")
+    }
+
+    pub fn graph_settings(&self) -> vtag_projectors::graph::GraphSettings {
+        vtag_projectors::graph::GraphSettings { bolt: self.stack.bolt.clone(), log: self.log_settings() }
+    }
+
+    /// The graph projector in this process.
+    pub fn start_graph_projector(&self) -> Worker {
+        let (tx, rx) = oneshot::channel::<()>();
+        Worker::spawn("graph projector", tx, vtag_projectors::graph::run(self.graph_settings(), async move {
+            let _ = rx.await;
+        }))
+    }
+
+    /// The graph projector as a separate OS process, so a test can kill -9 it.
+    pub fn spawn_graph_projector_process(&self) -> tokio::process::Child {
+        self.spawn_service_process("vtag-projector-graph")
     }
 
     /// The compliance evaluator in this process; time moves violations on every `tick`.

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod derivation;
+pub mod graph;
 pub mod harness;
 pub mod http;
 pub mod log;

@@ -1,5 +1,5 @@
 //! A record a projector can never apply is dead-lettered with its origin, and the pipeline goes on
-//! (the Postgres projector and the search projector alike).
+//! (the Postgres, search and graph projectors alike).
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use vtag_tests::graph::GraphServer;
 use vtag_tests::harness::{eventually, TestEnv};
 use vtag_tests::http::{observe_batch, Api};
 use vtag_tests::log::records_in;
@@ -50,10 +51,11 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_projector_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poison_goes_to_the_dead_letter_topic_and_the_search_projector_goes_on() {
+async fn poison_goes_to_the_dead_letter_topic_and_the_search_and_graph_projectors_go_on() {
     let env = TestEnv::new().await;
     let commands = env.start_command_api().await;
     let search_projector = env.start_search_projector();
+    let graph_projector = env.start_graph_projector();
     let api = Api::new(commands.url(""), Some(env.editor()));
     let producer: FutureProducer = vtag_eventlog::kafka::producer_config(&env.stack.brokers).create().unwrap();
     let r = api.post("/api/v1/resources/observe", &observe_batch(0, 20)).await;
@@ -72,6 +74,13 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_search_projector_goes_on()
     .await;
     let parked = dead_letters(&env, "opensearch", 1).await;
     assert_eq!(parked[0], ("1".to_owned(), b"definitely not avro".to_vec()), "the poison's partition and bytes");
+    let graph = GraphServer::of(&env);
+    eventually(Duration::from_secs(60), "the graph projector to pass the poison", || async {
+        (graph.caught_up(&env).await && graph.tag_snapshot().await.len() == 50).then_some(())
+    })
+    .await;
+    assert_eq!(dead_letters(&env, "neo4j", 1).await[0], ("1".to_owned(), b"definitely not avro".to_vec()));
+    graph_projector.stop().await;
     search_projector.stop().await;
     commands.stop().await;
 }

@@ -29,7 +29,7 @@ use vtag_domain::{EventEnvelope, Recorded, ResourceEvent};
 use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord};
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
-use crate::dead_letter::DeadLetters;
+use crate::dead_letter::{decode_or_park, DeadLetters};
 use crate::settings::LogSettings;
 use crate::source::{BatchSource, LogRecord};
 use doc::ResourceDoc;
@@ -268,16 +268,7 @@ impl Projector {
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let partitions = vtag_eventlog::partition_count(&self.settings.brokers, topic)?;
         let source = BatchSource::assign(&self.settings.brokers, &format!("vtag-projector-search-{topic}"), topic, partitions, checkpoints)?;
-        let (max, linger) = (self.settings.batch_size, self.settings.batch_linger);
-        Ok(tokio::spawn(async move {
-            loop {
-                let batch = source.next_batch(max, linger).await.map(wrap).map_err(anyhow::Error::from);
-                let failed = batch.is_err();
-                if tx.send(batch).await.is_err() || failed {
-                    return;
-                }
-            }
-        }))
+        Ok(source.spawn(self.settings.batch_size, self.settings.batch_linger, tx, wrap))
     }
 
     async fn watermarks(&self) -> anyhow::Result<HashMap<String, HashMap<i32, i64>>> {
@@ -333,21 +324,7 @@ impl Projector {
     where
         Fut: Future<Output = Result<T, vtag_eventlog::DecodeError>>,
     {
-        let (mut decoded, mut next) = (Vec::new(), HashMap::new());
-        for record in records {
-            if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
-                continue;
-            }
-            next.insert(record.partition, record.offset + 1);
-            match crate::postgres::decode_with_retry(|| decode(&record.payload)).await {
-                Ok(value) => decoded.push(value),
-                Err(reason) => {
-                    tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a record");
-                    dead_letters.park(record, &reason).await.map_err(|e| Failure::Other(e.into()))?;
-                }
-            }
-        }
-        Ok((decoded, next))
+        decode_or_park(records, checkpoints, dead_letters, decode).await.map_err(|e| Failure::Other(e.into()))
     }
 
     /// Folds `items` into the documents of the resources they are about (read first), then commits.

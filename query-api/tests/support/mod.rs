@@ -105,6 +105,7 @@ impl Server {
             cost_cache_rows: Settings::DEFAULT_COST_CACHE_ROWS,
             opensearch_url: std::env::var("VTAG_OPENSEARCH_URL").unwrap_or_else(|_| Settings::DEFAULT_OPENSEARCH_URL.into()),
             brokers: std::env::var("VTAG_KAFKA_BROKERS").unwrap_or_else(|_| Settings::DEFAULT_BROKERS.into()),
+            bolt: vtag_query_api::graph::BoltSettings::from_env(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(vtag_query_api::serve(listener, settings, async {

@@ -1,0 +1,25 @@
+//! `vtag-projector-graph`: the graph projector. `--rebuild`: build a new generation of the graph
+//! from the log beside the served one, swap, exit (progress on standard error).
+
+use std::io::Write;
+
+use vtag_projectors::graph;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    vtag_service::telemetry::init("vtag-projector-graph");
+    let settings = graph::GraphSettings::from_env()?;
+    match std::env::args().nth(1).as_deref() {
+        None => graph::run(settings, vtag_service::shutdown::signal()).await,
+        Some("--rebuild") => {
+            let report = |done: i64, due: i64| {
+                let pct = if due > 0 { done.min(due) * 100 / due } else { 100 };
+                let _ = write!(std::io::stderr(), "\rrebuilding the graph: {done} of {due} records ({pct}%)");
+            };
+            let generation = graph::rebuild(settings, &report).await?;
+            eprintln!("\nrebuilt: {generation} now serves");
+            Ok(())
+        }
+        Some(other) => anyhow::bail!("unknown argument {other:?} (usage: vtag-projector-graph [--rebuild])"),
+    }
+}
