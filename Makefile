@@ -21,6 +21,7 @@ help:
 	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, 1M retroactive rule edit: ~30 min)"
 	@echo "                 + vtag-bench-costs (1M-row FOCUS import, costAllocation over 100k resources x 30 days)"
 	@echo "                 + vtag-bench-compliance (20-policy sweep over 1M resources, tag change -> violation latency)"
+	@echo "                 + vtag-bench-search, vtag-bench-graph (read model rebuilds from offset 0 vs raw _bulk / UNWIND MERGE)"
 	@echo "make stop        stop the services and the stack"
 	@echo "make clean-data  stop, then delete $(VTAG_HOME)"
 
@@ -53,7 +54,7 @@ test: install
 	  cargo test --workspace --no-fail-fast
 	fi
 
-# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS / BENCH_COMPLIANCE_ARGS / BENCH_SEARCH_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
+# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS / BENCH_COMPLIANCE_ARGS / BENCH_SEARCH_ARGS / BENCH_GRAPH_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
 bench: stack
 	eval "$$($(STACK) env)"
 	cargo run --release -p vtag-tests --bin vtag-bench -- $(BENCH_ARGS)
@@ -61,6 +62,7 @@ bench: stack
 	cargo run --release -p vtag-tests --bin vtag-bench-costs -- $(BENCH_COSTS_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-compliance -- $(BENCH_COMPLIANCE_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-search -- $(BENCH_SEARCH_ARGS)
+	cargo run --release -p vtag-tests --bin vtag-bench-graph -- $(BENCH_GRAPH_ARGS)
 
 stop:
 	if [[ -f $(SERVICES) ]]; then bash $(SERVICES) stop; fi

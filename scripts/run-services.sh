@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The vtag services on top of the local stack (scripts/stack.sh): command API, postgres projector,
-# search projector (OpenSearch), compliance evaluator, herald (alerts) and query API, plus a demo data set on first start. Same
-# conventions as stack.sh: state under $VTAG_HOME, pid files in $VTAG_HOME/pids, logs in
-# $VTAG_HOME/logs, stop by pid only.
+# search projector (OpenSearch), graph projector (Neo4j over Bolt), compliance evaluator, herald
+# (alerts) and query API, plus a demo data set on first start. Same conventions as stack.sh: state
+# under $VTAG_HOME, pid files in $VTAG_HOME/pids, logs in $VTAG_HOME/logs, stop by pid only.
 #
 #   scripts/run-services.sh start    start what is not running (command-api, projector,
-#                                    search-projector, compliance, herald, query-api), load the demo data once, print URLs, tokens
+#                                    search-projector, graph-projector, compliance, herald,
+#                                    query-api), load the demo data once, print URLs, tokens
 #                                    and curl examples
 #   scripts/run-services.sh stop     stop the services by pid file (TERM, 10 s, KILL); the stack stays
 #   scripts/run-services.sh status   up/down per service; exit 3 if any is down
@@ -39,7 +40,7 @@ DEMO_MARKER="$VTAG_HOME/demo-loaded"
 DEMO_ENV="$VTAG_HOME/demo.env"
 STACK="$REPO_ROOT/scripts/stack.sh"
 DEMO_SCRIPT="$REPO_ROOT/scripts/demo-data.py"
-SERVICES=(command-api projector search-projector compliance herald query-api)  # start order; stop is the reverse
+SERVICES=(command-api projector search-projector graph-projector compliance herald query-api)  # start order; stop is the reverse
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -84,6 +85,7 @@ service_bin() { # NAME -> binary name
     command-api) echo vtag-command-api ;;
     projector) echo vtag-projector ;;
     search-projector) echo vtag-projector-search ;;
+    graph-projector) echo vtag-projector-graph ;;
     compliance) echo vtag-compliance ;;
     herald) echo vtag-herald ;;
     query-api) echo vtag-query-api ;;
@@ -265,6 +267,7 @@ vtag is running (tenant "demo"; $(demo_field resources '?') demo resources)
   query API     $QUERY_URL        (reads; GraphiQL at $QUERY_URL/graphql)
   projector     $LOG_DIR/projector.log
   search        $LOG_DIR/search-projector.log (index ${VTAG_TOPIC_PREFIX}resources on $VTAG_OPENSEARCH_URL; GET \$QRY/api/v1/search)
+  graph         $LOG_DIR/graph-projector.log (Bolt $VTAG_BOLT_URL, database $VTAG_BOLT_DATABASE; GET \$QRY/api/v1/graph/...)
   compliance    $LOG_DIR/compliance.log (evaluator: violations on ${VTAG_TOPIC_PREFIX}compliance-events)
   herald        $LOG_DIR/herald.log (alerts; $(herald_routes))
   registry      $VTAG_SCHEMA_REGISTRY_URL
@@ -297,6 +300,12 @@ curl -s \$CMD/api/v1/compliance/recheck -H "Authorization: Bearer \$EDITOR" -H '
 # 2e. search (OpenSearch read model): names, filters, facets; page on with &after=<next>
 curl -s "\$QRY/api/v1/search?q=web&provider=aws&compliance=non_compliant&size=5" -H "Authorization: Bearer \$VIEWER"
 
+# 2f. graph (Neo4j read model): what a team owns (with monthly cost), teams sharing a project,
+#     resources whose team and owner tags disagree
+curl -s \$QRY/api/v1/graph/teams/platform/resources -H "Authorization: Bearer \$VIEWER"
+curl -s \$QRY/api/v1/graph/projects/shared -H "Authorization: Bearer \$VIEWER"
+curl -s \$QRY/api/v1/graph/ownership-conflicts -H "Authorization: Bearer \$VIEWER"
+
 # 3. GraphQL
 curl -s \$QRY/graphql -H "Authorization: Bearer \$VIEWER" -H 'content-type: application/json' \\
   -d '{"query": "{ resource(id: \"$id\") { name virtualTags { key value source confidence } } }"}'
@@ -328,6 +337,7 @@ cmd_start() {
   start_service command-api 120  # rebuilds its state from the log before it listens
   start_service projector 0
   start_service search-projector 0
+  start_service graph-projector 0
   start_service compliance 0
   herald_config
   start_service herald 0

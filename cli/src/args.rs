@@ -10,8 +10,8 @@ vtag: the vtag command line
 USAGE
     vtag import focus FILE [options]   upload a FOCUS billing export to the command API
     vtag replay --read-model MODEL     rebuild a read model from the event log beside the one
-                                       that serves, then swap (MODEL: opensearch; postgres and
-                                       neo4j are not rebuilt this way yet)
+                                       that serves, then swap (MODEL: opensearch or neo4j;
+                                       postgres is not rebuilt this way yet)
     vtag --help                        this text (also: vtag import focus --help)
     vtag --version
 
@@ -61,12 +61,14 @@ vtag replay: rebuild a read model from the event log
 
 USAGE
     vtag replay --read-model opensearch
+    vtag replay --read-model neo4j
 
-    Builds a new generation of the search index from offset 0 beside the one that serves, with
-    progress, and moves the index alias to it in one step once it has caught up with the log:
-    searches use the old index until then and never see a half-built one. Runs
-    vtag-projector-search --rebuild from the directory of this program, with the services'
-    VTAG_* settings (VTAG_OPENSEARCH_URL, VTAG_KAFKA_BROKERS, VTAG_TOPIC_PREFIX, ...).
+    Builds a new generation of the search index (or of the graph) from offset 0 beside the one
+    that serves, with progress, and moves the index alias (the graph's model node) to it in one
+    step once it has caught up with the log: queries use the old one until then and never see a
+    half-built one. Runs vtag-projector-search --rebuild (vtag-projector-graph --rebuild) from
+    the directory of this program, with the services' VTAG_* settings (VTAG_OPENSEARCH_URL,
+    VTAG_BOLT_URL, VTAG_BOLT_PASSWORD, VTAG_KAFKA_BROKERS, VTAG_TOPIC_PREFIX, ...).
 
 EXIT CODES
     0  rebuilt and serving    1  refused (unknown or not yet rebuildable model)
@@ -136,8 +138,8 @@ fn replay(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
     }
     let read_model = read_model.context("which read model? `vtag replay --read-model opensearch`")?;
     match read_model.as_str() {
-        "opensearch" => Ok(Invocation::Replay { read_model }),
-        "postgres" | "neo4j" => bail!("{read_model} cannot be rebuilt with `vtag replay` yet (only opensearch)"),
+        "opensearch" | "neo4j" => Ok(Invocation::Replay { read_model }),
+        "postgres" => bail!("{read_model} cannot be rebuilt with `vtag replay` yet (opensearch and neo4j can)"),
         other => bail!("unknown read model {other:?}: postgres, opensearch or neo4j"),
     }
 }
@@ -223,7 +225,8 @@ mod tests {
         assert_eq!(replay("replay --read-model=opensearch").unwrap(), Invocation::Replay { read_model: "opensearch".into() });
         assert_eq!(replay("replay --help").unwrap(), Invocation::Help(REPLAY_USAGE));
         assert!(error("replay").contains("which read model"));
-        assert!(error("replay --read-model neo4j").contains("not") && error("replay --read-model neo4j").contains("yet"));
+        assert_eq!(replay("replay --read-model neo4j").unwrap(), Invocation::Replay { read_model: "neo4j".into() });
+        assert!(error("replay --read-model postgres").contains("not") && error("replay --read-model postgres").contains("yet"));
         assert!(error("replay --read-model mysql").contains("unknown read model"));
         assert!(error("replay --read-model opensearch --fast").contains("unknown option"));
     }

@@ -66,12 +66,15 @@ pub async fn run(args: impl IntoIterator<Item = String>, env: &Env, out: &mut dy
     }
 }
 
-/// `vtag replay --read-model opensearch`: the search projector's own rebuild, run from this
-/// program's directory (the projector owns the index; the CLI only starts it).
+/// `vtag replay --read-model opensearch|neo4j`: the projector's own rebuild, run from this
+/// program's directory (the projector owns its read model; the CLI only starts it).
 async fn replay(read_model: &str, err: &mut dyn Write) -> u8 {
-    debug_assert_eq!(read_model, "opensearch", "args only lets opensearch through");
+    let projector = match read_model {
+        "neo4j" => "vtag-projector-graph",
+        _ => "vtag-projector-search",
+    };
     let program = match std::env::current_exe() {
-        Ok(me) => me.with_file_name("vtag-projector-search"),
+        Ok(me) => me.with_file_name(projector),
         Err(e) => {
             say(err, &format!("error: cannot find this program's directory: {e}\n"));
             return FAILED;

@@ -5,6 +5,7 @@
 //! exactly what the preview predicted. As-of reads and explain answer from the same history.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -13,7 +14,7 @@ use vtag_inventory::{GeneratedResource, Generator, GeneratorConfig};
 use vtag_service::auth::Role;
 use vtag_tagging_config::ConfigDocument;
 use vtag_tests::derivation::{assert_same, expected, read_model, resource_id, wait_for_job};
-use vtag_tests::harness::TestEnv;
+use vtag_tests::harness::{eventually, TestEnv};
 use vtag_tests::http::Api;
 
 const RESOURCES: usize = 1_000;
@@ -119,8 +120,16 @@ async fn rules_derive_explain_and_reorder_retroactively_as_previewed() {
         .map(|c| ((c["key"].as_str().unwrap().to_owned(), text(&c["from"]), text(&c["to"])), c["resources"].as_u64().unwrap()))
         .collect();
     assert!(predicted.contains_key(&("environment".into(), Some("production".into()), Some("staging".into()))), "{predicted:?}");
-    // Nothing was written by the preview.
-    let config_events: i64 = sqlx::query_scalar("SELECT count(*) FROM tagging_configs WHERE tenant = 'acme'").fetch_one(&pool).await.unwrap();
+    // Nothing was written by the preview: the configuration topic (the truth) holds the first
+    // version only, and so does the read model once it has folded that topic (under load it can
+    // lag behind the resource topic the waits above were about).
+    let config_topic = vtag_eventlog::EventTopics::new(env.prefix.clone(), env.partitions).tagging_config();
+    assert_eq!(vtag_tests::log::records_in(&env.stack.brokers, &config_topic, 1), 1);
+    let config_events = eventually(Duration::from_secs(30), "the first configuration in the read model", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tagging_configs WHERE tenant = 'acme'").fetch_one(&pool).await.unwrap();
+        (n > 0).then_some(n)
+    })
+    .await;
     assert_eq!(config_events, 1);
 
     // 4. Publish it: the retroactive change is exactly the prediction.

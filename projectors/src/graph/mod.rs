@@ -15,7 +15,7 @@
 pub mod model;
 pub mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -148,6 +148,9 @@ impl Projector {
             }
         };
         let mut checkpoints = retry(|| self.store.checkpoints(&generation, &self.topic)).await?;
+        // A generation folded from offset 0 in this pass holds exactly the resources this pass
+        // wrote: the others need not be looked up (half of a build's round trips otherwise).
+        let mut written = checkpoints.is_empty().then(HashSet::new);
         let partitions = vtag_eventlog::partition_count(&self.settings.brokers, &self.topic)?;
         let source = BatchSource::assign(&self.settings.brokers, "vtag-projector-graph", &self.topic, partitions, &checkpoints)?;
         let (tx, mut rx) = mpsc::channel(2);
@@ -163,7 +166,7 @@ impl Projector {
             };
             let tick = batch.is_none();
             if let Some(records) = batch {
-                self.fold(&generation, &records, &mut checkpoints).await?;
+                self.fold(&generation, &records, &mut checkpoints, written.as_mut()).await?;
             }
             if let Some(target) = &building {
                 if let Mode::Shadow(report) = &mode {
@@ -214,8 +217,15 @@ impl Projector {
     }
 
     /// Folds a batch into the states of the resources it is about (read first) and writes the
-    /// changed ones with the checkpoint in one transaction.
-    async fn fold(&self, generation: &str, records: &[LogRecord], checkpoints: &mut HashMap<i32, i64>) -> anyhow::Result<()> {
+    /// changed ones with the checkpoint in one transaction. `written`: when known, every resource
+    /// the generation holds (only those are read).
+    async fn fold(
+        &self,
+        generation: &str,
+        records: &[LogRecord],
+        checkpoints: &mut HashMap<i32, i64>,
+        written: Option<&mut HashSet<String>>,
+    ) -> anyhow::Result<()> {
         let (decoded, next) = decode_or_park(records, checkpoints, &self.dead_letters, |p| self.codec.decode(p)).await?;
         if next.is_empty() {
             return Ok(());
@@ -231,7 +241,11 @@ impl Projector {
             events.iter().map(|e| (e.envelope.tenant.as_str().to_owned(), e.envelope.aggregate_id.to_string())).collect();
         keys.sort();
         keys.dedup();
+        if let Some(written) = written.as_deref() {
+            keys.retain(|(_, id)| written.contains(id));
+        }
         let mut docs = retry(|| self.store.fetch(generation, &keys)).await?;
+        let existing: HashSet<String> = docs.keys().cloned().collect();
         let mut touched = Vec::new();
         for e in &events {
             let id = e.envelope.aggregate_id.to_string();
@@ -245,8 +259,11 @@ impl Projector {
         let changed: Vec<&ResourceDoc> = touched.iter().filter_map(|id| docs.get(id)).collect();
         let mut moved = checkpoints.clone();
         moved.extend(next);
-        retry(|| self.store.write(generation, &changed, &self.topic, &moved)).await?;
+        retry(|| self.store.write(generation, &changed, &existing, &self.topic, &moved)).await?;
         *checkpoints = moved;
+        if let Some(written) = written {
+            written.extend(touched);
+        }
         Ok(())
     }
 }

@@ -180,7 +180,7 @@ impl Projector {
             self.reader(&self.resource_topic, &resource_checkpoints, tx.clone(), Batch::Resources)?,
             self.reader(&self.compliance_topic, &compliance_checkpoints, tx, Batch::Compliance)?,
         ];
-        let _stop_readers = AbortOnDrop(readers);
+        let readers = AbortOnDrop(readers);
         tracing::info!(%generation, serving = building.is_none(), "search projector started");
         let mut watch = tokio::time::interval(WATCH);
         loop {
@@ -190,6 +190,8 @@ impl Projector {
                 batch = rx.recv() => Some(batch.context("a topic reader stopped")??),
             };
             let tick = batch.is_none();
+            // A reader that panicked sent nothing: its topic would silently stop being folded.
+            anyhow::ensure!(!tick || !readers.0.iter().any(tokio::task::JoinHandle::is_finished), "a topic reader stopped");
             let result = match batch {
                 Some(Batch::Resources(records)) => self.fold_resources(&generation, records, &mut resource_checkpoints).await,
                 Some(Batch::Compliance(records)) => self.fold_compliance(&generation, records, &mut compliance_checkpoints).await,

@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod costs;
 pub mod data;
 pub mod engine;
+pub mod graph;
 pub mod retro;
 pub mod rules;
 pub mod search;

@@ -82,21 +82,20 @@ fn events_of(i: usize, tenant: &TenantId) -> Vec<Recorded<ResourceEvent>> {
         .collect()
 }
 
-pub async fn run(args: &Args) -> anyhow::Result<Value> {
-    let env = TestEnv::new().await;
+/// Writes `resources` × 4 events to the test's resource topic (straight to the log, with the
+/// services' producer settings) and returns how many, with each resource's final document.
+pub async fn write_log(env: &TestEnv, resources: usize) -> anyhow::Result<(usize, Vec<ResourceDoc>)> {
     let topics = EventTopics::new(env.prefix.clone(), env.partitions);
     topics.ensure_created(&env.stack.brokers).await?;
     let topic = topics.resource_events();
-    let tenant = TenantId::parse("bench").unwrap();
-
-    // The log, and the documents a rebuild must end with.
+    let tenant = TenantId::parse(TENANT).unwrap();
     let codec = EventCodec::new(&env.stack.registry_url, topic.clone())?;
     codec.register_schemas().await?;
     let producer: FutureProducer = vtag_eventlog::kafka::producer_config(&env.stack.brokers).create()?;
-    let mut docs = Vec::with_capacity(args.resources);
+    let mut docs = Vec::with_capacity(resources);
     let mut deliveries = Vec::new();
     let started = Instant::now();
-    for i in 0..args.resources {
+    for i in 0..resources {
         let events = events_of(i, &tenant);
         let id = events[0].envelope.aggregate_id.to_string();
         let mut doc = ResourceDoc::new(tenant.as_str(), id.clone());
@@ -117,8 +116,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     for d in deliveries {
         d.await?.map_err(|(e, _)| e)?;
     }
-    let events = args.resources * 4;
+    let events = resources * 4;
     eprintln!("wrote {events} events in {:.1} s", started.elapsed().as_secs_f64());
+    Ok((events, docs))
+}
+
+/// The tenant of the written log.
+pub const TENANT: &str = "bench";
+
+pub async fn run(args: &Args) -> anyhow::Result<Value> {
+    let env = TestEnv::new().await;
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let (events, docs) = write_log(&env, args.resources).await?;
 
     let search = SearchServer::of(&env);
     let mut rebuilds = Vec::new();
