@@ -197,6 +197,9 @@ impl Projector {
                     return Ok(Stop::Swapped(generation));
                 }
                 building = None;
+                // Serving batches are small: looking their resources up costs less than
+                // remembering every resource of the graph.
+                written = None;
             } else if tick {
                 match retry(|| self.store.serving()).await? {
                     Some(served) if served == generation => {}

@@ -107,10 +107,6 @@ impl GraphStore {
         Ok(all)
     }
 
-    pub async fn exists(&self, generation: &str) -> Result<bool, GraphError> {
-        Ok(self.generations().await?.iter().any(|g| g == generation))
-    }
-
     pub async fn create_generation(&self) -> Result<String, GraphError> {
         let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let generation = format!("{}-{millis}", self.model);
