@@ -57,7 +57,12 @@ impl GraphServer {
     /// Next offsets the serving generation recorded for `topic`.
     pub async fn checkpoints(&self, topic: &str) -> BTreeMap<i32, i64> {
         let Some(generation) = self.serving().await else { return BTreeMap::new() };
-        let uid = read_models::graph_uid(&generation, "-", &["checkpoint", topic]);
+        self.checkpoints_of(&generation, topic).await
+    }
+
+    /// Next offsets `generation` recorded for `topic`, served or not.
+    pub async fn checkpoints_of(&self, generation: &str, topic: &str) -> BTreeMap<i32, i64> {
+        let uid = read_models::graph_uid(generation, "-", &["checkpoint", topic]);
         let rows = self.rows(query("MATCH (c:Checkpoint {uid: $uid}) RETURN c.offsets AS offsets").param("uid", uid)).await;
         let offsets = rows.first().and_then(|r| r.get::<String>("offsets").ok());
         offsets.map(|o| serde_json::from_str(&o).expect("checkpoint offsets")).unwrap_or_default()
