@@ -78,7 +78,10 @@ pub async fn lag(State(state): State<AppState>, caller: Caller) -> Result<Json<L
     let graph = match state.graph.checkpoints(&graph_topics[0]).await {
         Ok(Some(done)) => read_model("neo4j", "serving", &graph_topics, &ends, |_| done.clone()),
         Ok(None) => read_model("neo4j", "building", &graph_topics, &ends, |_| HashMap::new()),
-        Err(_) => read_model("neo4j", "unavailable", &graph_topics, &ends, |_| HashMap::new()),
+        Err(problem) => {
+            tracing::warn!(detail = ?problem.detail, "graph server unavailable for the lag report");
+            read_model("neo4j", "unavailable", &graph_topics, &ends, |_| HashMap::new())
+        }
     };
     Ok(Json(LagBody { read_models: vec![postgres, search, graph] }))
 }
