@@ -75,13 +75,27 @@ impl GraphStore {
     /// Uniqueness on every label's uid (MERGE's index), and an index on `gen` (a generation's
     /// queries and its drop filter on it). Idempotent.
     pub async fn ensure_schema(&self) -> Result<(), GraphError> {
-        for label in LABELS.iter().chain(&["Generation", "GraphModel"]) {
-            let name = label.to_lowercase();
-            self.graph.run(query(&format!("CREATE CONSTRAINT {name}_uid IF NOT EXISTS FOR (n:{label}) REQUIRE n.uid IS UNIQUE"))).await?;
-        }
-        for label in LABELS {
-            let name = label.to_lowercase();
-            self.graph.run(query(&format!("CREATE INDEX {name}_gen IF NOT EXISTS FOR (n:{label}) ON (n.gen)"))).await?;
+        let mut statements: Vec<String> = LABELS
+            .iter()
+            .chain(&["Generation", "GraphModel"])
+            .map(|label| format!("CREATE CONSTRAINT {}_uid IF NOT EXISTS FOR (n:{label}) REQUIRE n.uid IS UNIQUE", label.to_lowercase()))
+            .collect();
+        statements.extend(LABELS.iter().map(|label| format!("CREATE INDEX {}_gen IF NOT EXISTS FOR (n:{label}) ON (n.gen)", label.to_lowercase())));
+        for statement in statements {
+            // Projectors of several prefixes may create the schema at once on a new database:
+            // the one that loses a race finds it made on its next try.
+            let mut tries = 0;
+            loop {
+                match self.graph.run(query(&statement)).await {
+                    Ok(_) => break,
+                    Err(e) if tries < 3 => {
+                        tries += 1;
+                        tracing::warn!(error = %e, %statement, "creating the graph's schema; trying again");
+                        tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
     }
