@@ -8,10 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_graphql::SimpleObject;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query as QueryString, State};
+use base64::Engine;
 use axum::Json;
 use neo4rs::{query, ConfigBuilder, Graph, Query, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 pub use vtag_service::read_models::BoltSettings;
 use vtag_service::{read_models, Caller, Problem, Role};
 
@@ -27,10 +29,48 @@ pub struct GraphModel {
 #[derive(Debug, Clone, Serialize, SimpleObject)]
 pub struct TeamResources {
     pub team: String,
-    pub resources: Vec<OwnedResource>,
-    /// Monthly cost of the team's resources, one total per currency.
+    /// How many resources the team owns (all pages).
+    pub resource_count: i64,
+    /// Monthly cost of all the team's resources, one total per currency.
     pub monthly_cost: Vec<CostTotal>,
+    /// This page, by name then id.
+    pub resources: Vec<OwnedResource>,
+    /// The cursor of the next page (`after`); null on the last.
+    pub next: Option<String>,
 }
+
+/// A page of a team's resources: at most `limit`, after the `after` cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub limit: usize,
+    /// (lower-cased name, id) of the last resource of the previous page.
+    pub after: Option<(String, String)>,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: usize = 200;
+    pub const MAX_LIMIT: usize = 1_000;
+
+    pub fn parse(limit: Option<i64>, after: Option<&str>) -> Result<Self, Problem> {
+        let limit = match limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(n) if (1..=Self::MAX_LIMIT as i64).contains(&n) => n as usize,
+            Some(_) => return Err(Problem::invalid_field("limit", "range", format!("must be 1 to {}", Self::MAX_LIMIT))),
+        };
+        let after = match after {
+            None => None,
+            Some(raw) => Some(
+                B64.decode(raw)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<(String, String)>(&b).ok())
+                    .ok_or_else(|| Problem::invalid_field("after", "cursor", "must be the `next` of an earlier page"))?,
+            ),
+        };
+        Ok(Self { limit, after })
+    }
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[derive(Debug, Clone, Serialize, SimpleObject)]
 pub struct OwnedResource {
@@ -137,42 +177,59 @@ impl GraphModel {
         Ok(Some(offsets.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default()))
     }
 
-    pub async fn team_resources(&self, tenant: &str, team: &str) -> Result<TeamResources, Problem> {
+    pub async fn team_resources(&self, tenant: &str, team: &str, page: &Page) -> Result<TeamResources, Problem> {
         let generation = self.served().await?;
         let team = team.trim().to_lowercase();
+        let uid = read_models::graph_uid(&generation, tenant, &["team", &team]);
+        // Totals over every resource (a resource named by both `team` and `owner` counts once).
         let q = query(
-            "MATCH (t:Team {uid: $uid})<-[o:OWNED_BY]-(r:Resource) \
-             RETURN r.id AS id, r.name AS name, r.provider AS provider, r.account AS account, r.type AS type, \
-             r.cost_cents AS cents, r.currency AS currency, o.via AS via",
+            "MATCH (t:Team {uid: $uid})<-[:OWNED_BY]-(r:Resource) WITH DISTINCT r \
+             RETURN r.currency AS currency, sum(r.cost_cents) AS cents, count(r) AS n",
         )
-        .param("uid", read_models::graph_uid(&generation, tenant, &["team", &team]));
-        let mut by_id: BTreeMap<String, OwnedResource> = BTreeMap::new();
+        .param("uid", uid.as_str());
+        let (mut resource_count, mut monthly_cost) = (0, Vec::new());
         for row in self.rows(q).await? {
-            let text = |k: &str| row.get::<Option<String>>(k).ok().flatten().unwrap_or_default();
-            let via = text("via");
-            let r = by_id.entry(text("id")).or_insert_with(|| OwnedResource {
-                resource_id: text("id"),
-                name: text("name"),
-                provider: text("provider"),
-                account: text("account"),
-                resource_type: text("type"),
-                via: Vec::new(),
-                monthly_cost_cents: row.get::<Option<i64>>("cents").ok().flatten(),
-                currency: row.get::<Option<String>>("currency").ok().flatten(),
-            });
-            r.via.push(via);
-            r.via.sort();
-        }
-        let mut resources: Vec<OwnedResource> = by_id.into_values().collect();
-        resources.sort_by(|a, b| (a.name.to_lowercase(), &a.resource_id).cmp(&(b.name.to_lowercase(), &b.resource_id)));
-        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-        for r in &resources {
-            if let (Some(cents), Some(currency)) = (r.monthly_cost_cents, &r.currency) {
-                *totals.entry(currency.clone()).or_default() += cents;
+            resource_count += row.get::<i64>("n").unwrap_or(0);
+            if let (Some(currency), Some(cents)) = (row.get::<Option<String>>("currency").ok().flatten(), row.get::<Option<i64>>("cents").ok().flatten()) {
+                monthly_cost.push(CostTotal { currency, cents });
             }
         }
-        let monthly_cost = totals.into_iter().map(|(currency, cents)| CostTotal { currency, cents }).collect();
-        Ok(TeamResources { team, resources, monthly_cost })
+        monthly_cost.sort_by(|a, b| a.currency.cmp(&b.currency));
+        let (after_name, after_id) = page.after.clone().unwrap_or_default();
+        let q = query(
+            "MATCH (t:Team {uid: $uid})<-[o:OWNED_BY]-(r:Resource) WITH r, collect(o.via) AS via \
+             WHERE toLower(r.name) > $name OR (toLower(r.name) = $name AND r.id > $id) \
+             RETURN r.id AS id, r.name AS name, r.provider AS provider, r.account AS account, r.type AS type, \
+             r.cost_cents AS cents, r.currency AS currency, via ORDER BY toLower(r.name), r.id LIMIT $limit",
+        )
+        .param("uid", uid.as_str())
+        .param("name", after_name)
+        .param("id", after_id)
+        .param("limit", page.limit as i64);
+        let resources: Vec<OwnedResource> = self
+            .rows(q)
+            .await?
+            .iter()
+            .map(|row| {
+                let text = |k: &str| row.get::<Option<String>>(k).ok().flatten().unwrap_or_default();
+                let mut via = row.get::<Vec<String>>("via").unwrap_or_default();
+                via.sort();
+                OwnedResource {
+                    resource_id: text("id"),
+                    name: text("name"),
+                    provider: text("provider"),
+                    account: text("account"),
+                    resource_type: text("type"),
+                    via,
+                    monthly_cost_cents: row.get::<Option<i64>>("cents").ok().flatten(),
+                    currency: row.get::<Option<String>>("currency").ok().flatten(),
+                }
+            })
+            .collect();
+        let next = (resources.len() == page.limit)
+            .then(|| resources.last().map(|r| B64.encode(serde_json::to_vec(&(r.name.to_lowercase(), &r.resource_id)).unwrap_or_default())))
+            .flatten();
+        Ok(TeamResources { team, resource_count, monthly_cost, resources, next })
     }
 
     /// Projects whose resources more than one team owns.
@@ -223,13 +280,27 @@ impl GraphModel {
     }
 }
 
-/// `GET /api/v1/graph/teams/{team}/resources`
-pub async fn team_resources(State(state): State<AppState>, caller: Caller, Path(team): Path<String>) -> Result<Json<TeamResources>, Problem> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+/// `GET /api/v1/graph/teams/{team}/resources?limit=&after=`
+pub async fn team_resources(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(team): Path<String>,
+    params: Result<QueryString<PageParams>, QueryRejection>,
+) -> Result<Json<TeamResources>, Problem> {
     caller.require(Role::Viewer)?;
+    let QueryString(params) = params.map_err(crate::rest::unreadable_query)?;
     if team.trim().is_empty() {
         return Err(Problem::invalid_field("team", "required", "must name a team"));
     }
-    Ok(Json(state.graph.team_resources(caller.tenant.as_str(), &team).await?))
+    let page = Page::parse(params.limit, params.after.as_deref())?;
+    Ok(Json(state.graph.team_resources(caller.tenant.as_str(), &team, &page).await?))
 }
 
 /// `GET /api/v1/graph/projects/shared`
@@ -242,4 +313,20 @@ pub async fn shared_projects(State(state): State<AppState>, caller: Caller) -> R
 pub async fn ownership_conflicts(State(state): State<AppState>, caller: Caller) -> Result<Json<OwnershipConflicts>, Problem> {
     caller.require(Role::Viewer)?;
     Ok(Json(OwnershipConflicts { resources: state.graph.ownership_conflicts(caller.tenant.as_str()).await? }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_bounded_and_cursors_checked() {
+        assert_eq!(Page::parse(None, None).unwrap(), Page { limit: Page::DEFAULT_LIMIT, after: None });
+        let cursor = B64.encode(br#"["web-01","r-1"]"#);
+        assert_eq!(Page::parse(Some(5), Some(&cursor)).unwrap().after, Some(("web-01".to_owned(), "r-1".to_owned())));
+        let field = |p: Problem| serde_json::to_value(&p).unwrap()["errors"][0]["field"].as_str().unwrap().to_owned();
+        assert_eq!(field(Page::parse(Some(0), None).unwrap_err()), "limit");
+        assert_eq!(field(Page::parse(Some(1_001), None).unwrap_err()), "limit");
+        assert_eq!(field(Page::parse(None, Some("nonsense")).unwrap_err()), "after");
+    }
 }

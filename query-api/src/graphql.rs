@@ -21,7 +21,7 @@ use crate::cost_cache::CostCache;
 use crate::cost_routes::{self, AllocationInput};
 use crate::consistency::{self, ConsistencyToken};
 use crate::explain::{self, Explanation};
-use crate::graph::{GraphModel, OwnershipConflict, SharedProject, TeamResources};
+use crate::graph::{GraphModel, OwnershipConflict, Page, SharedProject, TeamResources};
 use crate::history;
 use crate::resources::{self, VirtualTag as TagRow};
 use crate::rfc3339;
@@ -213,13 +213,15 @@ pub struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
-    /// What a team owns (its resources, from the graph read model) and their monthly cost.
-    async fn team_resources(&self, ctx: &Context<'_>, team: String) -> async_graphql::Result<TeamResources> {
+    /// What a team owns (its resources, from the graph read model) and their monthly cost. Page
+    /// with `first` (1–1000, default 200) and `after: <next>`.
+    async fn team_resources(&self, ctx: &Context<'_>, team: String, first: Option<i32>, after: Option<String>) -> async_graphql::Result<TeamResources> {
         let caller = caller(ctx)?;
         if team.trim().is_empty() {
             return Err(gql_error(Problem::invalid_field("team", "required", "must name a team")));
         }
-        ctx.data::<GraphModel>()?.team_resources(caller.tenant.as_str(), &team).await.map_err(gql_error)
+        let page = Page::parse(first.map(i64::from), after.as_deref()).map_err(gql_error)?;
+        ctx.data::<GraphModel>()?.team_resources(caller.tenant.as_str(), &team, &page).await.map_err(gql_error)
     }
 
     /// Projects whose resources more than one team owns.

@@ -86,16 +86,39 @@ async fn the_graph_agrees_with_postgres_and_answers_ownership_questions() {
     assert_eq!(team_of(&neo, &ids[395]), None, "removed");
 
     // What a team owns: every resource Postgres has with that team, through OWNED_BY.
-    let web = read.get("/api/v1/graph/teams/web/resources").await;
+    let web = read.get("/api/v1/graph/teams/web/resources?limit=1000").await;
     assert_eq!(web.status, 200, "{:?}", web.body);
     let expected_web = pg.keys().filter(|id| team_of(&pg, id).as_deref() == Some("web")).count();
     let owned = web.body["resources"].as_array().unwrap();
     // 20..50 are named by web's mailbox only (their team is payments): owned through `owner`.
     assert_eq!(owned.len(), expected_web + 30, "{}", web.body);
+    assert_eq!(web.body["resource_count"].as_u64(), Some(owned.len() as u64));
+    assert!(web.body["next"].is_null(), "one page holds them all");
     let via_owner = owned.iter().filter(|r| r["via"] == json!(["owner"])).count();
     assert_eq!(via_owner, 30);
     assert!(owned.iter().any(|r| r["via"] == json!(["owner", "team"])), "0..20: both tags name web");
-    assert_eq!(read.get("/api/v1/graph/teams/WEB/resources").await.body["resources"].as_array().unwrap().len(), owned.len(), "team names are lower case");
+    assert_eq!(read.get("/api/v1/graph/teams/WEB/resources").await.body["resource_count"], web.body["resource_count"], "team names are lower case");
+    // Pages of 100 visit every resource once, in name order.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/graph/teams/web/resources?limit=100".to_owned();
+    loop {
+        let page = read.get(&path).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        assert_eq!(page.body["resource_count"], web.body["resource_count"], "totals cover every page");
+        seen.extend(page.body["resources"].as_array().unwrap().iter().map(|r| r["resource_id"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(next) => path = format!("/api/v1/graph/teams/web/resources?limit=100&after={next}"),
+            None => break,
+        }
+    }
+    let in_one: Vec<String> = owned.iter().map(|r| r["resource_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(seen, in_one);
+    let bad = read.get("/api/v1/graph/teams/web/resources?limit=0").await;
+    assert_eq!(bad.status, 422, "{:?}", bad.body);
+    assert_eq!(bad.body["errors"][0]["field"], "limit");
+    let unknown = read.get("/api/v1/graph/teams/web/resources?tenant=globex").await;
+    assert_eq!(unknown.status, 400, "unknown parameters are refused");
+    assert!(unknown.body["detail"].as_str().unwrap().contains("tenant"), "{:?}", unknown.body);
 
     // Teams sharing a project: checkout (payments and web), not search (no team).
     let shared = read.get("/api/v1/graph/projects/shared").await;
@@ -118,7 +141,7 @@ async fn the_graph_agrees_with_postgres_and_answers_ownership_questions() {
 
     // GraphQL: the same answers.
     let gql = read
-        .post("/graphql", &json!({"query": "{ teamResources(team: \"payments\") { team resources { resourceId via } } sharedProjects { project } ownershipConflicts { resourceId } }"}))
+        .post("/graphql", &json!({"query": "{ teamResources(team: \"payments\", first: 1000) { team resourceCount resources { resourceId via } } sharedProjects { project } ownershipConflicts { resourceId } }"}))
         .await;
     assert_eq!(gql.status, 200, "{:?}", gql.body);
     assert!(gql.body["errors"].is_null(), "{:?}", gql.body);
@@ -198,7 +221,7 @@ async fn a_rebuild_swaps_while_queries_run_and_they_never_see_half_a_graph() {
     folded_everywhere(&env, &graph).await;
     let before = graph.serving().await.unwrap();
     let read = Api::new(queries.url(""), Some(env.token("acme", "viewer@acme.test", Role::Viewer)));
-    let full = read.get("/api/v1/graph/teams/payments/resources").await.body["resources"].as_array().unwrap().len();
+    let full = read.get("/api/v1/graph/teams/payments/resources?limit=1000").await.body["resources"].as_array().unwrap().len();
     assert!(full > 300);
 
     // Queries every 20 ms during the rebuild: each must answer 200 with the whole team.
@@ -208,7 +231,7 @@ async fn a_rebuild_swaps_while_queries_run_and_they_never_see_half_a_graph() {
         tokio::spawn(async move {
             let mut answers = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = read.get("/api/v1/graph/teams/payments/resources").await;
+                let r = read.get("/api/v1/graph/teams/payments/resources?limit=1000").await;
                 assert_eq!(r.status, 200, "a query failed during the rebuild: {:?}", r.body);
                 let n = r.body["resources"].as_array().unwrap().len();
                 assert_eq!(n, full, "a query saw part of the graph");
@@ -235,7 +258,7 @@ async fn a_rebuild_swaps_while_queries_run_and_they_never_see_half_a_graph() {
     let new_ids: Vec<String> = more.body["results"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(admin.post("/api/v1/virtual-tags/apply", &json!({"resource_ids": new_ids, "key": "team", "value": "payments"})).await.status, 200);
     eventually(Duration::from_secs(60), "the new resources in the rebuilt graph", || async {
-        let n = read.get("/api/v1/graph/teams/payments/resources").await.body["resources"].as_array().map_or(0, Vec::len);
+        let n = read.get("/api/v1/graph/teams/payments/resources").await.body["resource_count"].as_u64().unwrap_or(0) as usize;
         (n == full + 5).then_some(())
     })
     .await;
