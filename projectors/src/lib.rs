@@ -13,6 +13,7 @@
 //! - [`graph`]: the Neo4j read model (resources, tags, teams, cost centers, projects, accounts).
 
 pub mod dead_letter;
+mod generations;
 pub mod graph;
 pub mod postgres;
 pub mod search;

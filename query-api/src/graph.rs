@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use async_graphql::SimpleObject;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryString, State};
-use base64::Engine;
 use axum::Json;
 use neo4rs::{query, ConfigBuilder, Graph, Query, Row};
 use serde::{Deserialize, Serialize};
 pub use vtag_service::read_models::BoltSettings;
 use vtag_service::{read_models, Caller, Problem, Role};
 
+use crate::cursor;
 use crate::state::AppState;
 
 /// The graph read model's client.
@@ -57,20 +57,9 @@ impl Page {
             Some(n) if (1..=Self::MAX_LIMIT as i64).contains(&n) => n as usize,
             Some(_) => return Err(Problem::invalid_field("limit", "range", format!("must be 1 to {}", Self::MAX_LIMIT))),
         };
-        let after = match after {
-            None => None,
-            Some(raw) => Some(
-                B64.decode(raw)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<(String, String)>(&b).ok())
-                    .ok_or_else(|| Problem::invalid_field("after", "cursor", "must be the `next` of an earlier page"))?,
-            ),
-        };
-        Ok(Self { limit, after })
+        Ok(Self { limit, after: after.map(cursor::decode).transpose()? })
     }
 }
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[derive(Debug, Clone, Serialize, SimpleObject)]
 pub struct OwnedResource {
@@ -159,7 +148,7 @@ impl GraphModel {
 
     /// The generation queries read now (None while the first one is being built).
     async fn serving(&self) -> Result<Option<String>, Problem> {
-        let rows = self.rows(query("MATCH (m:GraphModel {uid: $model}) RETURN m.serving AS serving").param("model", self.model.as_str())).await?;
+        let rows = self.rows(query(read_models::GRAPH_SERVING).param("model", self.model.as_str())).await?;
         Ok(rows.first().and_then(|r| r.get::<Option<String>>("serving").ok().flatten()))
     }
 
@@ -171,8 +160,8 @@ impl GraphModel {
     /// is served.
     pub async fn checkpoints(&self, topic: &str) -> Result<Option<HashMap<i32, i64>>, Problem> {
         let Some(generation) = self.serving().await? else { return Ok(None) };
-        let uid = read_models::graph_uid(&generation, "-", &["checkpoint", topic]);
-        let rows = self.rows(query("MATCH (c:Checkpoint {uid: $uid}) RETURN c.offsets AS offsets").param("uid", uid)).await?;
+        let uid = read_models::graph_checkpoint_uid(&generation, topic);
+        let rows = self.rows(query(read_models::GRAPH_CHECKPOINT).param("uid", uid)).await?;
         let offsets = rows.first().and_then(|r| r.get::<String>("offsets").ok());
         Ok(Some(offsets.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default()))
     }
@@ -227,7 +216,7 @@ impl GraphModel {
             })
             .collect();
         let next = (resources.len() == page.limit)
-            .then(|| resources.last().map(|r| B64.encode(serde_json::to_vec(&(r.name.to_lowercase(), &r.resource_id)).unwrap_or_default())))
+            .then(|| resources.last().map(|r| cursor::encode(&r.name.to_lowercase(), &r.resource_id)))
             .flatten();
         Ok(TeamResources { team, resource_count, monthly_cost, resources, next })
     }
@@ -322,8 +311,7 @@ mod tests {
     #[test]
     fn pages_are_bounded_and_cursors_checked() {
         assert_eq!(Page::parse(None, None).unwrap(), Page { limit: Page::DEFAULT_LIMIT, after: None });
-        let cursor = B64.encode(br#"["web-01","r-1"]"#);
-        assert_eq!(Page::parse(Some(5), Some(&cursor)).unwrap().after, Some(("web-01".to_owned(), "r-1".to_owned())));
+        assert_eq!(Page::parse(Some(5), Some(&cursor::encode("web-01", "r-1"))).unwrap().after, Some(("web-01".to_owned(), "r-1".to_owned())));
         let field = |p: Problem| serde_json::to_value(&p).unwrap()["errors"][0]["field"].as_str().unwrap().to_owned();
         assert_eq!(field(Page::parse(Some(0), None).unwrap_err()), "limit");
         assert_eq!(field(Page::parse(Some(1_001), None).unwrap_err()), "limit");

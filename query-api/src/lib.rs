@@ -42,6 +42,7 @@ pub mod consistency;
 pub mod cost_cache;
 pub mod cost_routes;
 pub mod coverage;
+pub mod cursor;
 pub mod explain;
 pub mod graph;
 pub mod graphql;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use base64::Engine;
 use opensearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{Method, StatusCode, Url};
@@ -22,6 +21,7 @@ use serde_json::{json, Value};
 use vtag_domain::{Provider, TagKey};
 use vtag_service::{read_models, Caller, Problem, Role};
 
+use crate::cursor;
 use crate::rest::unreadable_query;
 use crate::state::AppState;
 
@@ -29,7 +29,6 @@ const DEFAULT_SIZE: usize = 50;
 const MAX_SIZE: usize = 500;
 /// Buckets per facet (tag values: per key).
 const FACET_SIZE: usize = 25;
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The search read model's client: the server and the alias searches read.
 #[derive(Clone)]
@@ -170,13 +169,8 @@ impl SearchQuery {
                         .ok_or_else(|| Problem::invalid_field("size", "range", format!("must be 1 to {MAX_SIZE}")))?
                 }
                 "after" => {
-                    let cursor = B64
-                        .decode(value)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                        .filter(|v| v.as_array().is_some_and(|a| a.len() == 2 && a.iter().all(Value::is_string)))
-                        .ok_or_else(|| Problem::invalid_field("after", "cursor", "must be the `next` of an earlier page"))?;
-                    q.after = Some(cursor);
+                    let (name, id) = cursor::decode(value)?;
+                    q.after = Some(json!([name, id]));
                 }
                 other => return Err(Problem::invalid_field(other, "unknown", "not a search parameter (q, provider, account, region, type, compliance, tag, missing, size, after)")),
             }
@@ -286,7 +280,7 @@ pub async fn search(
 fn read_answer(answer: &Value, size: usize) -> SearchBody {
     let hits = answer.pointer("/hits/hits").and_then(Value::as_array).cloned().unwrap_or_default();
     let next = (hits.len() == size)
-        .then(|| hits.last().and_then(|h| h.get("sort")).map(|s| B64.encode(s.to_string())))
+        .then(|| hits.last().and_then(|h| h.get("sort")).and_then(|s| Some(cursor::encode(s.get(0)?.as_str()?, s.get(1)?.as_str()?))))
         .flatten();
     let resources = hits.into_iter().filter_map(|mut h| h.get_mut("_source").map(Value::take)).map(shown).collect();
     let buckets = |v: Option<&Value>| -> Vec<Bucket> {
@@ -339,6 +333,8 @@ fn shown(mut doc: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cursor::B64;
+    use base64::Engine;
 
     fn pairs(raw: &[(&str, &str)]) -> Vec<(String, String)> {
         raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

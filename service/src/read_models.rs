@@ -74,6 +74,18 @@ pub fn is_graph_generation(model: &str, generation: &str) -> bool {
     is_search_generation(model, generation)
 }
 
+/// The generation the graph's model node names (`$model`: [`graph_model`]), as `serving`.
+pub const GRAPH_SERVING: &str = "MATCH (m:GraphModel {uid: $model}) RETURN m.serving AS serving";
+
+/// A generation's checkpoint of one topic (`$uid`: [`graph_checkpoint_uid`]), as `offsets`: JSON,
+/// next offset by partition, the layout [`checkpoint_offsets`] reads for search.
+pub const GRAPH_CHECKPOINT: &str = "MATCH (c:Checkpoint {uid: $uid}) RETURN c.offsets AS offsets";
+
+/// The uid of `generation`'s checkpoint node for `topic` (no tenant: `-`).
+pub fn graph_checkpoint_uid(generation: &str, topic: &str) -> String {
+    graph_uid(generation, "-", &["checkpoint", topic])
+}
+
 /// A graph node's uid: its generation, tenant and name parts joined by `|`, which neither tenants
 /// nor tag keys may contain (a tag value, which may, only ever comes last).
 pub fn graph_uid(generation: &str, tenant: &str, parts: &[&str]) -> String {

@@ -5,20 +5,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use neo4rs::{query, Graph, Query, Row};
+use vtag_projectors::graph::store::{GraphStore, LABELS};
 use vtag_service::read_models;
 
 use crate::harness::TestEnv;
 use crate::search::TagSnapshot;
 
 pub struct GraphServer {
-    graph: Graph,
+    pub graph: Graph,
+    /// The projector's own reads of the layout (generations, model node, checkpoints).
+    pub store: GraphStore,
     pub model: String,
 }
 
 impl GraphServer {
     pub fn of(env: &TestEnv) -> Self {
         let graph = vtag_projectors::graph::store::connect(&env.stack.bolt).expect("graph server settings");
-        Self { graph, model: read_models::graph_model(&env.prefix) }
+        let model = read_models::graph_model(&env.prefix);
+        Self { store: GraphStore::new(graph.clone(), model.clone()), graph, model }
     }
 
     pub async fn rows(&self, q: Query) -> Vec<Row> {
@@ -32,22 +36,18 @@ impl GraphServer {
 
     /// The generation queries read.
     pub async fn serving(&self) -> Option<String> {
-        let rows = self.rows(query("MATCH (m:GraphModel {uid: $model}) RETURN m.serving AS serving").param("model", self.model.as_str())).await;
-        rows.first().and_then(|r| r.get::<Option<String>>("serving").ok().flatten())
+        self.store.serving().await.expect("the graph's model node")
     }
 
-    /// Every generation of this model, served or not (by their Generation nodes).
+    /// Every generation of this model, served or not, oldest first.
     pub async fn generations(&self) -> Vec<String> {
-        let rows = self.rows(query("MATCH (g:Generation {model: $model}) RETURN g.uid AS uid").param("model", self.model.as_str())).await;
-        let mut all: Vec<String> = rows.iter().filter_map(|r| r.get::<String>("uid").ok()).collect();
-        all.sort();
-        all
+        self.store.generations().await.expect("the graph's generations")
     }
 
     /// Nodes of any label carrying this generation (a dropped generation has none).
     pub async fn nodes_of(&self, generation: &str) -> i64 {
         let mut total = 0;
-        for label in ["Resource", "Tag", "Team", "CostCenter", "Project", "Account", "Checkpoint"] {
+        for label in LABELS {
             let q = query(&format!("MATCH (n:{label}) WHERE n.gen = $gen RETURN count(n) AS n")).param("gen", generation);
             total += self.rows(q).await.first().and_then(|r| r.get::<i64>("n").ok()).unwrap_or(0);
         }
@@ -62,10 +62,7 @@ impl GraphServer {
 
     /// Next offsets `generation` recorded for `topic`, served or not.
     pub async fn checkpoints_of(&self, generation: &str, topic: &str) -> BTreeMap<i32, i64> {
-        let uid = read_models::graph_uid(generation, "-", &["checkpoint", topic]);
-        let rows = self.rows(query("MATCH (c:Checkpoint {uid: $uid}) RETURN c.offsets AS offsets").param("uid", uid)).await;
-        let offsets = rows.first().and_then(|r| r.get::<String>("offsets").ok());
-        offsets.map(|o| serde_json::from_str(&o).expect("checkpoint offsets")).unwrap_or_default()
+        self.store.checkpoints(generation, topic).await.expect("checkpoint offsets").into_iter().collect()
     }
 
     /// Serving, and every partition of the resource topic folded to its end.

@@ -36,12 +36,7 @@ impl Stack {
             pg_admin_url: required("VTAG_PG_ADMIN_URL"),
             bin_dir: required("VTAG_BIN_DIR"),
             opensearch_url: required("VTAG_OPENSEARCH_URL"),
-            bolt: vtag_projectors::graph::BoltSettings {
-                url: required("VTAG_BOLT_URL"),
-                user: required("VTAG_BOLT_USER"),
-                password: required("VTAG_BOLT_PASSWORD"),
-                database: required("VTAG_BOLT_DATABASE"),
-            },
+            bolt: vtag_projectors::graph::BoltSettings::from_lookup(|name| Some(required(name))),
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
 use crate::dead_letter::{decode_or_park, DeadLetters};
+use crate::generations::{behind, reached, Mode, Readers};
 use crate::search::doc::ResourceDoc;
 use crate::settings::LogSettings;
 use crate::source::{BatchSource, LogRecord};
@@ -56,13 +57,6 @@ enum Stop {
     Replaced(String),
     /// A rebuild's generation serves now.
     Swapped(String),
-}
-
-/// Serve: keep the served generation up to date (build one when none is). Shadow: build a new one
-/// beside it and swap (a rebuild; the callback hears records folded of those due).
-enum Mode<'a> {
-    Serve,
-    Shadow(&'a (dyn Fn(i64, i64) + Send + Sync)),
 }
 
 /// Runs the projector until `shutdown` resolves.
@@ -154,8 +148,7 @@ impl Projector {
         let partitions = vtag_eventlog::partition_count(&self.settings.brokers, &self.topic)?;
         let source = BatchSource::assign(&self.settings.brokers, "vtag-projector-graph", &self.topic, partitions, &checkpoints)?;
         let (tx, mut rx) = mpsc::channel(2);
-        let reader = source.spawn(self.settings.batch_size, self.settings.batch_linger, tx, |records| records);
-        let _stop_reader = AbortOnDrop(reader);
+        let _reader = Readers(vec![source.spawn(self.settings.batch_size, self.settings.batch_linger, tx, |records| records)]);
         tracing::info!(%generation, serving = building.is_none(), "graph projector started");
         let mut watch = tokio::time::interval(WATCH);
         loop {
@@ -172,15 +165,14 @@ impl Projector {
                 if let Mode::Shadow(report) = &mode {
                     report(checkpoints.values().sum(), target.values().sum());
                 }
-                if !reached(&checkpoints, target) {
+                if !reached(&checkpoints, Some(target)) {
                     continue;
                 }
                 if let Mode::Shadow(_) = mode {
                     // The log moved on while this was built: chase its end until within a batch, so
                     // the swap does not take queries back in time.
                     let now = self.end().await?;
-                    let left: i64 = now.iter().map(|(p, end)| (end - checkpoints.get(p).copied().unwrap_or(0)).max(0)).sum();
-                    if left as usize > self.settings.batch_size {
+                    if behind(&checkpoints, Some(&now)) as usize > self.settings.batch_size {
                         building = Some(now);
                         continue;
                     }
@@ -271,11 +263,6 @@ impl Projector {
     }
 }
 
-/// Every partition's checkpoint at or past its target (the high watermark when building began).
-fn reached(checkpoints: &HashMap<i32, i64>, target: &HashMap<i32, i64>) -> bool {
-    target.iter().all(|(p, high)| checkpoints.get(p).copied().unwrap_or(0) >= *high)
-}
-
 /// Retries while the server is unavailable; a refusal is an error.
 async fn retry<T, Fut>(mut call: impl FnMut() -> Fut) -> anyhow::Result<T>
 where
@@ -292,13 +279,5 @@ where
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

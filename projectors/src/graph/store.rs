@@ -12,13 +12,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use neo4rs::{query, BoltType, ConfigBuilder, Graph, Query, Txn};
 pub use vtag_service::read_models::BoltSettings;
-use vtag_service::read_models::{graph_uid, is_graph_generation};
+use vtag_service::read_models::{graph_checkpoint_uid, graph_uid, is_graph_generation, GRAPH_CHECKPOINT, GRAPH_SERVING};
 
 use super::model::Shape;
 use crate::search::doc::ResourceDoc;
 
 /// Labels of a generation's nodes (dropping a generation deletes each).
-const LABELS: [&str; 7] = ["Resource", "Tag", "Team", "CostCenter", "Project", "Account", "Checkpoint"];
+pub const LABELS: [&str; 7] = ["Resource", "Tag", "Team", "CostCenter", "Project", "Account", "Checkpoint"];
 
 /// A client of the graph server (connections are opened lazily, up to four).
 pub fn connect(settings: &BoltSettings) -> Result<Graph, neo4rs::Error> {
@@ -102,7 +102,7 @@ impl GraphStore {
 
     /// The generation queries read, if any.
     pub async fn serving(&self) -> Result<Option<String>, GraphError> {
-        let q = query("MATCH (m:GraphModel {uid: $model}) RETURN m.serving AS serving").param("model", self.model.as_str());
+        let q = query(GRAPH_SERVING).param("model", self.model.as_str());
         let rows = self.rows(q).await?;
         Ok(rows.first().and_then(|r| r.get::<Option<String>>("serving").ok().flatten()))
     }
@@ -157,8 +157,7 @@ impl GraphStore {
 
     /// Next offset per partition of `topic` folded into `generation` (empty: none yet).
     pub async fn checkpoints(&self, generation: &str, topic: &str) -> Result<HashMap<i32, i64>, GraphError> {
-        let uid = graph_uid(generation, "-", &["checkpoint", topic]);
-        let rows = self.rows(query("MATCH (c:Checkpoint {uid: $uid}) RETURN c.offsets AS offsets").param("uid", uid)).await?;
+        let rows = self.rows(query(GRAPH_CHECKPOINT).param("uid", graph_checkpoint_uid(generation, topic))).await?;
         let Some(offsets) = rows.first().and_then(|r| r.get::<String>("offsets").ok()) else { return Ok(HashMap::new()) };
         serde_json::from_str(&offsets).map_err(|e| GraphError::Refused(format!("checkpoint of {topic} in {generation} unreadable: {e}")))
     }
@@ -194,7 +193,7 @@ impl GraphStore {
         Batch::of(generation, changed, existing).run(&mut txn, generation).await?;
         let offsets = serde_json::to_string(offsets).map_err(|e| GraphError::Refused(e.to_string()))?;
         let checkpoint = query("MERGE (c:Checkpoint {uid: $uid}) SET c.gen = $gen, c.topic = $topic, c.offsets = $offsets")
-            .param("uid", graph_uid(generation, "-", &["checkpoint", topic]))
+            .param("uid", graph_checkpoint_uid(generation, topic))
             .param("gen", generation)
             .param("topic", topic)
             .param("offsets", offsets);

@@ -30,6 +30,7 @@ use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord};
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
 use crate::dead_letter::{decode_or_park, DeadLetters};
+use crate::generations::{behind, reached, Mode, Readers};
 use crate::settings::LogSettings;
 use crate::source::{BatchSource, LogRecord};
 use doc::ResourceDoc;
@@ -62,13 +63,6 @@ enum Stop {
     Lost(String),
     /// A shadow generation was built and now serves.
     Swapped(String),
-}
-
-/// What a pass does: keep the served generation up to date (building one when none is served), or
-/// build a new one beside it and swap (a rebuild; the callback hears records folded of those due).
-enum Mode<'a> {
-    Serve,
-    Shadow(&'a (dyn Fn(i64, i64) + Send + Sync)),
 }
 
 /// Runs the projector until `shutdown` resolves.
@@ -176,11 +170,10 @@ impl Projector {
         let (tx, mut rx) = mpsc::channel::<anyhow::Result<Batch>>(2);
         // Each topic read on its own task: a batch half-taken when the other topic's arrives
         // would otherwise be lost with the cancelled future.
-        let readers = [
+        let readers = Readers(vec![
             self.reader(&self.resource_topic, &resource_checkpoints, tx.clone(), Batch::Resources)?,
             self.reader(&self.compliance_topic, &compliance_checkpoints, tx, Batch::Compliance)?,
-        ];
-        let readers = AbortOnDrop(readers);
+        ]);
         tracing::info!(%generation, serving = building.is_none(), "search projector started");
         let mut watch = tokio::time::interval(WATCH);
         loop {
@@ -190,8 +183,7 @@ impl Projector {
                 batch = rx.recv() => Some(batch.context("a topic reader stopped")??),
             };
             let tick = batch.is_none();
-            // A reader that panicked sent nothing: its topic would silently stop being folded.
-            anyhow::ensure!(!tick || !readers.0.iter().any(tokio::task::JoinHandle::is_finished), "a topic reader stopped");
+            anyhow::ensure!(!tick || !readers.any_stopped(), "a topic reader stopped");
             let result = match batch {
                 Some(Batch::Resources(records)) => self.fold_resources(&generation, records, &mut resource_checkpoints).await,
                 Some(Batch::Compliance(records)) => self.fold_compliance(&generation, records, &mut compliance_checkpoints).await,
@@ -216,10 +208,8 @@ impl Projector {
                     // folds within a second).
                     if let Mode::Shadow(_) = mode {
                         let now = self.watermarks().await?;
-                        let behind = |c: &HashMap<i32, i64>, t: &str| {
-                            now.get(t).into_iter().flatten().map(|(p, end)| (end - c.get(p).copied().unwrap_or(0)).max(0)).sum::<i64>()
-                        };
-                        let left = behind(&resource_checkpoints, &self.resource_topic) + behind(&compliance_checkpoints, &self.compliance_topic);
+                        let left = behind(&resource_checkpoints, now.get(&self.resource_topic))
+                            + behind(&compliance_checkpoints, now.get(&self.compliance_topic));
                         if left as usize > self.settings.batch_size {
                             building = Some(now);
                             continue;
@@ -278,7 +268,9 @@ impl Projector {
     }
 
     async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
-        let (decoded, next) = self.unfolded(&records, checkpoints, &self.resource_dead_letters, |p| self.resource_codec.decode(p)).await?;
+        let (decoded, next) = decode_or_park(&records, checkpoints, &self.resource_dead_letters, |p| self.resource_codec.decode(p))
+            .await
+            .map_err(anyhow::Error::from)?;
         let events: Vec<_> = decoded
             .into_iter()
             .filter_map(|d| match d {
@@ -293,7 +285,9 @@ impl Projector {
 
     async fn fold_compliance(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
         let (decoded, next) =
-            self.unfolded(&records, checkpoints, &self.compliance_dead_letters, |p| self.compliance_codec.decode_compliance_log(p)).await?;
+            decode_or_park(&records, checkpoints, &self.compliance_dead_letters, |p| self.compliance_codec.decode_compliance_log(p))
+                .await
+                .map_err(anyhow::Error::from)?;
         let decisions: Vec<ComplianceRecord> = decoded
             .into_iter()
             .flat_map(|d| match d {
@@ -312,21 +306,6 @@ impl Projector {
             }
         };
         self.fold_into(generation, &self.compliance_topic, checkpoints, next, &decisions, |d| &d.envelope, apply).await
-    }
-
-    /// The records of a batch not folded yet, decoded (poison parked on the dead-letter topic),
-    /// and the next offsets past them.
-    async fn unfolded<'a, T, Fut>(
-        &self,
-        records: &'a [LogRecord],
-        checkpoints: &HashMap<i32, i64>,
-        dead_letters: &DeadLetters,
-        decode: impl Fn(&'a [u8]) -> Fut,
-    ) -> Result<(Vec<T>, HashMap<i32, i64>), Failure>
-    where
-        Fut: Future<Output = Result<T, vtag_eventlog::DecodeError>>,
-    {
-        decode_or_park(records, checkpoints, dead_letters, decode).await.map_err(|e| Failure::Other(e.into()))
     }
 
     /// Folds `items` into the documents of the resources they are about (read first), then commits.
@@ -378,11 +357,6 @@ impl Projector {
     }
 }
 
-/// Every partition's checkpoint at or past its target (the high watermark when building began).
-fn reached(checkpoints: &HashMap<i32, i64>, targets: Option<&HashMap<i32, i64>>) -> bool {
-    targets.into_iter().flatten().all(|(p, high)| checkpoints.get(p).copied().unwrap_or(0) >= *high)
-}
-
 /// A failure that ends a pass: the index is gone (rebuild), or anything else (stop).
 enum Failure {
     Lost(String),
@@ -422,13 +396,5 @@ where
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-struct AbortOnDrop([tokio::task::JoinHandle<()>; 2]);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.iter().for_each(|h| h.abort());
     }
 }

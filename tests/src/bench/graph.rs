@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use neo4rs::{query, BoltType};
 use serde_json::{json, Value};
-use vtag_projectors::graph::store::{self, GraphStore};
 use vtag_service::read_models;
 
 use crate::bench::search::write_log;
@@ -26,11 +25,8 @@ pub struct Args {
 pub async fn run(args: &Args) -> anyhow::Result<Value> {
     let env = TestEnv::new().await;
     let (events, docs) = write_log(&env, args.resources).await?;
-    let model = read_models::graph_model(&env.prefix);
-    let client = store::connect(&env.stack.bolt)?;
-    let graph_store = GraphStore::new(client.clone(), model.clone());
-    graph_store.ensure_schema().await?;
     let graph = GraphServer::of(&env);
+    graph.store.ensure_schema().await?;
 
     // Postgres, once: the projector from offset 0 on the test's fresh database.
     let pool = env.pool().await;
@@ -52,18 +48,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         // Raw: the same resources as nodes with their properties, plain UNWIND MERGE (the
         // issue's baseline), then plain UNWIND CREATE (the server's write ceiling over Bolt).
         for (verb, times) in [("MERGE", &mut raws), ("CREATE", &mut creates)] {
-            let scratch = format!("{model}-{}", 1_000 + run);
+            let scratch = format!("{}-{}", graph.model, 1_000 + run);
             let clock = Instant::now();
             for chunk in docs.chunks(2_000) {
                 let q = format!("UNWIND $rows AS row {verb} (r:Resource {{uid: row.uid}}) SET r.gen = $gen, r.name = row.name, r.team = row.team, r.version = row.version");
-                client.run(query(&q).param("rows", raw_rows(&scratch, chunk)).param("gen", scratch.as_str())).await?;
+                graph.graph.run(query(&q).param("rows", raw_rows(&scratch, chunk)).param("gen", scratch.as_str())).await?;
             }
             times.push(clock.elapsed().as_secs_f64());
-            graph_store.drop_generation(&scratch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            graph.store.drop_generation(&scratch).await?;
         }
 
         // The projector from offset 0 until it serves the generation it built.
-        reset(&client, &graph_store, &graph).await?;
+        reset(&graph).await?;
         let clock = Instant::now();
         let projector = env.start_graph_projector();
         eventually(Duration::from_secs(3600), "the graph to be built", || async { graph.serving().await.map(|_| ()) }).await;
@@ -73,7 +69,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     }
     let built = graph.tag_snapshot().await.len();
     anyhow::ensure!(built == args.resources, "the rebuilt graph holds {built} resources, not {}", args.resources);
-    reset(&client, &graph_store, &graph).await?;
+    reset(&graph).await?;
 
     let (rebuild, raw, create) = (median(&rebuilds), median(&raws), median(&creates));
     Ok(json!({
@@ -114,11 +110,11 @@ fn raw_rows(scratch: &str, docs: &[vtag_projectors::search::doc::ResourceDoc]) -
 }
 
 /// Drops every generation and the model node: the next projector builds from offset 0.
-async fn reset(client: &neo4rs::Graph, graph_store: &GraphStore, graph: &GraphServer) -> anyhow::Result<()> {
+async fn reset(graph: &GraphServer) -> anyhow::Result<()> {
     for generation in graph.generations().await {
-        graph_store.drop_generation(&generation).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        graph.store.drop_generation(&generation).await?;
     }
-    client.run(query("MATCH (m:GraphModel {uid: $model}) DETACH DELETE m").param("model", graph.model.as_str())).await?;
+    graph.graph.run(query("MATCH (m:GraphModel {uid: $model}) DETACH DELETE m").param("model", graph.model.as_str())).await?;
     Ok(())
 }
 
