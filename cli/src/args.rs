@@ -60,18 +60,21 @@ pub const REPLAY_USAGE: &str = "\
 vtag replay: rebuild a read model from the event log
 
 USAGE
+    vtag replay --read-model postgres
     vtag replay --read-model opensearch
     vtag replay --read-model neo4j
 
-    Builds a new generation of the search index (or of the graph) from offset 0 beside the one
-    that serves, with progress, and moves the index alias (the graph's model node) to it in one
-    step once it has caught up with the log: queries use the old one until then and never see a
-    half-built one. Runs vtag-projector-search --rebuild (vtag-projector-graph --rebuild) from
-    the directory of this program, with the services' VTAG_* settings (VTAG_OPENSEARCH_URL,
-    VTAG_BOLT_URL, VTAG_BOLT_PASSWORD, VTAG_KAFKA_BROKERS, VTAG_TOPIC_PREFIX, ...).
+    Builds a new copy of the read model from offset 0 beside the one that serves, with progress,
+    and swaps it in one step once it has caught up with the log: queries use the old one until
+    then and never see a half-built one. Postgres: a shadow schema swapped with `public` by
+    renaming both in one transaction; OpenSearch: a new index generation the alias moves to; the
+    graph: a new generation its model node names. Runs vtag-projector --rebuild
+    (vtag-projector-search, vtag-projector-graph) from the directory of this program, with the
+    services' VTAG_* settings (VTAG_DATABASE_URL, VTAG_OPENSEARCH_URL, VTAG_BOLT_URL,
+    VTAG_BOLT_PASSWORD, VTAG_KAFKA_BROKERS, VTAG_TOPIC_PREFIX, ...).
 
 EXIT CODES
-    0  rebuilt and serving    1  refused (unknown or not yet rebuildable model)
+    0  rebuilt and serving    1  refused (unknown read model)
     2  the rebuild failed
 ";
 
@@ -138,8 +141,7 @@ fn replay(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
     }
     let read_model = read_model.context("which read model? `vtag replay --read-model opensearch`")?;
     match read_model.as_str() {
-        "opensearch" | "neo4j" => Ok(Invocation::Replay { read_model }),
-        "postgres" => bail!("{read_model} cannot be rebuilt with `vtag replay` yet (opensearch and neo4j can)"),
+        "postgres" | "opensearch" | "neo4j" => Ok(Invocation::Replay { read_model }),
         other => bail!("unknown read model {other:?}: postgres, opensearch or neo4j"),
     }
 }
@@ -226,7 +228,7 @@ mod tests {
         assert_eq!(replay("replay --help").unwrap(), Invocation::Help(REPLAY_USAGE));
         assert!(error("replay").contains("which read model"));
         assert_eq!(replay("replay --read-model neo4j").unwrap(), Invocation::Replay { read_model: "neo4j".into() });
-        assert!(error("replay --read-model postgres").contains("not") && error("replay --read-model postgres").contains("yet"));
+        assert_eq!(replay("replay --read-model postgres").unwrap(), Invocation::Replay { read_model: "postgres".into() });
         assert!(error("replay --read-model mysql").contains("unknown read model"));
         assert!(error("replay --read-model opensearch --fast").contains("unknown option"));
     }

@@ -66,10 +66,11 @@ pub async fn run(args: impl IntoIterator<Item = String>, env: &Env, out: &mut dy
     }
 }
 
-/// `vtag replay --read-model opensearch|neo4j`: the projector's own rebuild, run from this
+/// `vtag replay --read-model postgres|opensearch|neo4j`: the projector's own rebuild, run from this
 /// program's directory (the projector owns its read model; the CLI only starts it).
 async fn replay(read_model: &str, err: &mut dyn Write) -> u8 {
     let projector = match read_model {
+        "postgres" => "vtag-projector",
         "neo4j" => "vtag-projector-graph",
         _ => "vtag-projector-search",
     };

@@ -12,6 +12,7 @@ use vtag_eventlog::compliance::PoliciesLog;
 use vtag_eventlog::{ConfigRecord, EventCodec};
 
 use crate::source::BatchSource;
+use super::swap::Target;
 
 /// Which document a topic carries, and where its versions go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ impl Documents {
 }
 
 pub struct ConfigProjection {
-    pool: PgPool,
+    target: Target,
     projector: String,
     codec: EventCodec,
     source: BatchSource,
@@ -65,9 +66,9 @@ pub struct ConfigProjection {
 }
 
 impl ConfigProjection {
-    pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec, documents: Documents) -> anyhow::Result<Self> {
-        let source = single_partition_source(&pool, projector, brokers, documents.client_id(), codec.topic()).await?;
-        Ok(Self { pool, projector: projector.to_owned(), codec, source, documents })
+    pub async fn start(target: Target, projector: &str, brokers: &str, codec: EventCodec, documents: Documents) -> anyhow::Result<Self> {
+        let source = single_partition_source(target.pool(), projector, brokers, documents.client_id(), codec.topic()).await?;
+        Ok(Self { target, projector: projector.to_owned(), codec, source, documents })
     }
 
     /// Runs until the process ends (the caller drops the future on shutdown; a batch is one
@@ -90,7 +91,7 @@ impl ConfigProjection {
     }
 
     async fn write(&self, records: &[ConfigRecord], next_offset: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.target.begin().await?;
         for c in records {
             let document: serde_json::Value = serde_json::from_str(&c.document).unwrap_or(serde_json::Value::Null);
             sqlx::query(self.documents.insert())

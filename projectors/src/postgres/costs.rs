@@ -12,19 +12,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 use vtag_billing::{Amount, CostEvent, CostLinesRecorded, CostPeriodImported, CostRecord, CostSplitsChanged, ResourceCost};
 use vtag_eventlog::EventCodec;
 
 use crate::dead_letter::DeadLetters;
 use crate::source::BatchSource;
+use super::swap::Target;
 
 /// Days of a month row: 31 slots of 8 bytes.
 pub const MONTH_DAYS: usize = 31;
 
 pub struct CostProjection {
-    pool: PgPool,
+    target: Target,
     projector: String,
     codec: EventCodec,
     source: BatchSource,
@@ -32,9 +33,9 @@ pub struct CostProjection {
 }
 
 impl CostProjection {
-    pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec, dead_letters: DeadLetters) -> anyhow::Result<Self> {
-        let source = super::configs::single_partition_source(&pool, projector, brokers, "vtag-projector-postgres-costs", codec.topic()).await?;
-        Ok(Self { pool, projector: projector.to_owned(), codec, source, dead_letters })
+    pub async fn start(target: Target, projector: &str, brokers: &str, codec: EventCodec, dead_letters: DeadLetters) -> anyhow::Result<Self> {
+        let source = super::configs::single_partition_source(target.pool(), projector, brokers, "vtag-projector-postgres-costs", codec.topic()).await?;
+        Ok(Self { target, projector: projector.to_owned(), codec, source, dead_letters })
     }
 
     /// Runs until the process ends (dropping the future mid-record commits nothing of it).
@@ -57,7 +58,7 @@ impl CostProjection {
     }
 
     async fn write(&self, event: Option<&CostRecord>, next_offset: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.target.begin().await?;
         match event {
             Some(CostRecord::Ledger(CostEvent::Lines(lines))) => write_lines(&mut tx, lines).await?,
             Some(CostRecord::Ledger(CostEvent::Imported(commit))) => write_commit(&mut tx, commit).await?,

@@ -6,6 +6,7 @@ pub mod configs;
 pub mod costs;
 pub mod fold;
 pub mod store;
+pub mod swap;
 pub mod violations;
 
 use std::collections::HashMap;
@@ -25,12 +26,71 @@ use store::Store;
 pub const PROJECTOR: &str = "postgres";
 
 /// Runs the projector until `shutdown` resolves. A batch in flight when shutdown arrives is either
-/// committed whole or not at all.
+/// committed whole or not at all. When a rebuild swaps its read model in, the projector starts over
+/// on it from its checkpoints.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        match pass(&settings, None, &mut shutdown).await {
+            Err(e) if swap::is_swapped(&e) => tracing::info!("a rebuilt read model was swapped in; projecting into it from its checkpoints"),
+            done => return done,
+        }
+    }
+}
+
+/// Rebuilds the read model from offset 0 into a shadow schema beside the served one, and swaps it in
+/// (ADR 0010). `progress` hears records folded of those due when the rebuild began. Returns the name
+/// the retired model had.
+pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + Sync)) -> anyhow::Result<String> {
+    let rebuild = swap::Rebuild::prepare(&settings.database_url).await?;
+    let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
+    topics.ensure_created(&settings.log.brokers).await.context("creating topics")?;
+    let read = [topics.resource_events(), topics.tagging_config(), topics.compliance_policies(), topics.cost_events(), topics.compliance_events()];
+    let due = vtag_eventlog::ends_of(&settings.log.brokers, &read).await.context("reading the log's ends")?;
+    let due_total: i64 = due.values().flat_map(HashMap::values).sum();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shadow = rebuild.shadow.clone();
+    let mut building = tokio::spawn({
+        let settings = settings.clone();
+        async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            tokio::pin!(stopped);
+            pass(&settings, Some(&shadow), &mut stopped).await
+        }
+    });
+    let mut rebuild = rebuild;
+    loop {
+        tokio::select! {
+            result = &mut building => {
+                result.context("the shadow's projector")??;
+                anyhow::bail!("the shadow's projector stopped before it caught up");
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let folded = rebuild.shadow_checkpoints(PROJECTOR).await?;
+        let done: i64 = due.iter().map(|(topic, ends)| ends.iter().map(|(p, end)| folded.get(topic).and_then(|c| c.get(p)).copied().unwrap_or(0).min(*end)).sum::<i64>()).sum();
+        progress(done, due_total);
+        if due.iter().all(|(topic, ends)| crate::generations::reached(folded.get(topic).unwrap_or(&HashMap::new()), Some(ends))) {
+            break;
+        }
+    }
+    rebuild
+        .swap(PROJECTOR, async move {
+            let _ = stop.send(());
+            building.await.context("the shadow's projector")?
+        })
+        .await
+}
+
+/// One pass of the projector over the served model (`shadow` None) or a rebuild's shadow schema,
+/// until `shutdown`, an error, or (served) a swap.
+async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<()> {
     let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
     let topic = topics.resource_events();
     topics.ensure_created(&settings.log.brokers).await.context("creating topics")?;
-    let store = Store::connect(&settings.database_url, PROJECTOR, &topic).await.context("connecting to Postgres")?;
+    let store = Store::connect(&settings.database_url, PROJECTOR, &topic, shadow).await.context("connecting to Postgres")?;
     let _lock = store.lock_single_writer(&settings.database_url).await?;
     let codec = EventCodec::new(&settings.log.registry_url, topic.clone()).context("schema registry settings")?;
     let dead_letters = DeadLetters::new(&settings.log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
@@ -38,45 +98,45 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let mut checkpoints = store.checkpoints().await?;
     let partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topic)?;
     let source = BatchSource::assign(&settings.log.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
-    tracing::info!(%topic, partitions, ?checkpoints, "postgres projector started");
+    tracing::info!(%topic, partitions, ?shadow, ?checkpoints, "postgres projector started");
+    // Each in a task of its own: polled only from this loop's select!, one could sit suspended
+    // mid-transaction holding a pooled connection while a batch waits for one. The set aborts them
+    // all when the pass ends, however it ends.
+    let mut projections = tokio::task::JoinSet::new();
     let config_codec = EventCodec::for_config(&settings.log.registry_url, topics.tagging_config()).context("schema registry settings")?;
     let configs =
-        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, config_codec, configs::Documents::TaggingConfig).await?;
-    // Its own task: polled only from this loop's select!, it could sit suspended mid-transaction
-    // holding a pooled connection while a batch waits for one.
-    let mut configs = tokio::spawn(configs.run());
+        configs::ConfigProjection::start(store.target().clone(), PROJECTOR, &settings.log.brokers, config_codec, configs::Documents::TaggingConfig).await?;
+    projections.spawn(async move { configs.run().await.context("tagging-config projection") });
     let policy_codec = EventCodec::for_policies(&settings.log.registry_url, topics.compliance_policies()).context("schema registry settings")?;
     let policies =
-        configs::ConfigProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, policy_codec, configs::Documents::CompliancePolicies).await?;
-    let mut policies = tokio::spawn(policies.run());
+        configs::ConfigProjection::start(store.target().clone(), PROJECTOR, &settings.log.brokers, policy_codec, configs::Documents::CompliancePolicies).await?;
+    projections.spawn(async move { policies.run().await.context("compliance-policies projection") });
     let compliance_codec = EventCodec::for_compliance(&settings.log.registry_url, topics.compliance_events()).context("schema registry settings")?;
     let compliance_partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topics.compliance_events())?;
     let violations =
-        violations::ViolationProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, compliance_codec, compliance_partitions).await?;
-    let mut violations = tokio::spawn(violations.run());
+        violations::ViolationProjection::start(store.target().clone(), PROJECTOR, &settings.log.brokers, compliance_codec, compliance_partitions).await?;
+    projections.spawn(async move { violations.run().await.context("violations projection") });
     let cost_codec = EventCodec::for_costs(&settings.log.registry_url, topics.cost_events()).context("schema registry settings")?;
     let cost_dead_letters = DeadLetters::new(&settings.log.brokers, topics.dead_letters(), topics.cost_events(), PROJECTOR)?;
-    let costs = costs::CostProjection::start(store.pool().clone(), PROJECTOR, &settings.log.brokers, cost_codec, cost_dead_letters).await?;
-    let mut costs = tokio::spawn(costs.run());
+    let costs = costs::CostProjection::start(store.target().clone(), PROJECTOR, &settings.log.brokers, cost_codec, cost_dead_letters).await?;
+    projections.spawn(async move { costs.run().await.context("cost projection") });
 
-    tokio::pin!(shutdown);
-    loop {
+    let ended = loop {
         let batch = tokio::select! {
-            _ = &mut shutdown => break,
-            result = &mut configs => return result.context("tagging-config projection")?.context("tagging-config projection"),
-            result = &mut costs => return result.context("cost projection")?.context("cost projection"),
-            result = &mut policies => return result.context("compliance-policies projection")?.context("compliance-policies projection"),
-            result = &mut violations => return result.context("violations projection")?.context("violations projection"),
-            batch = source.next_batch(settings.log.batch_size, settings.log.batch_linger) => batch?,
+            _ = &mut *shutdown => break Ok(()),
+            Some(ended) = projections.join_next() => break ended.context("a projection task").and_then(|r| r),
+            batch = source.next_batch(settings.log.batch_size, settings.log.batch_linger) => batch,
         };
-        project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch).await?;
-    }
-    configs.abort();
-    costs.abort();
-    policies.abort();
-    violations.abort();
-    tracing::info!("postgres projector stopped");
-    Ok(())
+        if let Err(e) = async { project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch?).await }.await {
+            break Err(e);
+        }
+    };
+    // Every writer is done before the pool closes, and the pool is closed before this returns: a
+    // rebuild renames the shadow only after its last transaction ended.
+    projections.shutdown().await;
+    store.pool().close().await;
+    tracing::info!(?shadow, "postgres projector stopped");
+    ended
 }
 
 /// Decodes, folds and writes one batch; moves `checkpoints` past it.

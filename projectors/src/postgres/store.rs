@@ -10,36 +10,54 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use uuid::Uuid;
 
 use super::fold::{AggregateKey, Provenance, RowChanges};
+use super::swap::Target;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Store {
+    target: Target,
     pool: PgPool,
     projector: String,
     topic: String,
+    /// The shadow schema a rebuild folds into; None: the served read model.
+    shadow: Option<String>,
 }
 
 impl Store {
-    pub async fn connect(database_url: &str, projector: &str, topic: &str) -> Result<Self, sqlx::Error> {
-        let options: PgConnectOptions = database_url.parse()?;
+    /// The served read model (`shadow` None) or a rebuild's shadow schema, migrated.
+    pub async fn connect(database_url: &str, projector: &str, topic: &str, shadow: Option<&str>) -> Result<Self, sqlx::Error> {
+        let options: PgConnectOptions = super::swap::options(database_url, shadow)?;
         // The read model is rebuildable and rows + checkpoint commit atomically, so losing the last
         // few commits in a Postgres crash only means re-reading them from the log: no need to wait
         // for the WAL flush on every batch.
         let options = options.options([("synchronous_commit", "off")]).disable_statement_logging();
         let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, projector: projector.to_owned(), topic: topic.to_owned() })
+        let target = match shadow {
+            None => Target::served(pool.clone()).await?,
+            Some(_) => Target::shadow(pool.clone()),
+        };
+        Ok(Self { target, pool, projector: projector.to_owned(), topic: topic.to_owned(), shadow: shadow.map(str::to_owned) })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    /// Where the projections write, guarded against a swap when it is the served model.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// A session-level advisory lock held for the projector's lifetime: two instances of the same
-    /// projector would fight over checkpoints, so the second one waits.
+    /// projector would fight over checkpoints, so the second one waits. (A rebuild's shadow has a
+    /// writer of its own beside the served one.)
     pub async fn lock_single_writer(&self, database_url: &str) -> Result<PgConnection, sqlx::Error> {
         let mut conn = PgConnection::connect(database_url).await?;
-        let key = format!("vtag-projector:{}:{}", self.projector, self.topic);
+        let key = match &self.shadow {
+            None => format!("vtag-projector:{}:{}", self.projector, self.topic),
+            Some(shadow) => format!("vtag-projector:{}:{}:{shadow}", self.projector, self.topic),
+        };
         loop {
             let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
                 .bind(&key)
@@ -84,7 +102,7 @@ impl Store {
 
     /// Writes the batch's row changes and moves the checkpoints, atomically.
     pub async fn write(&self, changes: &RowChanges, next_offsets: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.target.begin().await?;
         upsert_described_resources(&mut tx, changes).await?;
         bump_resource_versions(&mut tx, changes).await?;
         set_monthly_costs(&mut tx, changes).await?;

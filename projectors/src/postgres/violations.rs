@@ -9,29 +9,29 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use uuid::Uuid;
 use vtag_domain::compliance::{Change, Transition};
 use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord, JobProgress};
 use vtag_eventlog::EventCodec;
 
 use crate::source::BatchSource;
+use super::swap::Target;
 
 /// Records per transaction: a record is one decision or a batch of up to a few thousand.
 const RECORDS_PER_WRITE: usize = 40;
 
 pub struct ViolationProjection {
-    pool: PgPool,
+    target: Target,
     projector: String,
     codec: EventCodec,
     source: BatchSource,
 }
 
 impl ViolationProjection {
-    pub async fn start(pool: PgPool, projector: &str, brokers: &str, codec: EventCodec, partitions: i32) -> anyhow::Result<Self> {
+    pub async fn start(target: Target, projector: &str, brokers: &str, codec: EventCodec, partitions: i32) -> anyhow::Result<Self> {
         let source =
-            super::configs::partition_source(&pool, projector, brokers, "vtag-projector-postgres-compliance", codec.topic(), partitions).await?;
-        Ok(Self { pool, projector: projector.to_owned(), codec, source })
+            super::configs::partition_source(target.pool(), projector, brokers, "vtag-projector-postgres-compliance", codec.topic(), partitions).await?;
+        Ok(Self { target, projector: projector.to_owned(), codec, source })
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
@@ -52,7 +52,7 @@ impl ViolationProjection {
     }
 
     async fn write(&self, fold: Fold, next: &HashMap<i32, i64>) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.target.begin().await?;
         // Rows already in the table first: their `resolved_at IS NULL` must not match the rows this
         // batch opens (a violation resolved and opened again within it).
         fold.update_existing(&mut tx).await?;
