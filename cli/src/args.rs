@@ -10,8 +10,10 @@ vtag: the vtag command line
 USAGE
     vtag import focus FILE [options]   upload a FOCUS billing export to the command API
     vtag replay --read-model MODEL     rebuild a read model from the event log beside the one
-                                       that serves, then swap (MODEL: opensearch or neo4j;
-                                       postgres is not rebuilt this way yet)
+                                       that serves, then swap (MODEL: postgres, opensearch or
+                                       neo4j)
+    vtag dead-letters retry [--projector P]
+                                       retry the events projectors hold behind a dead letter
     vtag --help                        this text (also: vtag import focus --help)
     vtag --version
 
@@ -78,6 +80,26 @@ EXIT CODES
     2  the rebuild failed
 ";
 
+pub const RETRY_USAGE: &str = "\
+vtag dead-letters retry: retry the events the projectors hold behind a dead letter
+
+USAGE
+    vtag dead-letters retry                     every projector (postgres, opensearch, neo4j)
+    vtag dead-letters retry --projector NAME    one of them
+
+    A resource event a projector cannot apply is parked on the dead-letter topic, and so are the
+    later events of the same resource (applying them over a missing one would be wrong); other
+    resources go on. Once the cause is fixed (a schema registered, a projector upgraded), this asks
+    the running projectors to apply the held events in log order. Each answers with how many
+    resources it released and how many are still held (an event that still fails holds its
+    resource again). Runs vtag-projector --retry-held from the directory of this program, with the
+    services' VTAG_* settings (VTAG_KAFKA_BROKERS, VTAG_TOPIC_PREFIX, ...).
+
+EXIT CODES
+    0  every projector asked answered    1  refused (unknown projector or option)
+    2  a projector did not answer within 2 minutes (not running?) or the broker failed
+";
+
 #[derive(Debug, PartialEq)]
 pub enum Invocation {
     /// Print this text and stop.
@@ -85,6 +107,8 @@ pub enum Invocation {
     Version,
     ImportFocus(ImportFocus),
     Replay { read_model: String },
+    /// None: every projector.
+    RetryHeld { projector: Option<String> },
 }
 
 /// `vtag import focus` as typed: defaults from the environment are applied later (`Settings`).
@@ -124,6 +148,8 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation
         ["import", "focus"] => import_focus(raw),
         ["import", other] => bail!("cannot import {other:?}: only `focus` (a FOCUS billing export) can be"),
         ["replay"] => replay(raw),
+        ["dead-letters", "retry"] => retry_held(raw),
+        ["dead-letters", ..] => bail!("what to do with the dead letters? `vtag dead-letters retry`"),
         [other, ..] => bail!("unknown command {other:?}"),
     }
 }
@@ -143,6 +169,23 @@ fn replay(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
     match read_model.as_str() {
         "postgres" | "opensearch" | "neo4j" => Ok(Invocation::Replay { read_model }),
         other => bail!("unknown read model {other:?}: postgres, opensearch or neo4j"),
+    }
+}
+
+/// The words after `vtag dead-letters retry`.
+fn retry_held(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
+    let mut projector = None;
+    while let Some(arg) = raw.next() {
+        match arg.split_once('=') {
+            Some(("--projector", v)) => projector = Some(v.to_owned()),
+            _ if arg == "--projector" => projector = Some(raw.next().context("--projector needs a value")?),
+            _ if arg == "-h" || arg == "--help" => return Ok(Invocation::Help(RETRY_USAGE)),
+            _ => bail!("unknown option {arg:?}"),
+        }
+    }
+    match projector.as_deref() {
+        None | Some("postgres" | "opensearch" | "neo4j") => Ok(Invocation::RetryHeld { projector }),
+        Some(other) => bail!("unknown projector {other:?}: postgres, opensearch or neo4j"),
     }
 }
 
@@ -231,6 +274,16 @@ mod tests {
         assert_eq!(replay("replay --read-model postgres").unwrap(), Invocation::Replay { read_model: "postgres".into() });
         assert!(error("replay --read-model mysql").contains("unknown read model"));
         assert!(error("replay --read-model opensearch --fast").contains("unknown option"));
+    }
+
+    #[test]
+    fn dead_letters_retry_names_a_projector_or_every_one() {
+        assert_eq!(parse_words("dead-letters retry").unwrap(), Invocation::RetryHeld { projector: None });
+        assert_eq!(parse_words("dead-letters retry --projector neo4j").unwrap(), Invocation::RetryHeld { projector: Some("neo4j".into()) });
+        assert_eq!(parse_words("dead-letters retry --projector=postgres").unwrap(), Invocation::RetryHeld { projector: Some("postgres".into()) });
+        assert!(error("dead-letters retry --projector mysql").contains("unknown projector"));
+        assert!(error("dead-letters").contains("dead-letters retry"));
+        assert_eq!(parse_words("dead-letters retry --help").unwrap(), Invocation::Help(RETRY_USAGE));
     }
 
     #[test]

@@ -62,29 +62,39 @@ pub async fn run(args: impl IntoIterator<Item = String>, env: &Env, out: &mut dy
             0
         }
         Invocation::ImportFocus(args) => import_focus(args, env, out, err).await,
-        Invocation::Replay { read_model } => replay(&read_model, err).await,
+        Invocation::Replay { read_model } => run_projector(&projector_of(&read_model), &["--rebuild"], "the rebuild", err).await,
+        Invocation::RetryHeld { projector } => {
+            let mut args = vec!["--retry-held"];
+            args.extend(projector.as_deref());
+            run_projector("vtag-projector", &args, "the retry", err).await
+        }
     }
 }
 
-/// `vtag replay --read-model postgres|opensearch|neo4j`: the projector's own rebuild, run from this
-/// program's directory (the projector owns its read model; the CLI only starts it).
-async fn replay(read_model: &str, err: &mut dyn Write) -> u8 {
-    let projector = match read_model {
+/// The program whose `--rebuild` rebuilds `read_model` (the projector owns its read model; the CLI
+/// only starts it).
+fn projector_of(read_model: &str) -> String {
+    match read_model {
         "postgres" => "vtag-projector",
         "neo4j" => "vtag-projector-graph",
         _ => "vtag-projector-search",
-    };
+    }
+    .to_owned()
+}
+
+/// Runs one of the projector programs, from this program's directory, with `args`.
+async fn run_projector(name: &str, args: &[&str], what: &str, err: &mut dyn Write) -> u8 {
     let program = match std::env::current_exe() {
-        Ok(me) => me.with_file_name(projector),
+        Ok(me) => me.with_file_name(name),
         Err(e) => {
             say(err, &format!("error: cannot find this program's directory: {e}\n"));
             return FAILED;
         }
     };
-    match tokio::process::Command::new(&program).arg("--rebuild").status().await {
+    match tokio::process::Command::new(&program).args(args).status().await {
         Ok(status) if status.success() => 0,
         Ok(status) => {
-            say(err, &format!("error: the rebuild failed ({status})\n"));
+            say(err, &format!("error: {what} failed ({status})\n"));
             FAILED
         }
         Err(e) => {

@@ -2,7 +2,8 @@
 //! through `schema_registry_converter`. Schemas are looked up by id on decode (cached), so a reader
 //! can always read events written with any registered version.
 
-use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::easy_avro::EasyAvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
@@ -35,7 +36,8 @@ pub struct EventCodec {
     kind: TopicKind,
     settings: SrSettings,
     encoder: EasyAvroEncoder,
-    decoder: EasyAvroDecoder,
+    /// Remembers failed lookups too (an unknown id is not asked again) until told to forget them.
+    decoder: std::sync::Arc<AvroDecoder<'static>>,
     lines_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
     decisions_schema_id: std::sync::Arc<tokio::sync::OnceCell<u32>>,
     /// Writer schema ids of compliance records: whether each is this build's decisions schema.
@@ -68,6 +70,12 @@ impl EventCodec {
         Self::for_topic(registry_url, topic, TopicKind::Costs)
     }
 
+    /// Forgets the schema lookups that failed, so that a schema registered since is found (a
+    /// projector retrying the events it held behind an unknown schema id).
+    pub fn forget_failed_lookups(&self) {
+        self.decoder.remove_errors_from_cache();
+    }
+
     fn for_topic(registry_url: &str, topic: impl Into<String>, kind: TopicKind) -> Result<Self, SRCError> {
         let settings = SrSettings::new_builder(registry_url.to_owned())
             .set_timeout(std::time::Duration::from_secs(5))
@@ -76,7 +84,7 @@ impl EventCodec {
             topic: topic.into(),
             kind,
             encoder: EasyAvroEncoder::new(settings.clone()),
-            decoder: EasyAvroDecoder::new(settings.clone()),
+            decoder: std::sync::Arc::new(AvroDecoder::new(settings.clone())),
             lines_schema_id: Default::default(),
             decisions_schema_id: Default::default(),
             decision_ids: Default::default(),

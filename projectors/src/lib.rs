@@ -8,11 +8,13 @@
 //!
 //! - [`source`]: reading batches of records from explicitly assigned partitions.
 //! - [`dead_letter`]: parking events that can never be applied, so the pipeline goes on.
+//! - [`holds`]: holding an aggregate's later events behind its dead letter, and retrying them.
 //! - [`postgres`]: the Postgres read model (`resources`, `virtual_tags`, `tag_audit`).
 //! - [`search`]: the OpenSearch read model (one document per resource, behind an alias).
 //! - [`graph`]: the Neo4j read model (resources, tags, teams, cost centers, projects, accounts).
 
 pub mod dead_letter;
+pub mod holds;
 mod generations;
 pub mod graph;
 pub mod postgres;

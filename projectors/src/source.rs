@@ -14,6 +14,8 @@ use vtag_eventlog::kafka::assigned_consumer_config;
 pub struct LogRecord {
     pub partition: i32,
     pub offset: i64,
+    /// The aggregate's id on the resource topic (empty when the record has no key).
+    pub key: Vec<u8>,
     pub payload: Vec<u8>,
 }
 
@@ -80,5 +82,10 @@ impl BatchSource {
 }
 
 fn to_record<M: Message>(m: &M) -> LogRecord {
-    LogRecord { partition: m.partition(), offset: m.offset(), payload: m.payload().unwrap_or_default().to_vec() }
+    LogRecord {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().unwrap_or_default().to_vec(),
+        payload: m.payload().unwrap_or_default().to_vec(),
+    }
 }

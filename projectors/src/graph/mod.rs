@@ -23,7 +23,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
-use crate::dead_letter::{decode_or_park, DeadLetters};
+use crate::holds::Holds;
 use crate::generations::{behind, reached, Mode, Readers};
 use crate::search::doc::ResourceDoc;
 use crate::settings::LogSettings;
@@ -57,6 +57,8 @@ enum Stop {
     Replaced(String),
     /// A rebuild's generation serves now.
     Swapped(String),
+    /// An operator asked to retry the held events: the next pass starts from the first of them.
+    Retry,
 }
 
 /// Runs the projector until `shutdown` resolves.
@@ -67,6 +69,7 @@ pub async fn run(settings: GraphSettings, shutdown: impl Future<Output = ()>) ->
         match projector.pass(&mut shutdown, Mode::Serve).await? {
             Stop::Shutdown => break,
             Stop::Replaced(reason) => tracing::info!(%reason, "following the graph's served generation"),
+            Stop::Retry => tracing::info!("retrying the held events, from the first one"),
             Stop::Swapped(_) => unreachable!("only a rebuild swaps"),
         }
     }
@@ -87,6 +90,7 @@ pub async fn rebuild(settings: GraphSettings, progress: &(dyn Fn(i64, i64) + Sen
         Stop::Swapped(generation) => Ok(generation),
         Stop::Replaced(reason) => anyhow::bail!("the rebuild was overtaken: {reason}"),
         Stop::Shutdown => unreachable!("a rebuild is not shut down"),
+        Stop::Retry => unreachable!("a rebuild does not answer retries"),
     }
 }
 
@@ -95,7 +99,7 @@ struct Projector {
     store: GraphStore,
     topic: String,
     codec: EventCodec,
-    dead_letters: DeadLetters,
+    dead_letter_topic: String,
 }
 
 impl Projector {
@@ -110,7 +114,7 @@ impl Projector {
         Ok(Self {
             settings: log.clone(),
             codec: EventCodec::new(&log.registry_url, topic.clone()).context("schema registry settings")?,
-            dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?,
+            dead_letter_topic: topics.dead_letters(),
             store,
             topic,
         })
@@ -141,10 +145,15 @@ impl Projector {
                 (g, Some(self.end().await?))
             }
         };
-        let mut checkpoints = retry(|| self.store.checkpoints(&generation, &self.topic)).await?;
+        let checkpoints = retry(|| self.store.checkpoints(&generation, &self.topic)).await?;
         // A generation folded from offset 0 in this pass holds exactly the resources this pass
         // wrote: the others need not be looked up (half of a build's round trips otherwise).
         let mut written = checkpoints.is_empty().then(HashSet::new);
+        // A rebuild's generation holds what the served one holds; only the served one answers retries
+        // (with the schemas registered since the last pass).
+        self.codec.forget_failed_lookups();
+        let mut holds = Holds::load(&self.settings.brokers, self.dead_letter_topic.clone(), self.topic.clone(), PROJECTOR, matches!(mode, Mode::Serve)).await?;
+        let mut checkpoints = holds.start(&checkpoints).await?;
         let partitions = vtag_eventlog::partition_count(&self.settings.brokers, &self.topic)?;
         let source = BatchSource::assign(&self.settings.brokers, "vtag-projector-graph", &self.topic, partitions, &checkpoints)?;
         let (tx, mut rx) = mpsc::channel(2);
@@ -159,7 +168,11 @@ impl Projector {
             };
             let tick = batch.is_none();
             if let Some(records) = batch {
-                self.fold(&generation, &records, &mut checkpoints, written.as_mut()).await?;
+                self.fold(&generation, &records, &mut checkpoints, written.as_mut(), &mut holds).await?;
+                holds.settle(&checkpoints).await?;
+            }
+            if holds.retry_requested().await? {
+                return Ok(Stop::Retry);
             }
             if let Some(target) = &building {
                 if let Mode::Shadow(report) = &mode {
@@ -220,14 +233,15 @@ impl Projector {
         records: &[LogRecord],
         checkpoints: &mut HashMap<i32, i64>,
         written: Option<&mut HashSet<String>>,
+        holds: &mut Holds,
     ) -> anyhow::Result<()> {
-        let (decoded, next) = decode_or_park(records, checkpoints, &self.dead_letters, |p| self.codec.decode(p)).await?;
+        let (decoded, next) = holds.decode_or_park(records, checkpoints, |p| self.codec.decode(p)).await?;
         if next.is_empty() {
             return Ok(());
         }
         let events: Vec<_> = decoded
             .into_iter()
-            .filter_map(|d| match d {
+            .filter_map(|(_, d)| match d {
                 Decoded::Resource(recorded) => Some(recorded),
                 Decoded::Progress(_) => None,
             })

@@ -17,6 +17,7 @@ use anyhow::Context;
 use vtag_eventlog::{DecodeError, EventCodec, EventTopics};
 
 use crate::dead_letter::DeadLetters;
+use crate::holds::Holds;
 use crate::settings::Settings;
 use crate::source::{BatchSource, LogRecord};
 use fold::{fold, AggregateKey, Positioned, ProgressRow};
@@ -32,10 +33,19 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     tokio::pin!(shutdown);
     loop {
         match pass(&settings, None, &mut shutdown).await {
+            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::RetryRequested) => tracing::info!("retrying the held events, from the first one"),
             Err(e) if swap::is_swapped(&e) => tracing::info!("a rebuilt read model was swapped in; projecting into it from its checkpoints"),
-            done => return done,
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Why a pass ended without an error.
+enum Ended {
+    Shutdown,
+    /// An operator asked to retry the held events: the next pass starts from the first of them.
+    RetryRequested,
 }
 
 /// Rebuilds the read model from offset 0 into a shadow schema beside the served one, and swaps it in
@@ -57,7 +67,7 @@ pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + S
                 let _ = stopped.await;
             };
             tokio::pin!(stopped);
-            pass(&settings, Some(&shadow), &mut stopped).await
+            pass(&settings, Some(&shadow), &mut stopped).await.map(drop)
         }
     });
     let mut rebuild = rebuild;
@@ -86,18 +96,22 @@ pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + S
 
 /// One pass of the projector over the served model (`shadow` None) or a rebuild's shadow schema,
 /// until `shutdown`, an error, or (served) a swap.
-async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<()> {
+async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> anyhow::Result<Ended> {
     let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
     let topic = topics.resource_events();
     topics.ensure_created(&settings.log.brokers).await.context("creating topics")?;
     let store = Store::connect(&settings.database_url, PROJECTOR, &topic, shadow).await.context("connecting to Postgres")?;
     let _lock = store.lock_single_writer(&settings.database_url).await?;
     let codec = EventCodec::new(&settings.log.registry_url, topic.clone()).context("schema registry settings")?;
-    let dead_letters = DeadLetters::new(&settings.log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
+    // A rebuild's shadow holds what the served model holds; only the served one answers retries.
+    let mut holds = Holds::load(&settings.log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR, shadow.is_none()).await?;
 
-    let mut checkpoints = store.checkpoints().await?;
+    let mut checkpoints = holds.start(&store.checkpoints().await?).await?;
     let partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topic)?;
-    let source = BatchSource::assign(&settings.log.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?;
+    let (tx, mut batches) = tokio::sync::mpsc::channel(2);
+    // On a task of its own, so that waking up to look for a retry request loses no records.
+    let _reader = crate::generations::Readers(vec![BatchSource::assign(&settings.log.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?
+        .spawn(settings.log.batch_size, settings.log.batch_linger, tx, |records| records)]);
     tracing::info!(%topic, partitions, ?shadow, ?checkpoints, "postgres projector started");
     // Each in a task of its own: polled only from this loop's select!, one could sit suspended
     // mid-transaction holding a pooled connection while a batch waits for one. The set aborts them
@@ -123,12 +137,22 @@ async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Fu
 
     let ended = loop {
         let batch = tokio::select! {
-            _ = &mut *shutdown => break Ok(()),
-            Some(ended) = projections.join_next() => break ended.context("a projection task").and_then(|r| r),
-            batch = source.next_batch(settings.log.batch_size, settings.log.batch_linger) => batch,
+            _ = &mut *shutdown => break Ok(Ended::Shutdown),
+            Some(ended) = projections.join_next() => break ended.context("a projection task").and_then(|r| r).map(|()| Ended::Shutdown),
+            batch = batches.recv() => Some(batch),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => None,
         };
-        if let Err(e) = async { project_batch(&store, &codec, &dead_letters, &mut checkpoints, batch?).await }.await {
-            break Err(e);
+        let step = async {
+            if let Some(batch) = batch {
+                project_batch(&store, &codec, &mut holds, &mut checkpoints, batch.context("the resource topic's reader stopped")??).await?;
+                holds.settle(&checkpoints).await?;
+            }
+            holds.retry_requested().await
+        };
+        match step.await {
+            Ok(false) => {}
+            Ok(true) => break Ok(Ended::RetryRequested),
+            Err(e) => break Err(e),
         }
     };
     // Every writer is done before the pool closes, and the pool is closed before this returns: a
@@ -143,22 +167,19 @@ async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Fu
 pub async fn project_batch(
     store: &Store,
     codec: &EventCodec,
-    dead_letters: &DeadLetters,
+    holds: &mut Holds,
     checkpoints: &mut HashMap<i32, i64>,
     batch: Vec<LogRecord>,
 ) -> anyhow::Result<()> {
     let mut events = Vec::with_capacity(batch.len());
     let mut progress = Vec::new();
-    let mut next_offsets: HashMap<i32, i64> = HashMap::new();
-    for record in &batch {
-        // Already folded (the source may hand out a record twice around a reconnect).
-        if record.offset < checkpoints.get(&record.partition).copied().unwrap_or(0) {
-            continue;
-        }
-        next_offsets.insert(record.partition, record.offset + 1);
-        match decode_with_retry(|| codec.decode(&record.payload)).await {
-            Ok(Decoded::Resource(recorded)) => events.push(Positioned { partition: record.partition, offset: record.offset, recorded }),
-            Ok(Decoded::Progress(m)) => progress.push(ProgressRow {
+    // Records already folded are skipped (the source may hand out a record twice around a
+    // reconnect); poison is parked, its aggregate held.
+    let (decoded, next_offsets) = holds.decode_or_park(&batch, checkpoints, |payload| codec.decode(payload)).await?;
+    for (record, decoded) in decoded {
+        match decoded {
+            Decoded::Resource(recorded) => events.push(Positioned { partition: record.partition, offset: record.offset, recorded }),
+            Decoded::Progress(m) => progress.push(ProgressRow {
                 tenant: m.tenant.as_str().to_owned(),
                 job_id: m.job_id,
                 rule_set_version: m.rule_set_version,
@@ -171,10 +192,6 @@ pub async fn project_batch(
                 actor: m.actor.as_str().to_owned(),
                 at: m.recorded_at,
             }),
-            Err(reason) => {
-                tracing::error!(partition = record.partition, offset = record.offset, %reason, "dead-lettering an event");
-                dead_letters.park(record, &reason).await.context("writing to the dead-letter topic")?;
-            }
         }
     }
     if next_offsets.is_empty() {

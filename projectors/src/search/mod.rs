@@ -30,6 +30,7 @@ use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord};
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
 use crate::dead_letter::{decode_or_park, DeadLetters};
+use crate::holds::Holds;
 use crate::generations::{behind, reached, Mode, Readers};
 use crate::settings::LogSettings;
 use crate::source::{BatchSource, LogRecord};
@@ -63,6 +64,8 @@ enum Stop {
     Lost(String),
     /// A shadow generation was built and now serves.
     Swapped(String),
+    /// An operator asked to retry the held events: the next pass starts from the first of them.
+    Retry,
 }
 
 /// Runs the projector until `shutdown` resolves.
@@ -74,6 +77,7 @@ pub async fn run(settings: SearchSettings, shutdown: impl Future<Output = ()>) -
             Stop::Shutdown => break,
             Stop::Lost(reason) => tracing::warn!(%reason, "search index gone; following the alias, or building it again from the log"),
             Stop::Swapped(_) => unreachable!("only a rebuild swaps"),
+            Stop::Retry => tracing::info!("retrying the held events, from the first one"),
         }
     }
     tracing::info!("search projector stopped");
@@ -96,6 +100,7 @@ pub async fn rebuild(settings: SearchSettings, progress: &(dyn Fn(i64, i64) + Se
             Stop::Swapped(generation) => return Ok(generation),
             Stop::Lost(reason) => tracing::warn!(%reason, "the generation being built went away; starting again"),
             Stop::Shutdown => unreachable!("a rebuild is not shut down"),
+            Stop::Retry => unreachable!("a rebuild does not answer retries"),
         }
     }
 }
@@ -107,7 +112,7 @@ struct Projector {
     compliance_topic: String,
     resource_codec: EventCodec,
     compliance_codec: EventCodec,
-    resource_dead_letters: DeadLetters,
+    dead_letter_topic: String,
     compliance_dead_letters: DeadLetters,
 }
 
@@ -129,7 +134,7 @@ impl Projector {
             settings: log.clone(),
             resource_codec: EventCodec::new(&log.registry_url, resource_topic.clone()).context("schema registry settings")?,
             compliance_codec: EventCodec::for_compliance(&log.registry_url, compliance_topic.clone()).context("schema registry settings")?,
-            resource_dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), resource_topic.clone(), PROJECTOR)?,
+            dead_letter_topic: topics.dead_letters(),
             compliance_dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), compliance_topic.clone(), PROJECTOR)?,
             index,
             resource_topic,
@@ -159,10 +164,16 @@ impl Projector {
                 (g, Some(targets))
             }
         };
-        let mut resource_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.resource_topic)).await {
+        let resource_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.resource_topic)).await {
             Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
             other => other?,
         };
+        // A rebuild's generation holds what the served one holds; only the served one answers retries
+        // (with the schemas registered since the last pass).
+        self.resource_codec.forget_failed_lookups();
+        let mut holds =
+            Holds::load(&self.settings.brokers, self.dead_letter_topic.clone(), self.resource_topic.clone(), PROJECTOR, matches!(mode, Mode::Serve)).await?;
+        let mut resource_checkpoints = holds.start(&resource_checkpoints).await?;
         let mut compliance_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.compliance_topic)).await {
             Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
             other => other?,
@@ -185,13 +196,17 @@ impl Projector {
             let tick = batch.is_none();
             anyhow::ensure!(!tick || !readers.any_stopped(), "a topic reader stopped");
             let result = match batch {
-                Some(Batch::Resources(records)) => self.fold_resources(&generation, records, &mut resource_checkpoints).await,
+                Some(Batch::Resources(records)) => self.fold_resources(&generation, records, &mut resource_checkpoints, &mut holds).await,
                 Some(Batch::Compliance(records)) => self.fold_compliance(&generation, records, &mut compliance_checkpoints).await,
                 None => Ok(()),
             };
             match result {
                 Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
                 other => other?,
+            }
+            holds.settle(&resource_checkpoints).await?;
+            if holds.retry_requested().await? {
+                return Ok(Stop::Retry);
             }
             if let Some(targets) = &building {
                 let done = |c: &HashMap<i32, i64>| c.values().sum::<i64>();
@@ -267,13 +282,11 @@ impl Projector {
         Ok(vtag_eventlog::ends_of(&self.settings.brokers, &[self.resource_topic.clone(), self.compliance_topic.clone()]).await?)
     }
 
-    async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
-        let (decoded, next) = decode_or_park(&records, checkpoints, &self.resource_dead_letters, |p| self.resource_codec.decode(p))
-            .await
-            .map_err(anyhow::Error::from)?;
+    async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>, holds: &mut Holds) -> Result<(), Failure> {
+        let (decoded, next) = holds.decode_or_park(&records, checkpoints, |p| self.resource_codec.decode(p)).await?;
         let events: Vec<_> = decoded
             .into_iter()
-            .filter_map(|d| match d {
+            .filter_map(|(_, d)| match d {
                 Decoded::Resource(recorded) => Some(recorded),
                 // Re-derivation progress markers are for the Postgres read model's job view.
                 Decoded::Progress(_) => None,
