@@ -21,7 +21,7 @@ help:
 	@echo "make bench       stack + vtag-bench (pipeline) + vtag-bench-tagging (engine, 1M retroactive rule edit: ~30 min)"
 	@echo "                 + vtag-bench-costs (1M-row FOCUS import, costAllocation over 100k resources x 30 days)"
 	@echo "                 + vtag-bench-compliance (20-policy sweep over 1M resources, tag change -> violation latency)"
-	@echo "                 + vtag-bench-search, vtag-bench-graph (read model rebuilds from offset 0 vs raw _bulk / UNWIND MERGE)"
+	@echo "                 + vtag-bench-search, vtag-bench-graph, vtag-bench-postgres (read model rebuilds from offset 0 vs raw _bulk / UNWIND MERGE / COPY)"
 	@echo "make stop        stop the services and the stack"
 	@echo "make clean-data  stop, then delete $(VTAG_HOME)"
 
@@ -54,7 +54,7 @@ test: install
 	  cargo test --workspace --no-fail-fast
 	fi
 
-# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS / BENCH_COMPLIANCE_ARGS / BENCH_SEARCH_ARGS / BENCH_GRAPH_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
+# BENCH_ARGS / BENCH_TAGGING_ARGS / BENCH_COSTS_ARGS / BENCH_COMPLIANCE_ARGS / BENCH_SEARCH_ARGS / BENCH_GRAPH_ARGS / BENCH_POSTGRES_ARGS pass options through (e.g. BENCH_TAGGING_ARGS=--engine-only).
 bench: stack
 	eval "$$($(STACK) env)"
 	cargo run --release -p vtag-tests --bin vtag-bench -- $(BENCH_ARGS)
@@ -63,6 +63,7 @@ bench: stack
 	cargo run --release -p vtag-tests --bin vtag-bench-compliance -- $(BENCH_COMPLIANCE_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-search -- $(BENCH_SEARCH_ARGS)
 	cargo run --release -p vtag-tests --bin vtag-bench-graph -- $(BENCH_GRAPH_ARGS)
+	cargo run --release -p vtag-tests --bin vtag-bench-postgres -- $(BENCH_POSTGRES_ARGS)
 
 stop:
 	if [[ -f $(SERVICES) ]]; then bash $(SERVICES) stop; fi

@@ -24,8 +24,8 @@ async fn main() -> anyhow::Result<()> {
                 let pct = if due > 0 { done.min(due) * 100 / due } else { 100 };
                 let _ = write!(std::io::stderr(), "\rrebuilding the Postgres read model: {done} of {due} records ({pct}%)");
             };
-            let retired = postgres::rebuild(settings, &report).await?;
-            eprintln!("\nrebuilt: the new read model serves ({retired} was dropped)");
+            let rebuilt = postgres::rebuild(settings, &report).await?;
+            eprintln!("\nrebuilt in {:.1} s: the new read model serves ({} was dropped)", rebuilt.swapped_after.as_secs_f64(), rebuilt.retired);
             Ok(())
         }
         ["--retry-held", ref which @ ..] if which.len() <= 1 => {

@@ -43,6 +43,10 @@ async fn public_oid(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT oid::int8 FROM pg_namespace WHERE nspname = 'public'").fetch_one(pool).await.unwrap()
 }
 
+async fn served_indexes(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname").fetch_all(pool).await.unwrap()
+}
+
 async fn rebuild_schemas(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'vtag\\_shadow\\_%' OR nspname LIKE 'vtag\\_retired\\_%'")
         .fetch_all(pool)
@@ -119,6 +123,7 @@ async fn a_rebuild_swaps_the_read_model_while_queries_and_writes_run() {
     })
     .await;
     let before = read_model(&pool).await;
+    let indexes = served_indexes(&pool).await;
     let served = public_oid(&pool).await;
     // What a rebuild killed mid-way would have left.
     sqlx::query("CREATE SCHEMA vtag_shadow_1").execute(&pool).await.unwrap();
@@ -133,6 +138,7 @@ async fn a_rebuild_swaps_the_read_model_while_queries_and_writes_run() {
     vtag_projectors::postgres::rebuild(env.projector_settings(), &|done, due| progress.lock().unwrap().push((done, due))).await.expect("rebuild");
     assert_ne!(public_oid(&pool).await, served, "a new schema serves");
     assert_eq!(read_model(&pool).await, before, "the rebuilt read model differs from the one it replaced");
+    assert_eq!(served_indexes(&pool).await, indexes, "the rebuilt model has every index (the secondary ones are built last)");
     assert_eq!(rebuild_schemas(&pool).await, Vec::<String>::new(), "the shadow was renamed, the retired model and the leftover dropped");
     let progress = progress.into_inner().unwrap();
     let (done, due) = *progress.last().expect("progress was reported");

@@ -48,10 +48,18 @@ enum Ended {
     RetryRequested,
 }
 
+/// What a rebuild did.
+pub struct Rebuilt {
+    /// The name the replaced model had until it was dropped.
+    pub retired: String,
+    /// From the start until the rebuilt model served (its retired predecessor is dropped 2 s later).
+    pub swapped_after: Duration,
+}
+
 /// Rebuilds the read model from offset 0 into a shadow schema beside the served one, and swaps it in
-/// (ADR 0010). `progress` hears records folded of those due when the rebuild began. Returns the name
-/// the retired model had.
-pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + Sync)) -> anyhow::Result<String> {
+/// (ADR 0010). `progress` hears records folded of those due when the rebuild began.
+pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + Sync)) -> anyhow::Result<Rebuilt> {
+    let started = std::time::Instant::now();
     let rebuild = swap::Rebuild::prepare(&settings.database_url).await?;
     let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
     topics.ensure_created(&settings.log.brokers).await.context("creating topics")?;
@@ -86,12 +94,16 @@ pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + S
             break;
         }
     }
-    rebuild
+    rebuild.create_deferred_indexes().await.context("indexing the shadow")?;
+    let retired = rebuild
         .swap(PROJECTOR, async move {
             let _ = stop.send(());
             building.await.context("the shadow's projector")?
         })
-        .await
+        .await?;
+    let swapped_after = started.elapsed();
+    rebuild.retire(&retired).await.context("dropping the retired read model")?;
+    Ok(Rebuilt { retired, swapped_after })
 }
 
 /// One pass of the projector over the served model (`shadow` None) or a rebuild's shadow schema,
@@ -109,9 +121,15 @@ async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Fu
     let mut checkpoints = holds.start(&store.checkpoints().await?).await?;
     let partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topic)?;
     let (tx, mut batches) = tokio::sync::mpsc::channel(2);
+    // A shadow is built from empty by this pass alone: the versions it holds are the ones this pass
+    // wrote (no need to read them back), and bigger batches mean fewer round trips.
+    let (batch_size, mut built) = match shadow {
+        Some(_) => (settings.log.batch_size.max(20_000), Some(HashMap::new())),
+        None => (settings.log.batch_size, None),
+    };
     // On a task of its own, so that waking up to look for a retry request loses no records.
     let _reader = crate::generations::Readers(vec![BatchSource::assign(&settings.log.brokers, "vtag-projector-postgres", &topic, partitions, &checkpoints)?
-        .spawn(settings.log.batch_size, settings.log.batch_linger, tx, |records| records)]);
+        .spawn(batch_size, settings.log.batch_linger, tx, |records| records)]);
     tracing::info!(%topic, partitions, ?shadow, ?checkpoints, "postgres projector started");
     // Each in a task of its own: polled only from this loop's select!, one could sit suspended
     // mid-transaction holding a pooled connection while a batch waits for one. The set aborts them
@@ -144,7 +162,8 @@ async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Fu
         };
         let step = async {
             if let Some(batch) = batch {
-                project_batch(&store, &codec, &mut holds, &mut checkpoints, batch.context("the resource topic's reader stopped")??).await?;
+                let batch = batch.context("the resource topic's reader stopped")??;
+                project_batch(&store, &codec, &mut holds, &mut checkpoints, built.as_mut(), batch).await?;
                 holds.settle(&checkpoints).await?;
             }
             holds.retry_requested().await
@@ -169,6 +188,7 @@ pub async fn project_batch(
     codec: &EventCodec,
     holds: &mut Holds,
     checkpoints: &mut HashMap<i32, i64>,
+    built: Option<&mut HashMap<AggregateKey, u64>>,
     batch: Vec<LogRecord>,
 ) -> anyhow::Result<()> {
     let mut events = Vec::with_capacity(batch.len());
@@ -203,11 +223,17 @@ pub async fn project_batch(
         .collect::<std::collections::HashSet<_>>()
         .into_iter()
         .collect();
-    let known = store.versions(&keys).await?;
+    let known = match &built {
+        Some(built) => keys.iter().filter_map(|k| Some((k.clone(), *built.get(k)?))).collect(),
+        None => store.versions(&keys).await?,
+    };
     let mut changes = fold(&events, &known);
     changes.progress = fold::latest_progress(progress);
     write_with_retry(|| store.write(&changes, &next_offsets)).await?;
     checkpoints.extend(next_offsets);
+    if let Some(built) = built {
+        built.extend(changes.resources.iter().map(|(k, c)| (k.clone(), c.version)));
+    }
     if changes.skipped > 0 {
         tracing::debug!(skipped = changes.skipped, "skipped events already in the read model");
     }

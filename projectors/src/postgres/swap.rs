@@ -96,6 +96,9 @@ pub struct Rebuild {
     /// Holds the rebuild lock (session-level) and runs the swap.
     conn: PgConnection,
     pub shadow: String,
+    /// The shadow's secondary indexes, created once its rows are in (one sort per index instead of
+    /// an insert into each per row).
+    deferred: Vec<String>,
 }
 
 impl Rebuild {
@@ -117,7 +120,27 @@ impl Rebuild {
         let pool = PgPoolOptions::new().max_connections(1).connect_with(options(database_url, Some(&shadow))?).await?;
         super::store::MIGRATOR.run(&pool).await.context("migrating the shadow schema")?;
         pool.close().await;
-        Ok(Self { conn, shadow })
+        // Unique indexes stay: they are arbiters of upserts, or rules the rows must keep.
+        let deferred: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND NOT i.indisunique",
+        )
+        .bind(&shadow)
+        .fetch_all(&mut conn)
+        .await?;
+        for (index, _) in &deferred {
+            sqlx::query(&format!("DROP INDEX {}.{}", quoted(&shadow), quoted(index))).execute(&mut conn).await?;
+        }
+        Ok(Self { conn, shadow, deferred: deferred.into_iter().map(|(_, definition)| definition).collect() })
+    }
+
+    /// Creates the secondary indexes the shadow was built without.
+    pub async fn create_deferred_indexes(&mut self) -> Result<(), sqlx::Error> {
+        for definition in std::mem::take(&mut self.deferred) {
+            sqlx::query(&definition).execute(&mut self.conn).await?;
+        }
+        Ok(())
     }
 
     /// The shadow's checkpoints of `projector`: topic → partition → next offset.
@@ -138,8 +161,8 @@ impl Rebuild {
 
     /// Swaps the shadow in. Served writes wait meanwhile; once the shadow holds at least what the
     /// served model holds, `stop_shadow` ends the shadow's writers (all of them, before a name
-    /// changes), the names swap, and the retired model is dropped after a grace period.
-    pub async fn swap<F: std::future::Future<Output = anyhow::Result<()>>>(mut self, projector: &str, stop_shadow: F) -> anyhow::Result<String> {
+    /// changes), and the names swap. Returns the retired model's name.
+    pub async fn swap<F: std::future::Future<Output = anyhow::Result<()>>>(&mut self, projector: &str, stop_shadow: F) -> anyhow::Result<String> {
         let retired = format!("{RETIRED_PREFIX}{}", chrono::Utc::now().timestamp_millis());
         let mut tx = self.conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(SWAP_LOCK).execute(&mut *tx).await?;
@@ -160,9 +183,13 @@ impl Rebuild {
         sqlx::query(&format!("ALTER SCHEMA {} RENAME TO {}", quoted(&self.shadow), quoted(SERVED))).execute(&mut *tx).await?;
         tx.commit().await?;
         tracing::info!(shadow = %self.shadow, %retired, "the rebuilt read model serves");
-        tokio::time::sleep(GRACE).await;
-        drop_schema(&mut self.conn, &retired).await?;
         Ok(retired)
+    }
+
+    /// Drops the retired model once the queries that started on it have had time to end.
+    pub async fn retire(mut self, retired: &str) -> Result<(), sqlx::Error> {
+        tokio::time::sleep(GRACE).await;
+        drop_schema(&mut self.conn, retired).await
     }
 }
 

@@ -10,6 +10,7 @@ pub mod retro;
 pub mod rules;
 pub mod search;
 pub mod procfs;
+pub mod rebuild;
 pub mod services;
 
 /// Median of the values (mean of the middle two for an even count); NaN when empty.
