@@ -173,17 +173,23 @@ impl Projector {
         self.resource_codec.forget_failed_lookups();
         let mut holds =
             Holds::load(&self.settings.brokers, self.dead_letter_topic.clone(), self.resource_topic.clone(), PROJECTOR, matches!(mode, Mode::Serve)).await?;
+        let fresh = resource_checkpoints.is_empty();
         let mut resource_checkpoints = holds.start(&resource_checkpoints).await?;
         let mut compliance_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.compliance_topic)).await {
             Err(Lost(reason)) => return Ok(Stop::Lost(reason)),
             other => other?,
         };
+        // A generation folded from offset 0 in this pass holds exactly the documents this pass wrote:
+        // the others need not be looked up.
+        let mut written = (fresh && compliance_checkpoints.is_empty()).then(HashSet::new);
         let (tx, mut rx) = mpsc::channel::<anyhow::Result<Batch>>(2);
         // Each topic read on its own task: a batch half-taken when the other topic's arrives
         // would otherwise be lost with the cancelled future.
+        // A build folds the backlog in bigger batches: fewer, larger `_bulk` requests.
+        let batch_size = if building.is_some() { self.settings.batch_size.max(20_000) } else { self.settings.batch_size };
         let readers = Readers(vec![
-            self.reader(&self.resource_topic, &resource_checkpoints, tx.clone(), Batch::Resources)?,
-            self.reader(&self.compliance_topic, &compliance_checkpoints, tx, Batch::Compliance)?,
+            self.reader(&self.resource_topic, &resource_checkpoints, tx.clone(), Batch::Resources, batch_size)?,
+            self.reader(&self.compliance_topic, &compliance_checkpoints, tx, Batch::Compliance, batch_size)?,
         ]);
         tracing::info!(%generation, serving = building.is_none(), "search projector started");
         let mut watch = tokio::time::interval(WATCH);
@@ -196,8 +202,10 @@ impl Projector {
             let tick = batch.is_none();
             anyhow::ensure!(!tick || !readers.any_stopped(), "a topic reader stopped");
             let result = match batch {
-                Some(Batch::Resources(records)) => self.fold_resources(&generation, records, &mut resource_checkpoints, &mut holds).await,
-                Some(Batch::Compliance(records)) => self.fold_compliance(&generation, records, &mut compliance_checkpoints).await,
+                Some(Batch::Resources(records)) => {
+                    self.fold_resources(&generation, records, &mut resource_checkpoints, &mut holds, written.as_mut()).await
+                }
+                Some(Batch::Compliance(records)) => self.fold_compliance(&generation, records, &mut compliance_checkpoints, written.as_mut()).await,
                 None => Ok(()),
             };
             match result {
@@ -244,6 +252,9 @@ impl Projector {
                         return Ok(Stop::Swapped(generation));
                     }
                     building = None;
+                    // Serving batches are small: looking their documents up costs less than
+                    // remembering every document of the index.
+                    written = None;
                 }
             }
             if tick {
@@ -272,17 +283,25 @@ impl Projector {
         checkpoints: &HashMap<i32, i64>,
         tx: mpsc::Sender<anyhow::Result<Batch>>,
         wrap: fn(Vec<LogRecord>) -> Batch,
+        batch_size: usize,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let partitions = vtag_eventlog::partition_count(&self.settings.brokers, topic)?;
         let source = BatchSource::assign(&self.settings.brokers, &format!("vtag-projector-search-{topic}"), topic, partitions, checkpoints)?;
-        Ok(source.spawn(self.settings.batch_size, self.settings.batch_linger, tx, wrap))
+        Ok(source.spawn(batch_size, self.settings.batch_linger, tx, wrap))
     }
 
     async fn watermarks(&self) -> anyhow::Result<HashMap<String, HashMap<i32, i64>>> {
         Ok(vtag_eventlog::ends_of(&self.settings.brokers, &[self.resource_topic.clone(), self.compliance_topic.clone()]).await?)
     }
 
-    async fn fold_resources(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>, holds: &mut Holds) -> Result<(), Failure> {
+    async fn fold_resources(
+        &self,
+        generation: &str,
+        records: Vec<LogRecord>,
+        checkpoints: &mut HashMap<i32, i64>,
+        holds: &mut Holds,
+        written: Option<&mut HashSet<String>>,
+    ) -> Result<(), Failure> {
         let (decoded, next) = holds.decode_or_park(&records, checkpoints, |p| self.resource_codec.decode(p)).await?;
         let events: Vec<_> = decoded
             .into_iter()
@@ -293,10 +312,16 @@ impl Projector {
             })
             .collect();
         let apply = |doc: &mut ResourceDoc, e: &Recorded<ResourceEvent>| doc.apply(e);
-        self.fold_into(generation, &self.resource_topic, checkpoints, next, &events, |e| &e.envelope, apply).await
+        self.fold_into(generation, &self.resource_topic, checkpoints, next, &events, |e| &e.envelope, apply, written).await
     }
 
-    async fn fold_compliance(&self, generation: &str, records: Vec<LogRecord>, checkpoints: &mut HashMap<i32, i64>) -> Result<(), Failure> {
+    async fn fold_compliance(
+        &self,
+        generation: &str,
+        records: Vec<LogRecord>,
+        checkpoints: &mut HashMap<i32, i64>,
+        written: Option<&mut HashSet<String>>,
+    ) -> Result<(), Failure> {
         let (decoded, next) =
             decode_or_park(&records, checkpoints, &self.compliance_dead_letters, |p| self.compliance_codec.decode_compliance_log(p))
                 .await
@@ -318,10 +343,11 @@ impl Projector {
                 }
             }
         };
-        self.fold_into(generation, &self.compliance_topic, checkpoints, next, &decisions, |d| &d.envelope, apply).await
+        self.fold_into(generation, &self.compliance_topic, checkpoints, next, &decisions, |d| &d.envelope, apply, written).await
     }
 
     /// Folds `items` into the documents of the resources they are about (read first), then commits.
+    /// `written`: when known, every document the generation holds (only those are read).
     #[allow(clippy::too_many_arguments)]
     async fn fold_into<X>(
         &self,
@@ -332,12 +358,16 @@ impl Projector {
         items: &[X],
         envelope: impl Fn(&X) -> &EventEnvelope,
         apply: impl Fn(&mut ResourceDoc, &X) -> bool,
+        written: Option<&mut HashSet<String>>,
     ) -> Result<(), Failure> {
         if next.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = items.iter().map(|x| envelope(x).aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
-        let mut docs = retry(|| self.index.fetch(generation, &ids)).await?;
+        let mut ids: Vec<String> = items.iter().map(|x| envelope(x).aggregate_id.to_string()).collect::<HashSet<_>>().into_iter().collect();
+        if let Some(written) = written.as_deref() {
+            ids.retain(|id| written.contains(id));
+        }
+        let mut docs = if ids.is_empty() { HashMap::new() } else { retry(|| self.index.fetch(generation, &ids)).await? };
         let mut touched = HashSet::new();
         for x in items {
             let env = envelope(x);
@@ -347,7 +377,11 @@ impl Projector {
                 touched.insert(id);
             }
         }
-        self.commit(generation, &docs, &touched, topic, checkpoints, next).await
+        self.commit(generation, &docs, &touched, topic, checkpoints, next).await?;
+        if let Some(written) = written {
+            written.extend(touched);
+        }
+        Ok(())
     }
 
     /// Documents first, then the checkpoints (see the module's comment).

@@ -26,6 +26,8 @@ pub struct Args {
     pub resources: usize,
     pub runs: usize,
     pub queries: usize,
+    /// Only the search latency: the documents bulk-loaded (no log, no rebuild).
+    pub latency_only: bool,
 }
 
 const TEAMS: [&str; 8] = ["payments", "web", "data", "platform", "ml", "search", "identity", "billing"];
@@ -126,7 +128,6 @@ pub const TENANT: &str = "bench";
 
 pub async fn run(args: &Args) -> anyhow::Result<Value> {
     let env = TestEnv::new().await;
-    let tenant = TenantId::parse(TENANT).unwrap();
     let (events, docs) = write_log(&env, args.resources).await?;
 
     let search = SearchServer::of(&env);
@@ -163,25 +164,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     let built = search.tag_snapshot().await.len();
     anyhow::ensure!(built == args.resources, "the rebuilt index holds {built} resources, not {}", args.resources);
 
-    // Search latency on the built index, through the search API's own query bodies.
-    let mut latencies = Vec::with_capacity(args.queries);
-    let http = reqwest::Client::new();
-    for q in 0..args.queries {
-        let pairs: Vec<(String, String)> = match q % 4 {
-            0 => vec![("q".into(), TEAMS[q % TEAMS.len()].into())],
-            1 => vec![("tag".into(), format!("team:{}", TEAMS[q % TEAMS.len()]))],
-            2 => vec![("missing".into(), "owner".into()), ("provider".into(), "aws".into())],
-            _ => vec![("tag".into(), format!("environment:{}", ENVS[q % 3])), ("type".into(), "rds:db".into())],
-        };
-        let body = vtag_query_api::search::SearchQuery::parse(&pairs).map_err(|p| anyhow::anyhow!("{p:?}"))?.body(tenant.as_str());
-        let clock = Instant::now();
-        let r = http.post(format!("{}/{}/_search", search.url, search.alias)).json(&body).send().await?;
-        anyhow::ensure!(r.status().is_success(), "search failed: {}", r.text().await?);
-        r.bytes().await?;
-        latencies.push(clock.elapsed().as_secs_f64() * 1000.0);
-    }
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let (p50, p99) = search_latency(&search, &search.alias, args.queries).await?;
     drop_generations(&search).await;
 
     let (rebuild, raw) = (median(&rebuilds), median(&raws));
@@ -198,9 +181,74 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         "raw_bulk_docs_per_s": args.resources as f64 / raw,
         "rebuild_vs_raw": raw / rebuild,
         "search_queries": args.queries,
-        "search_p50_ms": pct(0.50),
-        "search_p99_ms": pct(0.99),
+        "search_p50_ms": p50,
+        "search_p99_ms": p99,
     }))
+}
+
+/// Search latency alone, at sizes a rebuild through this broker would take too long to reach: the
+/// final documents (no log) bulk-loaded into an index of the projector's mapping, then the search
+/// API's query bodies.
+pub async fn latency_only(args: &Args) -> anyhow::Result<Value> {
+    let env = TestEnv::new().await;
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let search = SearchServer::of(&env);
+    let index = format!("{}-latency", search.alias);
+    let (status, body) = search.call(Method::PUT, &format!("/{index}"), Some(vtag_projectors::search::index::mapping())).await;
+    anyhow::ensure!(status == 200, "creating {index}: {body}");
+    let clock = Instant::now();
+    for from in (0..args.resources).step_by(2_000) {
+        let mut nd = String::new();
+        for i in from..(from + 2_000).min(args.resources) {
+            let events = events_of(i, &tenant);
+            let mut d = ResourceDoc::new(tenant.as_str(), events[0].envelope.aggregate_id.to_string());
+            events.iter().for_each(|e| {
+                d.apply(e);
+            });
+            nd.push_str(&json!({ "index": { "_index": index, "_id": d.resource_id } }).to_string());
+            nd.push('\n');
+            nd.push_str(&serde_json::to_string(&d)?);
+            nd.push('\n');
+        }
+        bulk(&search.url, nd).await?;
+    }
+    let loaded = clock.elapsed().as_secs_f64();
+    eprintln!("loaded {} documents in {loaded:.1} s", args.resources);
+    let (p50, p99) = search_latency(&search, &index, args.queries).await?;
+    search.call(Method::DELETE, &format!("/{index}"), None).await;
+    Ok(json!({
+        "resources": args.resources,
+        "raw_bulk_s": loaded,
+        "raw_bulk_docs_per_s": args.resources as f64 / loaded,
+        "search_queries": args.queries,
+        "search_p50_ms": p50,
+        "search_p99_ms": p99,
+    }))
+}
+
+/// p50 and p99 (ms) of `queries` searches on `index` with the search API's own query bodies (text,
+/// tag, missing tag + provider, tag + type; each with the six facets).
+async fn search_latency(search: &SearchServer, index: &str, queries: usize) -> anyhow::Result<(f64, f64)> {
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let mut latencies = Vec::with_capacity(queries);
+    let http = reqwest::Client::new();
+    for q in 0..queries {
+        let pairs: Vec<(String, String)> = match q % 4 {
+            0 => vec![("q".into(), TEAMS[q % TEAMS.len()].into())],
+            1 => vec![("tag".into(), format!("team:{}", TEAMS[q % TEAMS.len()]))],
+            2 => vec![("missing".into(), "owner".into()), ("provider".into(), "aws".into())],
+            _ => vec![("tag".into(), format!("environment:{}", ENVS[q % 3])), ("type".into(), "rds:db".into())],
+        };
+        let body = vtag_query_api::search::SearchQuery::parse(&pairs).map_err(|p| anyhow::anyhow!("{p:?}"))?.body(tenant.as_str());
+        let clock = Instant::now();
+        let r = http.post(format!("{}/{index}/_search", search.url)).json(&body).send().await?;
+        anyhow::ensure!(r.status().is_success(), "search failed: {}", r.text().await?);
+        r.bytes().await?;
+        latencies.push(clock.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    Ok((pct(0.50), pct(0.99)))
 }
 
 async fn bulk(url: &str, body: String) -> anyhow::Result<()> {
@@ -226,6 +274,12 @@ async fn drop_generations(search: &SearchServer) {
 
 pub fn summary(r: &Value) -> Vec<String> {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    if r.get("rebuild_s").is_none() {
+        return vec![
+            format!("search latency at {} documents (bulk-loaded in {:.1} s = {} docs/s)", thousands(f("resources")), f("raw_bulk_s"), thousands(f("raw_bulk_docs_per_s"))),
+            format!("  search (API query bodies)           p50 {:.1} ms, p99 {:.1} ms over {} queries", f("search_p50_ms"), f("search_p99_ms"), r["search_queries"]),
+        ];
+    }
     vec![
         format!("search read model at {} resources ({} events), median of {} runs", thousands(f("resources")), thousands(f("events")), r["runs"]),
         format!("  rebuild from offset 0 (projector)   {:>8.2} s = {} events/s, {} docs/s", f("rebuild_median_s"), thousands(f("rebuild_events_per_s")), thousands(f("rebuild_docs_per_s"))),

@@ -6,7 +6,7 @@ use vtag_tests::bench::save_report;
 use vtag_tests::bench::search::{self, Args};
 
 fn parse_args() -> Args {
-    let mut a = Args { resources: 25_000, runs: 3, queries: 200 };
+    let mut a = Args { resources: 25_000, runs: 3, queries: 200, latency_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -16,8 +16,9 @@ fn parse_args() -> Args {
             "--resources" => a.resources = num("--resources").max(1),
             "--runs" => a.runs = num("--runs").max(1),
             "--queries" => a.queries = num("--queries").max(1),
+            "--latency-only" => a.latency_only = true,
             _ => {
-                eprintln!("usage: vtag-bench-search [--resources N (25000: 100k events)] [--runs R (3)] [--queries Q (200)]");
+                eprintln!("usage: vtag-bench-search [--resources N (25000: 100k events)] [--runs R (3)] [--queries Q (200)] [--latency-only]");
                 std::process::exit(2);
             }
         }
@@ -31,12 +32,17 @@ async fn main() {
         std::env::set_var("RUST_LOG", "warn");
     }
     let args = parse_args();
-    match search::run(&args).await {
+    let (report, name) = if args.latency_only {
+        (search::latency_only(&args).await, "p5-search-latency")
+    } else {
+        (search::run(&args).await, "p5-search")
+    };
+    match report {
         Ok(report) => {
             for line in search::summary(&report) {
                 println!("{line}");
             }
-            if let Err(e) = save_report("p5-search", &report) {
+            if let Err(e) = save_report(name, &report) {
                 eprintln!("vtag-bench-search: {e:#}");
             }
         }
