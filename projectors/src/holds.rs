@@ -138,10 +138,6 @@ impl Holds {
         })
     }
 
-    pub fn held(&self) -> usize {
-        self.ledger.held.len()
-    }
-
     /// Where the pass starts: the checkpoints, or — answering a retry — each partition's first held
     /// offset when earlier, with nothing held until the pass is back at the checkpoints.
     pub async fn start(&mut self, checkpoints: &HashMap<i32, i64>) -> anyhow::Result<HashMap<i32, i64>> {
@@ -184,6 +180,7 @@ impl Holds {
                     if record.offset > last {
                         let why = format!("held: an earlier event of this aggregate (offset {first}) could not be applied");
                         self.park(record, kind::HELD, &why).await?;
+                        self.ledger.held.insert(key, (first, record.offset));
                     }
                     continue;
                 }

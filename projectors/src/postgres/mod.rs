@@ -156,7 +156,9 @@ async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Fu
     let ended = loop {
         let batch = tokio::select! {
             _ = &mut *shutdown => break Ok(Ended::Shutdown),
-            Some(ended) = projections.join_next() => break ended.context("a projection task").and_then(|r| r).map(|()| Ended::Shutdown),
+            Some(ended) = projections.join_next() => {
+                break ended.context("a projection task").and_then(|r| r).and_then(|()| Err(anyhow::anyhow!("a projection stopped")))
+            }
             batch = batches.recv() => Some(batch),
             _ = tokio::time::sleep(Duration::from_secs(1)) => None,
         };
