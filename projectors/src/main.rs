@@ -14,6 +14,10 @@ const PROJECTORS: [&str; 3] = [postgres::PROJECTOR, vtag_projectors::search::PRO
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // A one-shot command (a rebuild, a retry) shows its progress line, not the service's logs.
+    if std::env::args().nth(1).is_some() && std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
     vtag_service::telemetry::init("vtag-projector");
     let settings = Settings::from_env()?;
     let args: Vec<String> = std::env::args().skip(1).collect();

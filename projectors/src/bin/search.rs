@@ -7,6 +7,10 @@ use vtag_projectors::search;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // A one-shot command (a rebuild, a retry) shows its progress line, not the service's logs.
+    if std::env::args().nth(1).is_some() && std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
     vtag_service::telemetry::init("vtag-projector-search");
     let settings = search::SearchSettings::from_env()?;
     match std::env::args().nth(1).as_deref() {
