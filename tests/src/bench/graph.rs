@@ -1,7 +1,7 @@
 //! `make bench` (graph read model, P5): the graph projector's rebuild rate — from offset 0 until it
 //! serves the generation it built — against raw baselines in the same run: plain `UNWIND … MERGE`
-//! of the same resources' nodes, 2,000 per statement, and plain `UNWIND … CREATE` of them. The Postgres projector's rebuild of the
-//! same log (a fresh database, offset 0 to folded) is measured beside them.
+//! of the same resources' nodes, 2,000 per statement, and plain `UNWIND … CREATE` of them (the
+//! Postgres rebuild of the same log: `vtag_tests::bench::rebuild`).
 //!
 //! The log is the search bench's (`write_log`): four events per resource, written straight to
 //! the log.
@@ -27,19 +27,6 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     let (events, docs) = write_log(&env, args.resources).await?;
     let graph = GraphServer::of(&env);
     graph.store.ensure_schema().await?;
-
-    // Postgres, once: the projector from offset 0 on the test's fresh database.
-    let pool = env.pool().await;
-    let clock = Instant::now();
-    let projector = env.start_projector();
-    let topic = env.topic();
-    eventually(Duration::from_secs(3600), "Postgres to fold the log", || async {
-        (crate::readmodel::folded_of(&pool, &topic).await == events as i64).then_some(())
-    })
-    .await;
-    let postgres_s = clock.elapsed().as_secs_f64();
-    projector.stop().await;
-    eprintln!("postgres rebuild {postgres_s:.2} s");
 
     let mut rebuilds = Vec::new();
     let mut raws = Vec::new();
@@ -88,8 +75,6 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         "raw_create_median_s": create,
         "raw_creates_per_s": args.resources as f64 / create,
         "rebuild_vs_raw_create": create / rebuild,
-        "postgres_rebuild_s": postgres_s,
-        "postgres_rebuild_events_per_s": events as f64 / postgres_s,
     }))
 }
 
@@ -127,6 +112,5 @@ pub fn summary(r: &Value) -> Vec<String> {
         format!("  rebuild / raw MERGE                 {:>8.2}×", f("rebuild_vs_raw")),
         format!("  raw UNWIND CREATE of the nodes      {:>8.2} s = {} nodes/s", f("raw_create_median_s"), thousands(f("raw_creates_per_s"))),
         format!("  rebuild / raw CREATE                {:>8.2}×", f("rebuild_vs_raw_create")),
-        format!("  postgres rebuild (same log, once)   {:>8.2} s = {} events/s", f("postgres_rebuild_s"), thousands(f("postgres_rebuild_events_per_s"))),
     ]
 }

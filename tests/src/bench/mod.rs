@@ -58,3 +58,45 @@ pub fn save_report(name: &str, report: &serde_json::Value) -> anyhow::Result<()>
     println!("full results: {path}");
     Ok(())
 }
+
+/// `--resources N --runs R` of a read-model rebuild bench (from `resources`, `runs` by default);
+/// anything else prints the usage and exits 2.
+pub fn resources_and_runs(program: &str, mut resources: usize, mut runs: usize) -> (usize, usize) {
+    let usage = format!("usage: {program} [--resources N ({resources}: four events each)] [--runs R ({runs})]");
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let value = it.next().and_then(|v| v.replace('_', "").parse::<usize>().ok()).map(|v| v.max(1));
+        match (arg.as_str(), value) {
+            ("--resources", Some(v)) => resources = v,
+            ("--runs", Some(v)) => runs = v,
+            _ => {
+                eprintln!("{usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+    (resources, runs)
+}
+
+/// Prints a bench's summary and saves its report as `name`; a failed bench says so and exits 1.
+pub fn finish(program: &str, name: &str, report: anyhow::Result<serde_json::Value>, summary: fn(&serde_json::Value) -> Vec<String>) {
+    match report {
+        Ok(report) => {
+            summary(&report).iter().for_each(|line| println!("{line}"));
+            if let Err(e) = save_report(name, &report) {
+                eprintln!("{program}: {e:#}");
+            }
+        }
+        Err(e) => {
+            eprintln!("{program}: FAILED: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Benches log warnings only, unless RUST_LOG says otherwise.
+pub fn quiet_logs() {
+    if std::env::var("RUST_LOG").is_err() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+}

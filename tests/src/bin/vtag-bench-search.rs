@@ -2,7 +2,7 @@
 //! of the same documents, and search latency; see `vtag_tests::bench::search`. Results go to
 //! stdout and `$VTAG_HOME/bench/p5-search-<timestamp>.json`.
 
-use vtag_tests::bench::save_report;
+use vtag_tests::bench::{finish, quiet_logs};
 use vtag_tests::bench::search::{self, Args};
 
 fn parse_args() -> Args {
@@ -28,27 +28,12 @@ fn parse_args() -> Args {
 
 #[tokio::main]
 async fn main() {
-    if std::env::var("RUST_LOG").is_err() {
-        std::env::set_var("RUST_LOG", "warn");
-    }
+    quiet_logs();
     let args = parse_args();
     let (report, name) = if args.latency_only {
         (search::latency_only(&args).await, "p5-search-latency")
     } else {
         (search::run(&args).await, "p5-search")
     };
-    match report {
-        Ok(report) => {
-            for line in search::summary(&report) {
-                println!("{line}");
-            }
-            if let Err(e) = save_report(name, &report) {
-                eprintln!("vtag-bench-search: {e:#}");
-            }
-        }
-        Err(e) => {
-            eprintln!("vtag-bench-search: FAILED: {e:#}");
-            std::process::exit(1);
-        }
-    }
+    finish("vtag-bench-search", name, report, search::summary);
 }
