@@ -154,39 +154,42 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation
     }
 }
 
+/// The read models (and their projectors) by the names the commands take.
+const READ_MODELS: [&str; 3] = ["postgres", "opensearch", "neo4j"];
+
 /// The words after `vtag replay`.
-fn replay(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
-    let mut read_model = None;
-    while let Some(arg) = raw.next() {
-        match arg.split_once('=') {
-            Some(("--read-model", v)) => read_model = Some(v.to_owned()),
-            _ if arg == "--read-model" => read_model = Some(raw.next().context("--read-model needs a value")?),
-            _ if arg == "-h" || arg == "--help" => return Ok(Invocation::Help(REPLAY_USAGE)),
-            _ => bail!("unknown option {arg:?}"),
-        }
-    }
+fn replay(raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
+    let Some(read_model) = only_option(raw, "--read-model")? else { return Ok(Invocation::Help(REPLAY_USAGE)) };
     let read_model = read_model.context("which read model? `vtag replay --read-model opensearch`")?;
     match read_model.as_str() {
-        "postgres" | "opensearch" | "neo4j" => Ok(Invocation::Replay { read_model }),
+        m if READ_MODELS.contains(&m) => Ok(Invocation::Replay { read_model }),
         other => bail!("unknown read model {other:?}: postgres, opensearch or neo4j"),
     }
 }
 
 /// The words after `vtag dead-letters retry`.
-fn retry_held(mut raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
-    let mut projector = None;
+fn retry_held(raw: impl Iterator<Item = String>) -> anyhow::Result<Invocation> {
+    let Some(projector) = only_option(raw, "--projector")? else { return Ok(Invocation::Help(RETRY_USAGE)) };
+    match projector.as_deref() {
+        None => Ok(Invocation::RetryHeld { projector }),
+        Some(p) if READ_MODELS.contains(&p) => Ok(Invocation::RetryHeld { projector }),
+        Some(other) => bail!("unknown projector {other:?}: postgres, opensearch or neo4j"),
+    }
+}
+
+/// The value of a command's one option (`--name value` or `--name=value`): None when help was
+/// asked for, Some(None) when the option was not given.
+fn only_option(mut raw: impl Iterator<Item = String>, name: &str) -> anyhow::Result<Option<Option<String>>> {
+    let mut value = None;
     while let Some(arg) = raw.next() {
         match arg.split_once('=') {
-            Some(("--projector", v)) => projector = Some(v.to_owned()),
-            _ if arg == "--projector" => projector = Some(raw.next().context("--projector needs a value")?),
-            _ if arg == "-h" || arg == "--help" => return Ok(Invocation::Help(RETRY_USAGE)),
+            Some((flag, v)) if flag == name => value = Some(v.to_owned()),
+            _ if arg == name => value = Some(raw.next().with_context(|| format!("{name} needs a value"))?),
+            _ if arg == "-h" || arg == "--help" => return Ok(None),
             _ => bail!("unknown option {arg:?}"),
         }
     }
-    match projector.as_deref() {
-        None | Some("postgres" | "opensearch" | "neo4j") => Ok(Invocation::RetryHeld { projector }),
-        Some(other) => bail!("unknown projector {other:?}: postgres, opensearch or neo4j"),
-    }
+    Ok(Some(value))
 }
 
 /// The words after `vtag import focus`.

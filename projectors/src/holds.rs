@@ -18,46 +18,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
-use vtag_eventlog::kafka::{assigned_consumer_config, producer_config};
-
+use crate::dead_letter::{kind, DeadLetters, Letter, LetterReader};
 use crate::source::LogRecord;
 
-/// What a dead-letter record says (header `vtag.kind`; records without one are `poison`).
-pub mod kind {
-    /// An event the projector could not apply.
-    pub const POISON: &str = "poison";
-    /// A later event of an aggregate held behind its poison.
-    pub const HELD: &str = "held";
-    /// The projector applied an aggregate's held events; its later events flow again.
-    pub const RELEASED: &str = "released";
-    /// An operator asks the projector(s) to try the held events again.
-    pub const RETRY: &str = "retry";
-    /// A projector's answer to a retry.
-    pub const RETRIED: &str = "retried";
-}
-
-/// Every projector answers a retry addressed to it or to this name.
-pub const EVERY_PROJECTOR: &str = "*";
 /// How often a running pass looks for a retry request.
 const POLL: Duration = Duration::from_secs(2);
-
-/// One dead-letter record as the holds read it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Letter {
-    pub offset: i64,
-    pub kind: String,
-    pub projector: String,
-    pub source_topic: String,
-    pub source_partition: i32,
-    pub source_offset: i64,
-    pub source_key: Vec<u8>,
-    /// Why it was parked (`vtag.error`), or what a retry did (`vtag.note`).
-    pub note: String,
-}
 
 type Key = (i32, Vec<u8>);
 
@@ -78,7 +43,7 @@ impl Ledger {
                 continue;
             }
             match l.kind.as_str() {
-                kind::RETRY if l.projector == projector || l.projector == EVERY_PROJECTOR => self.retry_pending = true,
+                _ if l.asks_retry_of(projector, topic) => self.retry_pending = true,
                 _ if l.projector != projector => {}
                 kind::RETRIED => self.retry_pending = false,
                 kind::RELEASED => {
@@ -103,11 +68,9 @@ struct Retry {
 
 /// The holds of one projector on one topic, for one pass.
 pub struct Holds {
-    producer: FutureProducer,
-    brokers: String,
-    dlq: String,
-    topic: String,
-    projector: String,
+    dead_letters: DeadLetters,
+    /// Reads the dead-letter topic; None for a topic whose records are not an aggregate's history.
+    reader: Option<LetterReader>,
     ledger: Ledger,
     /// Dead letters read so far (the next offset of the dead-letter topic).
     read: i64,
@@ -118,24 +81,20 @@ pub struct Holds {
 }
 
 impl Holds {
-    /// Reads the dead-letter topic to its end.
-    pub async fn load(brokers: &str, dlq: String, topic: String, projector: &str, answers: bool) -> anyhow::Result<Self> {
-        let letters = read_letters(brokers, &dlq, 0).await?;
+    /// Reads the dead-letter topic to its end for what `dead_letters`' projector holds.
+    pub async fn load(brokers: &str, dead_letters: DeadLetters, answers: bool) -> anyhow::Result<Self> {
+        let reader = LetterReader::new(brokers, dead_letters.topic.clone())?;
+        let letters = reader.read(0).await?;
         let mut ledger = Ledger::default();
-        ledger.fold(projector, &topic, &letters);
+        ledger.fold(&dead_letters.projector, &dead_letters.source_topic, &letters);
         let read = letters.last().map_or(0, |l| l.offset + 1);
-        Ok(Self {
-            producer: producer_config(brokers).create()?,
-            brokers: brokers.to_owned(),
-            dlq,
-            topic,
-            projector: projector.to_owned(),
-            ledger,
-            read,
-            answers,
-            retry: None,
-            polled: Instant::now(),
-        })
+        Ok(Self { dead_letters, reader: Some(reader), ledger, read, answers, retry: None, polled: Instant::now() })
+    }
+
+    /// For a topic whose records are not an aggregate's history (compliance decisions): poison is
+    /// parked, nothing is held, no retry is answered.
+    pub fn none(dead_letters: DeadLetters) -> Self {
+        Self { dead_letters, reader: None, ledger: Ledger::default(), read: 0, answers: false, retry: None, polled: Instant::now() }
     }
 
     /// Where the pass starts: the checkpoints, or — answering a retry — each partition's first held
@@ -150,7 +109,7 @@ impl Holds {
             let at = start.entry(*partition).or_insert(0);
             *at = (*at).min(*first);
         }
-        tracing::info!(projector = %self.projector, aggregates = keys.len(), ?start, "retrying held aggregates");
+        tracing::info!(projector = %self.dead_letters.projector, aggregates = keys.len(), ?start, "retrying held aggregates");
         self.retry = Some(Retry { keys, until: checkpoints.clone() });
         self.settle(&start).await?;
         Ok(start)
@@ -179,7 +138,7 @@ impl Holds {
                 if record.offset >= first {
                     if record.offset > last {
                         let why = format!("held: an earlier event of this aggregate (offset {first}) could not be applied");
-                        self.park(record, kind::HELD, &why).await?;
+                        self.dead_letters.send(record, kind::HELD, &why).await?;
                         self.ledger.held.insert(key, (first, record.offset));
                     }
                     continue;
@@ -188,13 +147,14 @@ impl Holds {
             match crate::postgres::decode_with_retry(|| decode(&record.payload)).await {
                 Ok(value) => decoded.push((record, value)),
                 Err(reason) => {
-                    tracing::error!(partition = record.partition, offset = record.offset, projector = %self.projector, %reason, "dead-lettering an event; holding its aggregate");
+                    let projector = &self.dead_letters.projector;
+                    tracing::error!(partition = record.partition, offset = record.offset, %projector, %reason, "dead-lettering a record");
                     // Parked already (read again after a crash, or by a retry): not parked twice.
                     let parked = self.retry.as_ref().and_then(|r| r.keys.get(&key)).map_or(-1, |&(_, last)| last);
                     if record.offset > parked {
-                        self.park(record, kind::POISON, &reason).await?;
+                        self.dead_letters.park(record, &reason).await?;
                     }
-                    if !record.key.is_empty() {
+                    if self.reader.is_some() && !record.key.is_empty() {
                         self.ledger.held.insert(key, (record.offset, record.offset.max(parked)));
                     }
                 }
@@ -218,140 +178,36 @@ impl Holds {
                 continue;
             }
             let record = LogRecord { partition: *partition, offset: -1, key: key.clone(), payload: Vec::new() };
-            self.park(&record, kind::RELEASED, "").await?;
+            self.dead_letters.send(&record, kind::RELEASED, "").await?;
             released += 1;
         }
         let answer = LogRecord { partition: -1, offset: -1, key: Vec::new(), payload: Vec::new() };
-        self.park(&answer, kind::RETRIED, &format!("released {released} aggregates; {still} still held")).await?;
+        self.dead_letters.send(&answer, kind::RETRIED, &format!("released {released} aggregates; {still} still held")).await?;
         self.ledger.retry_pending = false;
-        tracing::info!(projector = %self.projector, released, still, "retry done");
+        tracing::info!(projector = %self.dead_letters.projector, released, still, "retry done");
         Ok(())
     }
 
     /// Whether a retry was asked for since the pass began (reads the dead-letter topic at most every
     /// two seconds, and only what is new).
     pub async fn retry_requested(&mut self) -> anyhow::Result<bool> {
+        let Some(reader) = &self.reader else { return Ok(false) };
         if !self.answers || self.retry.is_some() || self.polled.elapsed() < POLL {
             return Ok(false);
         }
         self.polled = Instant::now();
-        let letters = read_letters(&self.brokers, &self.dlq, self.read).await?;
+        let letters = reader.read(self.read).await?;
         if let Some(last) = letters.last() {
             self.read = last.offset + 1;
         }
-        let asked = letters
-            .iter()
-            .any(|l| l.kind == kind::RETRY && l.source_topic == self.topic && (l.projector == self.projector || l.projector == EVERY_PROJECTOR));
-        Ok(asked)
+        Ok(letters.iter().any(|l| l.asks_retry_of(&self.dead_letters.projector, &self.dead_letters.source_topic)))
     }
-
-    async fn park(&self, record: &LogRecord, what: &str, note: &str) -> Result<(), rdkafka::error::KafkaError> {
-        let (partition, offset) = (record.partition.to_string(), record.offset.to_string());
-        let mut headers = OwnedHeaders::new()
-            .insert(Header { key: "vtag.kind", value: Some(what) })
-            .insert(Header { key: "vtag.source.topic", value: Some(self.topic.as_str()) })
-            .insert(Header { key: "vtag.source.partition", value: Some(partition.as_str()) })
-            .insert(Header { key: "vtag.source.offset", value: Some(offset.as_str()) })
-            .insert(Header { key: "vtag.source.key", value: Some(record.key.as_slice()) })
-            .insert(Header { key: "vtag.projector", value: Some(self.projector.as_str()) });
-        if !note.is_empty() {
-            // Why it was parked, or what a retry did.
-            let name = if what == kind::RETRIED { "vtag.note" } else { "vtag.error" };
-            headers = headers.insert(Header { key: name, value: Some(note) });
-        }
-        let key = format!("{}:{}:{}", self.topic, record.partition, record.offset);
-        self.producer
-            .send(FutureRecord::to(&self.dlq).key(&key).payload(&record.payload).headers(headers), Duration::from_secs(30))
-            .await
-            .map(drop)
-            .map_err(|(e, _)| e)
-    }
-}
-
-/// Appends a retry request for `projector` (or [`EVERY_PROJECTOR`]) of `topic`'s held events.
-pub async fn request_retry(brokers: &str, dlq: &str, topic: &str, projector: &str) -> anyhow::Result<i64> {
-    let producer: FutureProducer = producer_config(brokers).create()?;
-    let headers = OwnedHeaders::new()
-        .insert(Header { key: "vtag.kind", value: Some(kind::RETRY) })
-        .insert(Header { key: "vtag.source.topic", value: Some(topic) })
-        .insert(Header { key: "vtag.projector", value: Some(projector) });
-    let delivered = producer
-        .send(FutureRecord::to(dlq).key("retry").payload(&[] as &[u8]).headers(headers), Duration::from_secs(30))
-        .await
-        .map_err(|(e, _)| e)?;
-    Ok(delivered.offset)
-}
-
-/// The projectors' answers to the retry request at `asked` (each projector's first), waiting up to
-/// `patience` for all of `projectors`.
-pub async fn answers(brokers: &str, dlq: &str, topic: &str, asked: i64, projectors: &[&str], patience: Duration) -> anyhow::Result<Vec<Letter>> {
-    let deadline = Instant::now() + patience;
-    let mut answers: Vec<Letter> = Vec::new();
-    let mut from = asked + 1;
-    while Instant::now() < deadline && !projectors.iter().all(|p| answers.iter().any(|a| a.projector == *p)) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let letters = read_letters(brokers, dlq, from).await?;
-        if let Some(last) = letters.last() {
-            from = last.offset + 1;
-        }
-        for l in letters {
-            if l.kind == kind::RETRIED && l.source_topic == topic && projectors.contains(&l.projector.as_str()) && !answers.iter().any(|a| a.projector == l.projector) {
-                answers.push(l);
-            }
-        }
-    }
-    Ok(answers)
-}
-
-/// The dead-letter topic (one partition) from `from` to its end.
-pub async fn read_letters(brokers: &str, dlq: &str, from: i64) -> anyhow::Result<Vec<Letter>> {
-    let (brokers, dlq) = (brokers.to_owned(), dlq.to_owned());
-    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Letter>> {
-        let consumer: BaseConsumer = assigned_consumer_config(&brokers, "vtag-dead-letters").create()?;
-        let (_, end) = consumer.fetch_watermarks(&dlq, 0, Duration::from_secs(10))?;
-        let mut letters = Vec::new();
-        if end <= from {
-            return Ok(letters);
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&dlq, 0, Offset::Offset(from))?;
-        consumer.assign(&tpl)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while letters.last().map_or(from, |l: &Letter| l.offset + 1) < end {
-            anyhow::ensure!(Instant::now() < deadline, "reading the dead-letter topic timed out");
-            match consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) => letters.push(letter(&m)),
-                Some(Err(e)) => return Err(e.into()),
-                None => {}
-            }
-        }
-        Ok(letters)
-    })
-    .await?
-}
-
-fn letter<M: Message>(m: &M) -> Letter {
-    let mut l = Letter { offset: m.offset(), kind: kind::POISON.to_owned(), ..Letter::default() };
-    for h in m.headers().into_iter().flat_map(|hs| hs.iter()) {
-        let value = h.value.unwrap_or_default();
-        let text = || String::from_utf8_lossy(value).into_owned();
-        match h.key {
-            "vtag.kind" => l.kind = text(),
-            "vtag.projector" => l.projector = text(),
-            "vtag.source.topic" => l.source_topic = text(),
-            "vtag.source.partition" => l.source_partition = text().parse().unwrap_or(-1),
-            "vtag.source.offset" => l.source_offset = text().parse().unwrap_or(-1),
-            "vtag.source.key" => l.source_key = value.to_vec(),
-            "vtag.error" | "vtag.note" => l.note = text(),
-            _ => {}
-        }
-    }
-    l
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dead_letter::EVERY_PROJECTOR;
 
     fn letter(offset: i64, kind: &str, projector: &str, partition: i32, source_offset: i64, key: &str) -> Letter {
         Letter {

@@ -7,12 +7,14 @@
 //! duplicated event harmless on top of that.
 //!
 //! - [`source`]: reading batches of records from explicitly assigned partitions.
-//! - [`dead_letter`]: parking events that can never be applied, so the pipeline goes on.
+//! - [`dead_letter`]: the dead-letter topic: parking events that can never be applied (so the
+//!   pipeline goes on), and reading it back.
 //! - [`holds`]: holding an aggregate's later events behind its dead letter, and retrying them.
 //! - [`postgres`]: the Postgres read model (`resources`, `virtual_tags`, `tag_audit`).
 //! - [`search`]: the OpenSearch read model (one document per resource, behind an alias).
 //! - [`graph`]: the Neo4j read model (resources, tags, teams, cost centers, projects, accounts).
 
+pub mod command_line;
 pub mod dead_letter;
 pub mod holds;
 mod generations;

@@ -4,30 +4,22 @@
 //! - `--retry-held [postgres|opensearch|neo4j]`: ask the projectors (every one by default) to retry
 //!   the events they hold behind a dead letter, and wait for their answers.
 
-use std::io::Write;
 use std::time::Duration;
 
 use vtag_eventlog::EventTopics;
-use vtag_projectors::{holds, postgres, Settings};
+use vtag_projectors::{command_line, dead_letter, postgres, Settings};
 
 const PROJECTORS: [&str; 3] = [postgres::PROJECTOR, vtag_projectors::search::PROJECTOR, vtag_projectors::graph::PROJECTOR];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // A one-shot command (a rebuild, a retry) shows its progress line, not the service's logs.
-    if std::env::args().nth(1).is_some() && std::env::var_os("RUST_LOG").is_none() {
-        std::env::set_var("RUST_LOG", "warn");
-    }
-    vtag_service::telemetry::init("vtag-projector");
+    command_line::init_telemetry("vtag-projector");
     let settings = Settings::from_env()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => postgres::run(settings, vtag_service::shutdown::signal()).await,
         ["--rebuild"] => {
-            let report = |done: i64, due: i64| {
-                let pct = if due > 0 { done.min(due) * 100 / due } else { 100 };
-                let _ = write!(std::io::stderr(), "\rrebuilding the Postgres read model: {done} of {due} records ({pct}%)");
-            };
+            let report = command_line::progress("the Postgres read model");
             let rebuilt = postgres::rebuild(settings, &report).await?;
             eprintln!("\nrebuilt in {:.1} s: the new read model serves ({} was dropped)", rebuilt.swapped_after.as_secs_f64(), rebuilt.retired);
             Ok(())
@@ -47,10 +39,10 @@ async fn main() -> anyhow::Result<()> {
 async fn retry_held(settings: &Settings, projectors: &[&str]) -> anyhow::Result<()> {
     let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
     let (brokers, dlq, topic) = (&settings.log.brokers, topics.dead_letters(), topics.resource_events());
-    let to = if projectors.len() == 1 { projectors[0] } else { holds::EVERY_PROJECTOR };
-    let asked = holds::request_retry(brokers, &dlq, &topic, to).await?;
+    let to = if projectors.len() == 1 { projectors[0] } else { dead_letter::EVERY_PROJECTOR };
+    let asked = dead_letter::request_retry(brokers, &dlq, &topic, to).await?;
     eprintln!("asked {} to retry their held events; waiting for their answers", projectors.join(", "));
-    let answers = holds::answers(brokers, &dlq, &topic, asked, projectors, Duration::from_secs(120)).await?;
+    let answers = dead_letter::answers(brokers, &dlq, &topic, asked, projectors, Duration::from_secs(120)).await?;
     for a in &answers {
         println!("{}: {}", a.projector, a.note);
     }

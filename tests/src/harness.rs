@@ -368,3 +368,16 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A port nobody listens on now, for a server a test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A new directory of its own under `$VTAG_HOME/<what>` (git-ignored), for a server a test starts.
+pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
+    let dir = std::path::PathBuf::from(home).join(what).join(Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}

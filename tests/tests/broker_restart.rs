@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use vtag_tests::harness::{eventually, Stack, TestEnv};
+use vtag_tests::harness::{eventually, free_port, scratch_dir, Stack, TestEnv};
 use vtag_tests::http::{observe_batch, Api};
 use vtag_tests::log::records_in;
 use vtag_tests::readmodel::{folded, snapshot};
@@ -49,15 +49,9 @@ impl Broker {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_and_the_read_model_survive_a_full_restart() {
-    let home = std::env::var("VTAG_HOME").unwrap_or_else(|_| ".vtag".into());
-    let dir = PathBuf::from(home).join("test-brokers").join(uuid::Uuid::new_v4().simple().to_string());
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("test-brokers");
     let broker = Broker::start(dir, free_port()).await;
     let mut stack = Stack::from_env();
     stack.brokers = format!("127.0.0.1:{}", broker.port);

@@ -14,18 +14,18 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
-use vtag_projectors::holds::{self, kind};
+use vtag_projectors::dead_letter::{self, kind};
 use vtag_tests::graph::GraphServer;
-use vtag_tests::harness::{eventually, Stack, TestEnv};
+use vtag_tests::harness::{eventually, free_port, scratch_dir, Stack, TestEnv};
 use vtag_tests::http::{observe_batch, Api};
 use vtag_tests::search::{postgres_tag_snapshot, SearchServer, TagSnapshot};
 
 /// A registry of this test's own, on a free port, with an empty journal.
-async fn private_registry(bin_dir: &str) -> (tokio::process::Child, String, tempdir::Dir) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let data = tempdir::Dir::new();
+async fn private_registry(bin_dir: &str) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let data = scratch_dir("test-registries");
     let child = tokio::process::Command::new(format!("{bin_dir}/vtag-schema-registry"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir", data.path()])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir", data.to_str().unwrap()])
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -36,26 +36,7 @@ async fn private_registry(bin_dir: &str) -> (tokio::process::Child, String, temp
         http.get(format!("{url}/subjects")).send().await.ok().filter(|r| r.status().is_success()).map(drop)
     })
     .await;
-    (child, url, data)
-}
-
-mod tempdir {
-    pub struct Dir(std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("vtag-registry-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&path).unwrap();
-            Self(path)
-        }
-        pub fn path(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    (child, url)
 }
 
 /// The last record of `key` on `partition` of `topic`: its bytes.
@@ -84,7 +65,7 @@ fn team(snapshot: &TagSnapshot, id: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_behind_a_dead_letter_is_held_in_every_read_model_until_retried() {
     let mut stack = Stack::from_env();
-    let (_registry, registry_url, _data) = private_registry(&stack.bin_dir).await;
+    let (_registry, registry_url) = private_registry(&stack.bin_dir).await;
     stack.registry_url = registry_url.clone();
     let env = TestEnv::with_stack(stack).await;
     let commands = env.start_command_api().await;
@@ -140,7 +121,7 @@ async fn a_resource_behind_a_dead_letter_is_held_in_every_read_model_until_retri
         assert_eq!(team(snapshot, &held).as_deref(), Some("payments"), "{model}: the later event is held back");
     }
     let dlq = vtag_eventlog::EventTopics::new(env.prefix.clone(), env.partitions).dead_letters();
-    let letters = holds::read_letters(&env.stack.brokers, &dlq, 0).await.unwrap();
+    let letters = dead_letter::read_letters(&env.stack.brokers, &dlq, 0).await.unwrap();
     for model in ["postgres", "opensearch", "neo4j"] {
         let of: Vec<&str> = letters.iter().filter(|l| l.projector == model && l.source_key == held.as_bytes()).map(|l| l.kind.as_str()).collect();
         assert_eq!(of, [kind::POISON, kind::HELD], "{model} parked the poison, then held the later event");

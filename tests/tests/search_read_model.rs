@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 use vtag_service::Role;
-use vtag_tests::harness::{eventually, TestEnv};
+use vtag_tests::harness::{eventually, free_port, TestEnv};
 use vtag_tests::http::{observe_batch, Api};
 use vtag_tests::search::{postgres_tag_snapshot, SearchServer};
 
@@ -265,10 +265,6 @@ async fn a_search_server_restarted_empty_is_rebuilt_by_itself() {
     search_projector.stop().await;
     commands.stop().await;
     server.start_kill().ok();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start_osmem(port: u16) -> tokio::process::Child {

@@ -23,6 +23,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
+use crate::dead_letter::DeadLetters;
 use crate::holds::Holds;
 use crate::generations::{behind, reached, Mode, Readers};
 use crate::search::doc::ResourceDoc;
@@ -99,7 +100,7 @@ struct Projector {
     store: GraphStore,
     topic: String,
     codec: EventCodec,
-    dead_letter_topic: String,
+    dead_letters: DeadLetters,
 }
 
 impl Projector {
@@ -114,7 +115,7 @@ impl Projector {
         Ok(Self {
             settings: log.clone(),
             codec: EventCodec::new(&log.registry_url, topic.clone()).context("schema registry settings")?,
-            dead_letter_topic: topics.dead_letters(),
+            dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?,
             store,
             topic,
         })
@@ -152,7 +153,7 @@ impl Projector {
         // A rebuild's generation holds what the served one holds; only the served one answers retries
         // (with the schemas registered since the last pass).
         self.codec.forget_failed_lookups();
-        let mut holds = Holds::load(&self.settings.brokers, self.dead_letter_topic.clone(), self.topic.clone(), PROJECTOR, matches!(mode, Mode::Serve)).await?;
+        let mut holds = Holds::load(&self.settings.brokers, self.dead_letters.clone(), matches!(mode, Mode::Serve)).await?;
         let mut checkpoints = holds.start(&checkpoints).await?;
         let partitions = vtag_eventlog::partition_count(&self.settings.brokers, &self.topic)?;
         let source = BatchSource::assign(&self.settings.brokers, "vtag-projector-graph", &self.topic, partitions, &checkpoints)?;

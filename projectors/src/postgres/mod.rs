@@ -60,7 +60,7 @@ pub struct Rebuilt {
 /// (ADR 0010). `progress` hears records folded of those due when the rebuild began.
 pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + Sync)) -> anyhow::Result<Rebuilt> {
     let started = std::time::Instant::now();
-    let rebuild = swap::Rebuild::prepare(&settings.database_url).await?;
+    let mut rebuild = swap::Rebuild::prepare(&settings.database_url).await?;
     let topics = EventTopics::new(settings.log.topic_prefix.clone(), settings.log.partitions);
     topics.ensure_created(&settings.log.brokers).await.context("creating topics")?;
     let read = [topics.resource_events(), topics.tagging_config(), topics.compliance_policies(), topics.cost_events(), topics.compliance_events()];
@@ -78,7 +78,6 @@ pub async fn rebuild(settings: Settings, progress: &(dyn Fn(i64, i64) + Send + S
             pass(&settings, Some(&shadow), &mut stopped).await.map(drop)
         }
     });
-    let mut rebuild = rebuild;
     loop {
         tokio::select! {
             result = &mut building => {
@@ -116,7 +115,8 @@ async fn pass(settings: &Settings, shadow: Option<&str>, shutdown: &mut (impl Fu
     let _lock = store.lock_single_writer(&settings.database_url).await?;
     let codec = EventCodec::new(&settings.log.registry_url, topic.clone()).context("schema registry settings")?;
     // A rebuild's shadow holds what the served model holds; only the served one answers retries.
-    let mut holds = Holds::load(&settings.log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR, shadow.is_none()).await?;
+    let dead_letters = DeadLetters::new(&settings.log.brokers, topics.dead_letters(), topic.clone(), PROJECTOR)?;
+    let mut holds = Holds::load(&settings.log.brokers, dead_letters, shadow.is_none()).await?;
 
     let mut checkpoints = holds.start(&store.checkpoints().await?).await?;
     let partitions = vtag_eventlog::partition_count(&settings.log.brokers, &topic)?;

@@ -16,7 +16,6 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Store {
     target: Target,
-    pool: PgPool,
     projector: String,
     topic: String,
     /// The shadow schema a rebuild folds into; None: the served read model.
@@ -34,14 +33,14 @@ impl Store {
         let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         let target = match shadow {
-            None => Target::served(pool.clone()).await?,
-            Some(_) => Target::shadow(pool.clone()),
+            None => Target::served(pool).await?,
+            Some(_) => Target::shadow(pool),
         };
-        Ok(Self { target, pool, projector: projector.to_owned(), topic: topic.to_owned(), shadow: shadow.map(str::to_owned) })
+        Ok(Self { target, projector: projector.to_owned(), topic: topic.to_owned(), shadow: shadow.map(str::to_owned) })
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.target.pool()
     }
 
     /// Where the projections write, guarded against a swap when it is the served model.
@@ -76,7 +75,7 @@ impl Store {
             sqlx::query_as("SELECT partition, next_offset FROM projector_checkpoints WHERE projector = $1 AND topic = $2")
                 .bind(&self.projector)
                 .bind(&self.topic)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?;
         Ok(rows.into_iter().collect())
     }
@@ -95,7 +94,7 @@ impl Store {
         )
         .bind(&tenants)
         .bind(&ids)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|(t, id, v)| ((t, id), v as u64)).collect())
     }

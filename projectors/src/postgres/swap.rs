@@ -45,7 +45,7 @@ pub struct Swapped;
 
 impl Target {
     pub async fn served(pool: PgPool) -> Result<Self, sqlx::Error> {
-        let oid = served_oid(&pool).await?;
+        let oid = served_oid(&pool).await?.ok_or(sqlx::Error::RowNotFound)?;
         Ok(Self { pool, served_oid: Some(oid) })
     }
 
@@ -64,8 +64,7 @@ impl Target {
         if let Some(started_on) = self.served_oid {
             sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))").bind(SWAP_LOCK).execute(&mut *tx).await?;
             // A statement of its own: its snapshot is taken after the lock was granted.
-            let now: Option<i64> = sqlx::query_scalar("SELECT oid::int8 FROM pg_namespace WHERE nspname = $1").bind(SERVED).fetch_optional(&mut *tx).await?;
-            if now != Some(started_on) {
+            if served_oid(&mut *tx).await? != Some(started_on) {
                 return Err(sqlx::Error::Configuration(Box::new(Swapped)));
             }
         }
@@ -73,8 +72,9 @@ impl Target {
     }
 }
 
-async fn served_oid(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT oid::int8 FROM pg_namespace WHERE nspname = $1").bind(SERVED).fetch_one(pool).await
+/// The oid of the schema named `public` now.
+async fn served_oid<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT oid::int8 FROM pg_namespace WHERE nspname = $1").bind(SERVED).fetch_optional(db).await
 }
 
 /// Whether `e` (anywhere in its chain) is a write that found the read model swapped.

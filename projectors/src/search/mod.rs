@@ -29,7 +29,7 @@ use vtag_domain::{EventEnvelope, Recorded, ResourceEvent};
 use vtag_eventlog::compliance::{ComplianceLog, ComplianceRecord};
 use vtag_eventlog::{EventCodec, EventTopics, LogRecord as Decoded};
 
-use crate::dead_letter::{decode_or_park, DeadLetters};
+use crate::dead_letter::DeadLetters;
 use crate::holds::Holds;
 use crate::generations::{behind, reached, Mode, Readers};
 use crate::settings::LogSettings;
@@ -112,7 +112,7 @@ struct Projector {
     compliance_topic: String,
     resource_codec: EventCodec,
     compliance_codec: EventCodec,
-    dead_letter_topic: String,
+    resource_dead_letters: DeadLetters,
     compliance_dead_letters: DeadLetters,
 }
 
@@ -134,7 +134,7 @@ impl Projector {
             settings: log.clone(),
             resource_codec: EventCodec::new(&log.registry_url, resource_topic.clone()).context("schema registry settings")?,
             compliance_codec: EventCodec::for_compliance(&log.registry_url, compliance_topic.clone()).context("schema registry settings")?,
-            dead_letter_topic: topics.dead_letters(),
+            resource_dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), resource_topic.clone(), PROJECTOR)?,
             compliance_dead_letters: DeadLetters::new(&log.brokers, topics.dead_letters(), compliance_topic.clone(), PROJECTOR)?,
             index,
             resource_topic,
@@ -171,8 +171,7 @@ impl Projector {
         // A rebuild's generation holds what the served one holds; only the served one answers retries
         // (with the schemas registered since the last pass).
         self.resource_codec.forget_failed_lookups();
-        let mut holds =
-            Holds::load(&self.settings.brokers, self.dead_letter_topic.clone(), self.resource_topic.clone(), PROJECTOR, matches!(mode, Mode::Serve)).await?;
+        let mut holds = Holds::load(&self.settings.brokers, self.resource_dead_letters.clone(), matches!(mode, Mode::Serve)).await?;
         let fresh = resource_checkpoints.is_empty();
         let mut resource_checkpoints = holds.start(&resource_checkpoints).await?;
         let mut compliance_checkpoints = match retry(|| self.index.checkpoints(&generation, &self.compliance_topic)).await {
@@ -322,13 +321,11 @@ impl Projector {
         checkpoints: &mut HashMap<i32, i64>,
         written: Option<&mut HashSet<String>>,
     ) -> Result<(), Failure> {
-        let (decoded, next) =
-            decode_or_park(&records, checkpoints, &self.compliance_dead_letters, |p| self.compliance_codec.decode_compliance_log(p))
-                .await
-                .map_err(anyhow::Error::from)?;
+        let mut parking = Holds::none(self.compliance_dead_letters.clone());
+        let (decoded, next) = parking.decode_or_park(&records, checkpoints, |p| self.compliance_codec.decode_compliance_log(p)).await?;
         let decisions: Vec<ComplianceRecord> = decoded
             .into_iter()
-            .flat_map(|d| match d {
+            .flat_map(|(_, d)| match d {
                 ComplianceLog::Decisions(batch) => batch,
                 ComplianceLog::Progress(_) => Vec::new(),
             })

@@ -46,9 +46,7 @@ fn parse_args() -> Args {
 
 #[tokio::main]
 async fn main() {
-    if std::env::var("RUST_LOG").is_err() {
-        std::env::set_var("RUST_LOG", "warn");
-    }
+    vtag_tests::bench::quiet_logs();
     if let Err(e) = bench(parse_args()).await {
         eprintln!("vtag-bench-compliance: FAILED: {e:#}");
         std::process::exit(1);

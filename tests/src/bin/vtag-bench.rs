@@ -141,10 +141,7 @@ struct RunResult {
 #[tokio::main]
 async fn main() {
     START.get_or_init(Instant::now);
-    if std::env::var("RUST_LOG").is_err() {
-        // The harness initialises logging for the in-process side; keep it quiet.
-        std::env::set_var("RUST_LOG", "warn");
-    }
+    vtag_tests::bench::quiet_logs();
     let args = parse_args();
     if let Err(e) = bench(args).await {
         eprintln!("vtag-bench: FAILED: {e:#}");
