@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vtag_domain::compliance::{ComplianceBook, Selection};
 use vtag_domain::{Actor, ResourceId, TenantId};
 use vtag_eventlog::compliance::{policies_job_id, JobKind, JobProgress, RecheckRequest};
-use vtag_eventlog::{partition_for, ConfigRecord};
+use vtag_eventlog::{partition_of, ConfigRecord};
 
 use crate::Log;
 
@@ -124,7 +124,7 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
     let partitions = log.partitions();
     let mut by_partition: Vec<Vec<ResourceId>> = vec![Vec::new(); partitions.max(1) as usize];
     for id in book.select(&job.tenant, &job.selection) {
-        by_partition[partition_for(id.to_string().as_bytes(), partitions) as usize].push(id);
+        by_partition[partition_of(id.as_uuid(), partitions) as usize].push(id);
     }
     let policies_version = book.policies_version(&job.tenant);
     let (mut judged, mut changed_total) = (0u64, 0u64);
@@ -151,11 +151,13 @@ pub async fn run(log: &Log<'_>, book: &mut ComplianceBook, job: &Job, applied: &
             let clock = std::time::Instant::now();
             let decided = crate::judging::judge(book, chunk, now);
             judging += clock.elapsed();
-            let changed: HashSet<ResourceId> = decided.iter().map(|d| d.resource).collect();
+            // A resource's decisions are settled together: counting where the resource changes
+            // counts the resources.
+            let changed = decided.iter().enumerate().filter(|(i, d)| *i == 0 || decided[i - 1].resource != d.resource).count();
             let clock = std::time::Instant::now();
             let mut sent = log.send_decisions(book, decided, applied, now, job.cause).await?;
             marker.processed += chunk.len() as u64;
-            marker.changed += changed.len() as u64;
+            marker.changed += changed as u64;
             marker.done = marker.processed == marker.total;
             marker.recorded_at = now;
             marker.event_id = Uuid::new_v5(&MARKER_IDS, format!("{}:{partition}:{}", job.id, marker.processed).as_bytes());

@@ -30,7 +30,7 @@ use vtag_domain::compliance::{Change, ComplianceBook, Decision, TenantPolicies};
 use vtag_domain::{Actor, ResourceId, TenantId};
 use vtag_eventlog::compliance::{decision_event_id, ComplianceLog, DecisionBatch, JobProgress, PoliciesLog, RecheckRequest};
 use vtag_eventlog::kafka::{assigned_consumer_config, producer_config};
-use vtag_eventlog::{partition_for, ConfigRecord, EventCodec, EventTopics, LogRecord};
+use vtag_eventlog::{partition_of, ConfigRecord, EventCodec, EventTopics, LogRecord};
 use vtag_policy_config::PoliciesDocument;
 
 use crate::replay::Replay;
@@ -311,26 +311,14 @@ impl Log<'_> {
             return Ok(Vec::new());
         }
         let actor = Actor::parse(ACTOR).expect("a valid actor");
-        // (partition, tenant) → decisions, in first-seen order so every resource's stay in order.
-        let mut batches: Vec<((i32, TenantId), Vec<Decided>)> = Vec::new();
-        let mut index: HashMap<(i32, TenantId), usize> = HashMap::new();
-        for d in decided {
-            let partition = partition_for(d.resource.to_string().as_bytes(), self.partitions);
-            let i = *index.entry((partition, d.tenant.clone())).or_insert_with(|| {
-                batches.push(((partition, d.tenant.clone()), Vec::new()));
-                batches.len() - 1
-            });
-            batches[i].1.push((d.resource, d.version, d.change));
-        }
         let mut deliveries = Vec::new();
-        for ((partition, tenant), mut decisions) in batches {
-            // Chunks in order; one whose record would be too big for the broker is halved.
-            let mut chunks: Vec<Vec<(ResourceId, u64, Change)>> = Vec::new();
-            while decisions.len() > BATCH {
-                let rest = decisions.split_off(BATCH);
-                chunks.push(std::mem::replace(&mut decisions, rest));
+        for ((partition, tenant), decisions) in self.group(decided) {
+            // Chunks of BATCH in order; one whose record would be too big for the broker is halved.
+            let mut chunks: Vec<Vec<Decided>> = Vec::new();
+            let mut rest = decisions.into_iter().peekable();
+            while rest.peek().is_some() {
+                chunks.push(rest.by_ref().take(BATCH).collect());
             }
-            chunks.push(decisions);
             chunks.reverse();
             while let Some(chunk) = chunks.pop() {
                 let (first, version, _) = chunk[0];
@@ -358,6 +346,29 @@ impl Log<'_> {
             }
         }
         Ok(deliveries)
+    }
+
+    /// The decisions by (partition, tenant), in first-seen order so every resource's stay in
+    /// order.
+    fn group(&self, decided: Vec<Decision>) -> Vec<((i32, TenantId), Vec<Decided>)> {
+        let partition = |d: &Decision| partition_of(d.resource.as_uuid(), self.partitions);
+        if let Some(first) = decided.first().map(|d| (partition(d), d.tenant.clone())) {
+            if decided.iter().all(|d| partition(d) == first.0 && d.tenant == first.1) {
+                // A job's chunk: one group, moved in one allocation.
+                return vec![(first, decided.into_iter().map(|d| (d.resource, d.version, d.change)).collect())];
+            }
+        }
+        let mut groups: Vec<((i32, TenantId), Vec<Decided>)> = Vec::new();
+        let mut index: HashMap<(i32, TenantId), usize, foldhash::fast::RandomState> = HashMap::default();
+        for d in decided {
+            let partition = partition_of(d.resource.as_uuid(), self.partitions);
+            let i = *index.entry((partition, d.tenant.clone())).or_insert_with(|| {
+                groups.push(((partition, d.tenant.clone()), Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push((d.resource, d.version, d.change));
+        }
+        groups
     }
 
     /// Appends a job's progress on one partition, after the decisions it counts.

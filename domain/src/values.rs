@@ -45,9 +45,12 @@ fn bounded_text(raw: &str, what: &str, max: usize) -> Result<(), ValidationError
 
 macro_rules! string_value {
     ($(#[$doc:meta])* $name:ident) => {
+        string_value!($(#[$doc])* $name(String));
+    };
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name($inner);
 
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -78,7 +81,8 @@ macro_rules! string_value {
 
 string_value!(
     /// A tenant (an organisation using vtag). Every aggregate, event and row belongs to exactly one.
-    TenantId
+    /// Shared, not copied: every decision and record of a million-resource sweep names it.
+    TenantId(std::sync::Arc<str>)
 );
 
 impl TenantId {
@@ -91,7 +95,7 @@ impl TenantId {
         if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(ValidationError::new("charset", "tenant may contain only ASCII letters, digits, '-' and '_'"));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 }
 

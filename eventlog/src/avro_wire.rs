@@ -4,6 +4,8 @@
 //! bytes are what `apache_avro` writes for the same schema (a test compares them), in a fraction of
 //! the time. Everything else keeps the generic path.
 
+use std::sync::Arc;
+
 use vtag_billing::{Amount, CostEnvelope, CostLinesRecorded, Costs};
 
 use crate::cost::{minimal_bytes, EPOCH};
@@ -111,7 +113,7 @@ pub(crate) fn decisions(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
         w.uuid(&resource.as_uuid());
         w.long(*version as i64);
         w.string(crate::compliance::kind_of(change));
-        let none: &[String] = &[];
+        let none: &[Arc<str>] = &[];
         let (policy, key, opened, escalated_to, resolution, judged) = parts(change);
         w.string(policy);
         w.string(key);
@@ -176,36 +178,45 @@ fn parts(change: &vtag_domain::compliance::Change) -> Parts<'_> {
 }
 
 /// `ComplianceDecisionsPacked` in the field order of its `.avsc`: the strings the decisions repeat
-/// once in the batch's table, each decision pointing into it.
+/// once in the batch's table, each decision pointing into it. The decisions are written as their
+/// strings are met (the table grows meanwhile), then placed after the table.
 pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
+    use vtag_domain::compliance::Transition;
     let mut table = Strings::default();
-    for (_, _, change) in &b.decisions {
-        visit_strings(change, &mut |s| {
-            table.index(s);
-        });
-    }
-    batch_header(w, b);
-    w.array(&table.list, |w, s| w.string(s));
-    w.array(&b.decisions, |w, (resource, version, change)| {
-        use vtag_domain::compliance::Transition;
+    let mut body = Wire(Vec::with_capacity(48 * b.decisions.len()));
+    // Resources judged alike share one judgement (the book keeps one per kind): its encoding,
+    // indices into this batch's table included, is written once and copied after that.
+    let mut judged_before: std::collections::HashMap<*const vtag_domain::compliance::Judgement, std::ops::Range<usize>, foldhash::fast::FixedState> =
+        Default::default();
+    for (resource, version, change) in &b.decisions {
+        let w = &mut body;
         w.0.extend_from_slice(resource.as_uuid().as_bytes());
         w.long(*version as i64);
-        let at = |w: &mut Wire, s: &str| w.long(i64::from(table.at(s)));
-        at(w, crate::compliance::kind_of(change));
+        let same_as = match change {
+            vtag_domain::compliance::Change::Judged(j) => Some(std::sync::Arc::as_ptr(j)),
+            _ => None,
+        };
+        if let Some(earlier) = same_as.and_then(|j| judged_before.get(&j)) {
+            w.0.extend_from_within(earlier.clone());
+            continue;
+        }
+        let start = w.0.len();
+        let table = &mut table;
+        at(w, table, crate::compliance::kind_of(change));
         let (policy, key, opened, escalated_to, resolution, judged) = parts(change);
-        at(w, policy);
-        at(w, key);
+        at(w, table, policy);
+        at(w, table, key);
         match opened {
             Some(Transition::Opened { severity, problem, message, remediation, due_at, escalation, .. }) => {
-                at(w, severity.as_str());
-                at(w, problem.as_str());
-                at(w, message);
-                at(w, remediation);
+                at(w, table, severity.as_str());
+                at(w, table, problem.as_str());
+                at(w, table, message);
+                at(w, table, remediation);
                 optional_micros(w, Some(*due_at));
                 match escalation {
                     Some((to, _)) => {
                         w.long(1);
-                        at(w, to);
+                        at(w, table, to);
                     }
                     None => w.long(0),
                 }
@@ -213,18 +224,26 @@ pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
             }
             _ => {
                 for _ in 0..4 {
-                    at(w, "");
+                    at(w, table, "");
                 }
                 w.long(0);
                 w.long(0);
                 w.long(0);
             }
         }
-        at(w, escalated_to);
-        at(w, resolution);
-        let none: &[String] = &[];
-        w.array(judged.map_or(none, |j| &j.applicable), |w, p| at(w, p));
-        w.array(judged.map_or(none, |j| &j.violated), |w, p| at(w, p));
+        at(w, table, escalated_to);
+        at(w, table, resolution);
+        let none: &[Arc<str>] = &[];
+        for ids in [judged.map_or(none, |j| &j.applicable), judged.map_or(none, |j| &j.violated)] {
+            // An array as `Wire::array` writes it (one block).
+            if !ids.is_empty() {
+                w.long(ids.len() as i64);
+                for id in ids {
+                    at(w, table, id);
+                }
+            }
+            w.long(0);
+        }
         match judged {
             Some(j) => {
                 w.long(1);
@@ -232,66 +251,49 @@ pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
             }
             None => w.long(0),
         }
-    });
+        if let Some(j) = same_as {
+            judged_before.insert(j, start..w.0.len());
+        }
+    }
+    batch_header(w, b);
+    w.array(&table.list, |w, s| w.string(s));
+    // The decisions array as one block, as `Wire::array` writes it.
+    if !b.decisions.is_empty() {
+        w.long(b.decisions.len() as i64);
+        w.0.extend_from_slice(&body.0);
+    }
+    w.long(0);
+}
+
+/// A string's index in the table, written.
+fn at<'a>(w: &mut Wire, table: &mut Strings<'a>, s: &'a str) {
+    w.long(i64::from(table.index(s)));
 }
 
 /// A batch's string table: each distinct string once, in first-seen order.
 #[derive(Default)]
 struct Strings<'a> {
     list: Vec<&'a str>,
-    index: std::collections::HashMap<&'a str, i32>,
+    index: std::collections::HashMap<&'a str, i32, foldhash::fast::FixedState>,
+    /// Most strings are shared by many decisions (a policy's id, a missing tag's message): found
+    /// by their address before their text is hashed and compared. Every string lives as long as
+    /// the batch, so one address and length is one text.
+    by_address: std::collections::HashMap<(usize, usize), i32, foldhash::fast::FixedState>,
 }
 
 impl<'a> Strings<'a> {
     fn index(&mut self, s: &'a str) -> i32 {
-        if let Some(i) = self.index.get(s) {
+        let address = (s.as_ptr() as usize, s.len());
+        if let Some(i) = self.by_address.get(&address) {
             return *i;
         }
-        let i = self.list.len() as i32;
-        self.list.push(s);
-        self.index.insert(s, i);
+        let next = self.list.len() as i32;
+        let i = *self.index.entry(s).or_insert(next);
+        if i == next {
+            self.list.push(s);
+        }
+        self.by_address.insert(address, i);
         i
-    }
-
-    /// A string already in the table (`visit_strings` saw every one `packed` writes).
-    fn at(&self, s: &str) -> i32 {
-        *self.index.get(s).expect("every string of the batch is in its table")
-    }
-}
-
-/// Every string a decision's packed form refers to, in the order `packed` writes them.
-fn visit_strings<'a>(change: &'a vtag_domain::compliance::Change, f: &mut impl FnMut(&'a str)) {
-    use vtag_domain::compliance::{Change, Transition};
-    f(crate::compliance::kind_of(change));
-    f("");
-    match change {
-        Change::Transition(Transition::Opened { policy_id, key, severity, problem, message, remediation, escalation, .. }) => {
-            for s in [policy_id.as_str(), key, severity.as_str(), problem.as_str(), message, remediation] {
-                f(s);
-            }
-            if let Some((to, _)) = escalation {
-                f(to);
-            }
-        }
-        Change::Transition(Transition::BecameDue { policy_id, key }) => {
-            f(policy_id);
-            f(key);
-        }
-        Change::Transition(Transition::Escalated { policy_id, key, to }) => {
-            f(policy_id);
-            f(key);
-            f(to);
-        }
-        Change::Transition(Transition::Resolved { policy_id, key, reason }) => {
-            f(policy_id);
-            f(key);
-            f(reason.as_str());
-        }
-        Change::Judged(j) => {
-            for p in j.applicable.iter().chain(&j.violated) {
-                f(p);
-            }
-        }
     }
 }
 
@@ -407,14 +409,15 @@ pub(crate) fn read_decisions(bytes: &[u8]) -> Result<crate::compliance::Decision
         let resource = ResourceId::from_uuid(r.uuid("resource_id")?);
         let version = r.long()?.max(0) as u64;
         let kind = r.str()?;
-        let (policy_id, key) = (r.string()?, r.string()?);
-        let (severity, problem, message, remediation) = (r.str()?, r.str()?, r.string()?, r.string()?);
+        let text = |r: &mut Reader<'_>| r.str().map(Arc::<str>::from);
+        let (policy_id, key) = (text(r)?, text(r)?);
+        let (severity, problem, message, remediation) = (r.str()?, r.str()?, text(r)?, text(r)?);
         let due_at = r.nullable(|r| r.micros("due_at"))?;
-        let escalate_to = r.nullable(Reader::string)?;
+        let escalate_to = r.nullable(text)?;
         let escalate_at = r.nullable(|r| r.micros("escalate_at"))?;
-        let (escalated_to, resolution) = (r.string()?, r.str()?);
-        let applicable = r.array(Reader::string)?;
-        let violated = r.array(Reader::string)?;
+        let (escalated_to, resolution) = (text(r)?, r.str()?);
+        let applicable = r.array(text)?;
+        let violated = r.array(text)?;
         let score = r.double()?;
         let change = Fields { kind, policy_id, key, severity, problem, message, remediation, due_at, escalate_to, escalate_at, escalated_to, resolution, applicable, violated, score: Some(score) }
             .change()?;
@@ -447,19 +450,19 @@ fn read_batch_header(r: &mut Reader<'_>) -> Result<crate::compliance::DecisionBa
 /// One decision's fields as both batch schemas carry them, before they are checked.
 struct Fields<'a> {
     kind: &'a str,
-    policy_id: String,
-    key: String,
+    policy_id: Arc<str>,
+    key: Arc<str>,
     severity: &'a str,
     problem: &'a str,
-    message: String,
-    remediation: String,
+    message: Arc<str>,
+    remediation: Arc<str>,
     due_at: Option<chrono::DateTime<chrono::Utc>>,
-    escalate_to: Option<String>,
+    escalate_to: Option<Arc<str>>,
     escalate_at: Option<chrono::DateTime<chrono::Utc>>,
-    escalated_to: String,
+    escalated_to: Arc<str>,
     resolution: &'a str,
-    applicable: Vec<String>,
-    violated: Vec<String>,
+    applicable: Vec<Arc<str>>,
+    violated: Vec<Arc<str>>,
     score: Option<f64>,
 }
 
@@ -502,26 +505,26 @@ pub(crate) fn read_packed(bytes: &[u8]) -> Result<crate::compliance::DecisionBat
     use vtag_domain::ResourceId;
     let mut r = Reader::new(bytes);
     let mut batch = read_batch_header(&mut r)?;
-    let table = r.array(Reader::str)?;
-    let at = |r: &mut Reader<'_>, field: &str| -> Result<&str, crate::avro_value::InvalidField> {
+    // Each string of the table once, shared by every decision that points at it.
+    let table: Vec<Arc<str>> = r.array(|r| r.str().map(Arc::<str>::from))?;
+    let at = |r: &mut Reader<'_>, field: &str| -> Result<Arc<str>, crate::avro_value::InvalidField> {
         let i = r.long()?;
-        usize::try_from(i).ok().and_then(|i| table.get(i).copied()).ok_or_else(|| invalid(field, format!("no string {i} in the batch's table")))
+        usize::try_from(i).ok().and_then(|i| table.get(i).cloned()).ok_or_else(|| invalid(field, format!("no string {i} in the batch's table")))
     };
     let decisions = r.array(|r| {
         let resource = ResourceId::from_uuid(uuid::Uuid::from_bytes(r.fixed::<16>()?));
         let version = r.long()?.max(0) as u64;
         let kind = at(r, "kind")?;
-        let (policy_id, key) = (at(r, "policy_id")?.to_owned(), at(r, "tag_key")?.to_owned());
+        let (policy_id, key) = (at(r, "policy_id")?, at(r, "tag_key")?);
         let (severity, problem, message, remediation) = (at(r, "severity")?, at(r, "problem")?, at(r, "message")?, at(r, "remediation")?);
         let due_at = r.nullable(|r| r.micros("due_at"))?;
-        let escalate_to = r.nullable(|r| at(r, "escalate_to").map(str::to_owned))?;
+        let escalate_to = r.nullable(|r| at(r, "escalate_to"))?;
         let escalate_at = r.nullable(|r| r.micros("escalate_at"))?;
         let (escalated_to, resolution) = (at(r, "escalated_to")?, at(r, "resolution")?);
-        let applicable = r.array(|r| at(r, "applicable_policies").map(str::to_owned))?;
-        let violated = r.array(|r| at(r, "violated_policies").map(str::to_owned))?;
+        let applicable = r.array(|r| at(r, "applicable_policies"))?;
+        let violated = r.array(|r| at(r, "violated_policies"))?;
         let score = r.nullable(Reader::double)?;
-        let (message, remediation, escalated_to) = (message.to_owned(), remediation.to_owned(), escalated_to.to_owned());
-        let change = Fields { kind, policy_id, key, severity, problem, message, remediation, due_at, escalate_to, escalate_at, escalated_to, resolution, applicable, violated, score }
+        let change = Fields { kind: &kind, policy_id, key, severity: &severity, problem: &problem, message, remediation, due_at, escalate_to, escalate_at, escalated_to, resolution: &resolution, applicable, violated, score }
             .change()?;
         Ok((resource, version, change))
     })?;
@@ -623,7 +626,7 @@ mod tests {
         let schema = apache_avro::Schema::parse_str(include_str!("../../schemas/avro/ComplianceDecisionsRecorded.avsc")).unwrap();
         let packed_schema = apache_avro::Schema::parse_str(include_str!("../../schemas/avro/ComplianceDecisionsPacked.avsc")).unwrap();
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 6, 0, 0).unwrap();
-        let (p, k) = ("prod".to_owned(), "owner".to_owned());
+        let (p, k) = (Arc::<str>::from("prod"), Arc::<str>::from("owner"));
         let r = |i: u128| ResourceId::from_uuid(Uuid::from_u128(100 + i));
         let decisions = [
             (r(1), 1, Change::Transition(Transition::Opened {
@@ -634,7 +637,7 @@ mod tests {
             (r(1), 2, Change::Transition(Transition::BecameDue { policy_id: p.clone(), key: k.clone() })),
             (r(2), 7, Change::Transition(Transition::Opened {
                 policy_id: p.clone(), key: "backup".into(), severity: Severity::Low, problem: Problem::Missing,
-                message: String::new(), remediation: String::new(), due_at: at, escalation: None,
+                message: "".into(), remediation: "".into(), due_at: at, escalation: None,
             })),
             (r(2), 8, Change::Transition(Transition::Escalated { policy_id: p.clone(), key: k.clone(), to: "x@y.z".into() })),
             (r(3), 3, Change::Transition(Transition::Resolved { policy_id: p.clone(), key: k.clone(), reason: Resolution::PolicyWithdrawn })),
@@ -670,13 +673,17 @@ mod tests {
             assert_eq!(read_packed(&bytes).unwrap(), batch, "{n} decisions, packed");
             assert!(read_packed(&bytes[..bytes.len() - 1]).is_err(), "a truncated packed record is refused");
         }
-        // A sweep's batch: the same few strings over and over.
+        // A sweep's batch: the same few strings over and over, and judgements shared by many
+        // resources (written once, copied after that), read back the same.
         let sweep: Vec<_> = (0..2_000).map(|i| decisions[i % decisions.len()].clone()).collect();
         let batch = batch_of(sweep);
         let (mut plain, mut small) = (Wire::bare(), Wire::bare());
         decisions_wire(&mut plain, &batch);
         packed(&mut small, &batch);
-        let (plain, small) = (plain.into_bytes().len(), small.into_bytes().len());
+        let small = small.into_bytes();
+        apache_avro::from_avro_datum(&packed_schema, &mut &small[..], None).expect("the sweep's batch, packed");
+        assert_eq!(read_packed(&small).unwrap(), batch, "the sweep's batch, packed");
+        let (plain, small) = (plain.into_bytes().len(), small.len());
         assert!(small * 2 < plain, "packed {small} bytes, plain {plain}");
     }
 }

@@ -1,6 +1,8 @@
 //! The compliance-events topic's records (docs/adr/0007): an evaluator's decisions about one
 //! resource — violation transitions and changes of its compliance judgement — as Avro values.
 
+use std::sync::Arc;
+
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -113,12 +115,12 @@ pub fn batch_from_value(value: Value) -> Result<DecisionBatch, InvalidField> {
         let resource = ResourceId::from_uuid(d.uuid("resource_id")?);
         let version = d.long("version")?.max(0) as u64;
         let kind = d.string("kind")?;
-        let (policy_id, key) = (d.string("policy_id")?, d.string("tag_key")?);
+        let (policy_id, key): (Arc<str>, Arc<str>) = (d.string("policy_id")?.into(), d.string("tag_key")?.into());
         let change = match kind.as_str() {
             "opened" => {
                 let severity = d.string("severity")?;
                 let problem = d.string("problem")?;
-                let (message, remediation) = (d.string("message")?, d.string("remediation")?);
+                let (message, remediation) = (d.string("message")?.into(), d.string("remediation")?.into());
                 let due_at = optional_timestamp(&mut d, "due_at")?.ok_or_else(|| invalid("due_at", "an opening has a due time"))?;
                 let escalate_to = d.optional_string("escalate_to")?;
                 let escalate_at = optional_timestamp(&mut d, "escalate_at")?;
@@ -130,11 +132,11 @@ pub fn batch_from_value(value: Value) -> Result<DecisionBatch, InvalidField> {
                     message,
                     remediation,
                     due_at,
-                    escalation: escalate_to.zip(escalate_at),
+                    escalation: escalate_to.map(Arc::from).zip(escalate_at),
                 })
             }
             "due" => Change::Transition(Transition::BecameDue { policy_id, key }),
-            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: d.string("escalated_to")? }),
+            "escalated" => Change::Transition(Transition::Escalated { policy_id, key, to: d.string("escalated_to")?.into() }),
             "resolved" => {
                 let resolution = d.string("resolution")?;
                 let reason = Resolution::parse(&resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?;
@@ -259,7 +261,7 @@ pub fn recheck_from_value(value: Value) -> Result<RecheckRequest, InvalidField> 
         None => None,
         Some(raw) => Some(ResourceId::from_uuid(Uuid::parse_str(&raw).map_err(|e| invalid("resource_id", e.to_string()))?)),
     };
-    let providers = string_list(&mut f, "providers")?
+    let providers = string_list::<String>(&mut f, "providers")?
         .iter()
         .map(|p| Provider::parse(p).map_err(|e| invalid("providers", e.message)))
         .collect::<Result<_, _>>()?;
@@ -308,8 +310,8 @@ pub fn progress_from_value(value: Value) -> Result<JobProgress, InvalidField> {
     })
 }
 
-fn strings(items: &[String]) -> Value {
-    Value::Array(items.iter().map(|i| s(i)).collect())
+fn strings(items: &[impl AsRef<str>]) -> Value {
+    Value::Array(items.iter().map(|i| s(i.as_ref())).collect())
 }
 
 /// The record's name and Avro value; field order follows the `.avsc` files. Single-decision records
@@ -384,12 +386,12 @@ fn optional_timestamp(f: &mut Fields, name: &str) -> Result<Option<DateTime<Utc>
     }
 }
 
-fn string_list(f: &mut Fields, name: &str) -> Result<Vec<String>, InvalidField> {
+fn string_list<T: From<String>>(f: &mut Fields, name: &str) -> Result<Vec<T>, InvalidField> {
     match f.take(name)? {
         Value::Array(items) => items
             .into_iter()
             .map(|v| match v {
-                Value::String(s) => Ok(s),
+                Value::String(s) => Ok(s.into()),
                 other => Err(invalid(name, format!("expected strings, found {other:?}"))),
             })
             .collect(),
@@ -410,7 +412,7 @@ pub fn from_value(name: &str, value: Value) -> Result<ComplianceRecord, InvalidF
             score: f.double("score")?,
         }))
     } else {
-        let (policy_id, key) = (f.string("policy_id")?, f.string("tag_key")?);
+        let (policy_id, key): (Arc<str>, Arc<str>) = (f.string("policy_id")?.into(), f.string("tag_key")?.into());
         Change::Transition(match name {
             OPENED => {
                 let severity = f.string("severity")?;
@@ -422,14 +424,14 @@ pub fn from_value(name: &str, value: Value) -> Result<ComplianceRecord, InvalidF
                     key,
                     severity: Severity::parse(&severity).ok_or_else(|| invalid("severity", format!("unknown severity '{severity}'")))?,
                     problem: Problem::parse(&problem).ok_or_else(|| invalid("problem", format!("unknown problem '{problem}'")))?,
-                    message: f.string("message")?,
-                    remediation: f.string("remediation")?,
+                    message: f.string("message")?.into(),
+                    remediation: f.string("remediation")?.into(),
                     due_at: f.timestamp("due_at")?,
-                    escalation: escalate_to.zip(escalate_at),
+                    escalation: escalate_to.map(Arc::from).zip(escalate_at),
                 }
             }
             DUE => Transition::BecameDue { policy_id, key },
-            ESCALATED => Transition::Escalated { policy_id, key, to: f.string("escalated_to")? },
+            ESCALATED => Transition::Escalated { policy_id, key, to: f.string("escalated_to")?.into() },
             RESOLVED => {
                 let resolution = f.string("resolution")?;
                 let reason = Resolution::parse(&resolution).ok_or_else(|| invalid("resolution", format!("unknown resolution '{resolution}'")))?;
@@ -474,7 +476,7 @@ mod tests {
     #[test]
     fn every_decision_round_trips_through_its_schema() {
         let at = Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap();
-        let (p, k) = ("prod-tagging-standard".to_owned(), "owner".to_owned());
+        let (p, k) = (Arc::<str>::from("prod-tagging-standard"), Arc::<str>::from("owner"));
         let changes = [
             Change::Transition(Transition::Opened {
                 policy_id: p.clone(),

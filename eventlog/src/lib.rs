@@ -22,4 +22,4 @@ pub mod topics;
 pub use codec::{DecodeError, EventCodec};
 pub use records::{ConfigRecord, DocumentKind, LogRecord, ProgressMarker};
 pub use position::LogPosition;
-pub use topics::{ends_of, high_watermarks, partition_count, partition_for, EventTopics};
+pub use topics::{ends_of, high_watermarks, partition_count, partition_for, partition_of, EventTopics};

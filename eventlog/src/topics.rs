@@ -153,6 +153,13 @@ pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
     ((murmur2(key) & 0x7fff_ffff) % partitions as u32) as i32
 }
 
+/// The partition of an aggregate keyed by its UUID (the hyphenated lower-case text, as every
+/// producer keys it), without allocating the text: the evaluator asks once per decision.
+pub fn partition_of(aggregate: uuid::Uuid, partitions: i32) -> i32 {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    partition_for(aggregate.hyphenated().encode_lower(&mut text).as_bytes(), partitions)
+}
+
 fn murmur2(data: &[u8]) -> u32 {
     const SEED: u32 = 0x9747_b28c;
     const M: u32 = 0x5bd1_e995;
@@ -207,6 +214,14 @@ mod tests {
             let p = partition_for(key.as_bytes(), 6);
             assert!((0..6).contains(&p));
             assert_eq!(p, partition_for(key.as_bytes(), 6));
+        }
+    }
+
+    #[test]
+    fn an_aggregate_partition_is_its_uuid_text_partition() {
+        for i in 0..1000u128 {
+            let id = uuid::Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834));
+            assert_eq!(partition_of(id, 6), partition_for(id.to_string().as_bytes(), 6), "{id}");
         }
     }
 }

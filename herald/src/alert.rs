@@ -69,28 +69,28 @@ impl Openings {
                 let opening = Opening {
                     severity: severity.as_str().to_owned(),
                     problem: problem.as_str().to_owned(),
-                    message: message.clone(),
-                    remediation: remediation.clone(),
+                    message: message.to_string(),
+                    remediation: remediation.to_string(),
                     opened_at: r.envelope.occurred_at,
                     due_at: *due_at,
-                    escalate_to: escalation.as_ref().map(|(to, _)| to.clone()),
+                    escalate_to: escalation.as_ref().map(|(to, _)| to.to_string()),
                 };
-                self.open.insert((resource, policy_id.clone(), key.clone()), opening);
+                self.open.insert((resource, policy_id.to_string(), key.to_string()), opening);
                 return None;
             }
             Transition::BecameDue { policy_id, key } => (policy_id, key, Alertable::Due, None, None),
-            Transition::Escalated { policy_id, key, to } => (policy_id, key, Alertable::Escalated, Some(to.clone()), None),
+            Transition::Escalated { policy_id, key, to } => (policy_id, key, Alertable::Escalated, Some(to.to_string()), None),
             Transition::Resolved { policy_id, key, reason } => (policy_id, key, Alertable::Resolved, None, Some(reason.as_str().to_owned())),
         };
-        let id = (resource, policy_id.clone(), key.clone());
+        let id = (resource, policy_id.to_string(), key.to_string());
         let opening = if transition == Alertable::Resolved { self.open.remove(&id) } else { self.open.get(&id).cloned() };
         Some(Noted {
             event_id: r.envelope.event_id,
             tenant: r.envelope.tenant.to_string(),
             resource_id: resource,
             compliance_version: r.envelope.aggregate_version,
-            policy_id: policy_id.clone(),
-            tag_key: key.clone(),
+            policy_id: policy_id.to_string(),
+            tag_key: key.to_string(),
             transition,
             occurred_at: r.envelope.occurred_at,
             opening,
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn later_transitions_carry_what_the_opening_said() {
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 5, 0, 0).unwrap();
-        let (p, k) = ("owner".to_owned(), "owner".to_owned());
+        let (p, k) = (std::sync::Arc::<str>::from("owner"), std::sync::Arc::<str>::from("owner"));
         let mut openings = Openings::default();
         let opened = Change::Transition(Transition::Opened {
             policy_id: p.clone(),

@@ -79,12 +79,12 @@ impl PolicyDoc {
             if e.after_hours > MAX_HOURS {
                 errors.push(join(&at, "after_hours"), "range", format!("at most {MAX_HOURS} hours (a year)"));
             }
-            Escalation { to: e.to.trim().to_owned(), after_hours: e.after_hours }
+            Escalation { to: e.to.trim().into(), after_hours: e.after_hours }
         });
         let scope = self.scope.as_ref().map(|s| scope(s, &join(path, "scope"), errors)).unwrap_or_default();
         let check = check(&self.policy_type, r, &join(path, "policy_type"), &rules_path, errors);
         (errors.len() == before).then(|| Policy {
-            id: id.to_owned(),
+            id: id.into(),
             name: self.policy_name.trim().to_owned(),
             description: self.description.clone(),
             enabled: self.enabled,
@@ -157,7 +157,7 @@ fn check(policy_type: &str, r: &RulesDoc, type_path: &str, path: &str, errors: &
                 Some(v) if !v.is_empty() => v.clone(),
                 _ => return missing(errors, path, "allowed_values", "the values the tag may take"),
             };
-            Some(Check::ValueValidation { key, allowed, case_sensitive: r.case_sensitive.unwrap_or(false) })
+            Some(Check::ValueValidation { key: key.into(), allowed, case_sensitive: r.case_sensitive.unwrap_or(false) })
         }
         "conditional_requirement" => {
             let when = match &r.if_condition {
@@ -223,7 +223,7 @@ fn required(r: &RulesDoc, path: &str, errors: &mut Errors) -> Option<Vec<Require
     }
     for (key, v) in r.validation.iter().flatten() {
         let at = format!("{path}.validation.{key}");
-        match require.iter_mut().find(|q| q.key == *key) {
+        match require.iter_mut().find(|q| *q.key == **key) {
             Some(q) => q.validation = validation(v, &at, errors).or_else(|| {
                 ok = false;
                 None
@@ -259,7 +259,7 @@ fn requirement(item: &Value, path: &str, errors: &mut Errors) -> Option<Requirem
                     }
                 },
             };
-            Some(Requirement { key: key?, validation })
+            Some(Requirement::new(&key?, validation))
         }
         _ => {
             errors.push(path, "type", "a required tag is a name or {tag_key, validation}");

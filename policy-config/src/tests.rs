@@ -128,21 +128,21 @@ fn today() -> NaiveDate {
 fn the_seeds_appendix_c_loads_unchanged_in_meaning() {
     let policies = appendix_c().compile().unwrap();
     let (prod, cost) = (&policies[0], &policies[1]);
-    assert_eq!((prod.id.as_str(), prod.severity, prod.grace_period_hours, prod.enabled), ("prod-tagging-standard", Severity::Critical, 24, true));
-    assert_eq!((cost.severity, cost.escalation.as_ref().map(|e| (e.to.as_str(), e.after_hours))), (Severity::High, Some(("finance-team@company.com", 48))));
+    assert_eq!((&*prod.id, prod.severity, prod.grace_period_hours, prod.enabled), ("prod-tagging-standard", Severity::Critical, 24, true));
+    assert_eq!((cost.severity, cost.escalation.as_ref().map(|e| (&*e.to, e.after_hours))), (Severity::High, Some(("finance-team@company.com", 48))));
     let Check::CostThreshold { above_cents, currency, require } = &cost.check else { panic!("{:?}", cost.check) };
     assert_eq!((*above_cents, currency.as_str(), require.len()), (50_000, "USD", 4));
 
     let subject = |t, cost| Subject { provider: Provider::Aws, account: "1", resource_type: "ec2:instance", tags: t, monthly_cost: cost };
     let bad = tags(&[("environment", "production"), ("cost-center", "ENG-1"), ("owner", "ana@example.com"), ("backup", "daily")]);
     let found = evaluate(prod, &subject(&bad, None), today());
-    let keys: Vec<(&str, Problem)> = found.iter().map(|f| (f.key.as_str(), f.problem)).collect();
+    let keys: Vec<(&str, Problem)> = found.iter().map(|f| (&*f.key, f.problem)).collect();
     assert_eq!(keys, [("cost-center", Problem::Invalid), ("data-classification", Problem::Missing)]);
-    assert_eq!(found[0].message, "cost-center: Cost center must be format: ABC-123 (is 'ENG-1')");
+    assert_eq!(&*found[0].message, "cost-center: Cost center must be format: ABC-123 (is 'ENG-1')");
 
     let costly = tags(&[("business-unit", "retail"), ("project-justification", "x"), ("approval-id", "JIRA-12"), ("review-date", "2026-10-01")]);
     let found = evaluate(cost, &subject(&costly, Some((50_001, "USD"))), today());
-    assert_eq!(found.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["approval-id"]);
+    assert_eq!(found.iter().map(|f| &*f.key).collect::<Vec<_>>(), ["approval-id"]);
     assert!(evaluate(cost, &subject(&costly, Some((50_000, "USD"))), today()).is_empty());
 }
 
@@ -152,7 +152,7 @@ fn the_seeds_short_forms_load_too() {
     assert_eq!(policies.iter().map(|p| p.check.type_name()).collect::<Vec<_>>(), ["required_tags", "value_validation", "conditional_requirement", "cost_threshold"]);
     let subject = |t| Subject { provider: Provider::Gcp, account: "p", resource_type: "compute:instance", tags: t, monthly_cost: Some((70_000, "USD")) };
     let prod = tags(&[("environment", "production"), ("cost-center", "ENG-001")]);
-    let found: Vec<(String, String)> = policies.iter().flat_map(|p| evaluate(p, &subject(&prod), today())).map(|f| (f.policy_id, f.key)).collect();
+    let found: Vec<(String, String)> = policies.iter().flat_map(|p| evaluate(p, &subject(&prod), today())).map(|f| (f.policy_id.to_string(), f.key.to_string())).collect();
     let expected = [
         ("req-tags-prod", "owner"),
         ("req-tags-prod", "backup"),

@@ -211,7 +211,7 @@ async fn compute(pool: &PgPool, tenant: &TenantId, p: &RemediationParams, limit:
 async fn policies(pool: &PgPool, tenant: &TenantId) -> Result<HashMap<String, Policy>, Problem> {
     let Some((_, document)) = crate::config::latest_document(pool, "compliance_policies", tenant).await? else { return Ok(HashMap::new()) };
     let compiled = PoliciesDocument::from_json(document.as_bytes()).and_then(|d| d.compile());
-    Ok(compiled.map(|ps| ps.into_iter().map(|p| (p.id.clone(), p)).collect()).unwrap_or_default())
+    Ok(compiled.map(|ps| ps.into_iter().map(|p| (p.id.to_string(), p)).collect()).unwrap_or_default())
 }
 
 async fn tags_of(pool: &PgPool, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, BTreeMap<String, String>>, Problem> {

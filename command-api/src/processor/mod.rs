@@ -28,7 +28,7 @@ use uuid::Uuid;
 use vtag_domain::compliance::Selection;
 use vtag_domain::{decide, CommandContext, ResourceCommand, ResourceError, ResourceId, ResourceState};
 use vtag_eventlog::kafka::producer_config;
-use vtag_eventlog::{partition_for, EventCodec, EventTopics};
+use vtag_eventlog::{EventCodec, EventTopics};
 
 pub use partition::Outcome;
 use partition::PartitionState;
@@ -166,7 +166,7 @@ impl CommandProcessor {
     }
 
     pub fn partition_of(&self, aggregate: &ResourceId) -> i32 {
-        partition_for(aggregate.to_string().as_bytes(), self.partitions.len() as i32)
+        vtag_eventlog::partition_of(aggregate.as_uuid(), self.partitions.len() as i32)
     }
 
     /// Decides and records a batch of commands. Commands for the same partition are handled in

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::evaluate::{applies, breaches, score, Finding, Subject, TagLookup};
-use super::lifecycle::{advance, apply, reconcile, OpenViolation, Stage, Transition, ViolationKey};
+use super::lifecycle::{advance, apply, reconcile, OpenViolations, Stage, Transition};
 use super::policy::{Policy, Scope};
 use crate::envelope::Recorded;
 use crate::resource::{evolve, ResourceEvent, ResourceState};
@@ -29,7 +29,7 @@ pub struct TenantPolicies {
 
 impl TenantPolicies {
     pub fn new(version: u64, policies: Vec<Policy>) -> Self {
-        Self { version, policies: policies.into_iter().map(|p| (p.id.clone(), p)).collect() }
+        Self { version, policies: policies.into_iter().map(|p| (p.id.to_string(), p)).collect() }
     }
 }
 
@@ -37,8 +37,8 @@ impl TenantPolicies {
 /// when it changes (a policy edit that changes nothing for a resource records nothing for it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
-    pub applicable: Vec<String>,
-    pub violated: Vec<String>,
+    pub applicable: Vec<Arc<str>>,
+    pub violated: Vec<Arc<str>>,
     pub score: f64,
 }
 
@@ -74,8 +74,21 @@ pub struct Verdict {
     resource: ResourceId,
     findings: Vec<Finding>,
     /// The resource's new judgement; None when it is the one recorded last.
-    judgement: Option<Judgement>,
+    judgement: Option<NewJudgement>,
 }
+
+enum NewJudgement {
+    /// One already held for another resource judged the same way under the same policies.
+    Shared(Arc<Judgement>),
+    /// Built for this resource, with its key among the tenant's shared judgements (when it has one).
+    Built(Judgement, Option<JudgementKey>),
+}
+
+/// Which of a tenant's policies (by place, when it has at most 64) apply to a resource, and which
+/// it breaks: all a judgement depends on, the score included. Resources judged alike share one
+/// [`Judgement`] — a million resources under 20 policies fall into a few hundred — so the book
+/// holds each once and an encoder meets the same one again and again.
+type JudgementKey = (u64, u64);
 
 /// Ids of resources are UUIDs derived by hashing: a fast hash spreads them as well as SipHash.
 type Fast = foldhash::fast::RandomState;
@@ -83,7 +96,7 @@ type Fast = foldhash::fast::RandomState;
 struct Watched {
     tenant: TenantId,
     state: ResourceState,
-    open: BTreeMap<ViolationKey, OpenViolation>,
+    open: OpenViolations,
     judged: Option<Arc<Judgement>>,
     /// Decisions recorded about the resource so far (its compliance stream's version).
     recorded: u64,
@@ -95,6 +108,8 @@ pub struct ComplianceBook {
     policies: HashMap<TenantId, Arc<TenantPolicies>, Fast>,
     /// Resources with a violation that time will move on (pending or due with an escalation).
     waiting: HashSet<ResourceId, Fast>,
+    /// Each tenant's judgements under its policies in force, shared by the resources judged alike.
+    judgements: HashMap<TenantId, HashMap<JudgementKey, Arc<Judgement>, Fast>, Fast>,
 }
 
 impl ComplianceBook {
@@ -117,7 +132,7 @@ impl ComplianceBook {
         let watched = self.resources.entry(recorded.envelope.aggregate_id).or_insert_with(|| Watched {
             tenant: recorded.envelope.tenant.clone(),
             state: ResourceState::default(),
-            open: BTreeMap::new(),
+            open: OpenViolations::default(),
             judged: None,
             recorded: 0,
         });
@@ -138,7 +153,7 @@ impl ComplianceBook {
     /// A tenant's policies changed (or a recheck was asked for): every resource of the tenant is
     /// judged again under them.
     pub fn policies_changed(&mut self, tenant: &TenantId, policies: TenantPolicies, now: DateTime<Utc>) -> Vec<Decision> {
-        self.policies.insert(tenant.clone(), Arc::new(policies));
+        self.restore_policies(tenant, policies);
         self.rejudge(|t| t == tenant, now)
     }
 
@@ -217,6 +232,8 @@ impl ComplianceBook {
     /// Sets a tenant's policies without judging anything (rebuilding: what they decided is in the log).
     pub fn restore_policies(&mut self, tenant: &TenantId, policies: TenantPolicies) {
         self.policies.insert(tenant.clone(), Arc::new(policies));
+        // Keys are places among the policies: they mean something else under new ones.
+        self.judgements.remove(tenant);
     }
 
     /// Applies a decision just taken and gives it its version.
@@ -233,7 +250,7 @@ impl ComplianceBook {
             Change::Transition(t) => apply(&mut w.open, t, at),
             Change::Judged(j) => w.judged = Some(Arc::clone(j)),
         }
-        let waits = w.open.values().any(|v| v.stage == Stage::Pending || (v.stage == Stage::Due && v.escalation.is_some()));
+        let waits = w.open.iter().any(|v| v.stage == Stage::Pending || (v.stage == Stage::Due && v.escalation.is_some()));
         if waits {
             self.waiting.insert(d.resource);
         } else {
@@ -267,29 +284,44 @@ impl ComplianceBook {
         let (applicable, violated) = (&mut scratch.applicable, &mut scratch.violated);
         applicable.clear();
         violated.clear();
-        for p in policies.policies.values() {
+        let mut key: Option<JudgementKey> = (policies.policies.len() <= 64).then_some((0, 0));
+        for (place, p) in policies.policies.values().enumerate() {
             if !applies(p, &subject) {
                 continue;
             }
             applicable.push(p);
             let before = findings.len();
             breaches(p, &subject, today, &mut findings);
-            if findings.len() > before {
+            let breaks = findings.len() > before;
+            if breaks {
                 violated.push(p);
+            }
+            if let Some((a, v)) = &mut key {
+                *a |= 1 << place;
+                *v |= u64::from(breaks) << place;
             }
         }
         let score = score(applicable, violated);
+        let shared = key.and_then(|k| self.judgements.get(&w.tenant)?.get(&k));
         // Compared before it is built: a sweep that changes nothing allocates nothing for it.
-        let unchanged = match &w.judged {
-            Some(j) => j.score == score && same_ids(&j.applicable, applicable) && same_ids(&j.violated, violated),
+        let unchanged = match (&w.judged, shared) {
+            (Some(j), Some(s)) if Arc::ptr_eq(j, s) => true,
+            (Some(j), _) => j.score == score && same_ids(&j.applicable, applicable) && same_ids(&j.violated, violated),
             // A resource no policy judges needs no record until one does.
-            None => applicable.is_empty() && score == 100.0,
+            (None, _) => applicable.is_empty() && score == 100.0,
         };
-        let judgement = (!unchanged).then(|| Judgement {
-            applicable: applicable.iter().map(|p| p.id.clone()).collect(),
-            violated: violated.iter().map(|p| p.id.clone()).collect(),
-            score,
-        });
+        let judgement = match shared {
+            _ if unchanged => None,
+            Some(s) => Some(NewJudgement::Shared(Arc::clone(s))),
+            None => Some(NewJudgement::Built(
+                Judgement {
+                    applicable: applicable.iter().map(|p| p.id.clone()).collect(),
+                    violated: violated.iter().map(|p| p.id.clone()).collect(),
+                    score,
+                },
+                key,
+            )),
+        };
         let verdict = Verdict { resource: id, findings, judgement };
         applicable.clear();
         violated.clear();
@@ -307,7 +339,16 @@ impl ComplianceBook {
             transitions.into_iter().map(|t| Decision { tenant: tenant.clone(), resource: v.resource, version: 0, change: Change::Transition(t) }),
         );
         if let Some(j) = v.judgement {
-            decisions.push(Decision { tenant, resource: v.resource, version: 0, change: Change::Judged(Arc::new(j)) });
+            let j = match j {
+                NewJudgement::Shared(j) => j,
+                NewJudgement::Built(j, Some(key)) => {
+                    // Another resource of this chunk may have been judged alike first.
+                    let shared = self.judgements.entry(tenant.clone()).or_default();
+                    Arc::clone(shared.entry(key).or_insert_with(|| Arc::new(j)))
+                }
+                NewJudgement::Built(j, None) => Arc::new(j),
+            };
+            decisions.push(Decision { tenant, resource: v.resource, version: 0, change: Change::Judged(j) });
         }
         for d in &mut decisions[first..] {
             self.record(d, now);
@@ -354,8 +395,8 @@ fn sketch(key: &str) -> u64 {
     u64::from_le_bytes(word)
 }
 
-fn same_ids(ids: &[String], policies: &[&Policy]) -> bool {
-    ids.len() == policies.len() && ids.iter().zip(policies).all(|(id, p)| *id == p.id)
+fn same_ids(ids: &[Arc<str>], policies: &[&Policy]) -> bool {
+    ids.len() == policies.len() && ids.iter().zip(policies).all(|(id, p)| Arc::ptr_eq(id, &p.id) || id == &p.id)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! give the same findings (what makes re-evaluation after a policy change, and replay, safe).
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::NaiveDate;
 use regex::Regex;
@@ -45,12 +45,12 @@ pub struct Subject<'a> {
 /// (policy × resource × key) across evaluations, whatever the message says this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub policy_id: String,
-    pub key: String,
+    pub policy_id: Arc<str>,
+    pub key: Arc<str>,
     pub problem: Problem,
-    pub message: String,
+    pub message: Arc<str>,
     /// What would fix it, for people (suggested values come from the rules and models elsewhere).
-    pub remediation: String,
+    pub remediation: Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,9 +101,10 @@ pub fn evaluate(policy: &Policy, subject: &Subject<'_>, today: NaiveDate) -> Vec
 
 /// The findings of a policy already known to apply, added to `found`.
 pub(super) fn breaches(policy: &Policy, subject: &Subject<'_>, today: NaiveDate, found: &mut Vec<Finding>) {
-    let finding = |key: &str, problem: Problem, message: String, remediation: String| Finding {
-        policy_id: policy.id.clone(),
-        key: key.to_owned(),
+    // The policy's id and the tag key are shared, not copied, into every finding.
+    let finding = |key: &Arc<str>, problem: Problem, message: Arc<str>, remediation: Arc<str>| Finding {
+        policy_id: Arc::clone(&policy.id),
+        key: Arc::clone(key),
         problem,
         message,
         remediation,
@@ -117,8 +118,8 @@ pub(super) fn breaches(policy: &Policy, subject: &Subject<'_>, today: NaiveDate,
                 found.push(finding(
                     key,
                     Problem::Invalid,
-                    format!("{key} is '{value}'; allowed: {}", allowed.join(", ")),
-                    format!("set {key} to one of {}", allowed.join(", ")),
+                    format!("{key} is '{value}'; allowed: {}", allowed.join(", ")).into(),
+                    format!("set {key} to one of {}", allowed.join(", ")).into(),
                 ));
             }
         }
@@ -126,10 +127,11 @@ pub(super) fn breaches(policy: &Policy, subject: &Subject<'_>, today: NaiveDate,
 }
 
 /// A required tag's problem, if any: (problem, message, remediation).
-fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Option<(Problem, String, String)> {
+fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Option<(Problem, Arc<str>, Arc<str>)> {
     let key = &r.key;
     let Some(value) = tags.tag(key).filter(|v| !blank(v)) else {
-        return Some((Problem::Missing, format!("{key} is required"), format!("set the {key} tag")));
+        let (message, remediation) = &r.missing;
+        return Some((Problem::Missing, Arc::clone(message), Arc::clone(remediation)));
     };
     let validation = r.validation.as_ref()?;
     let why = broken(&validation.rule, value, today)?;
@@ -137,7 +139,7 @@ fn requirement(r: &Requirement, tags: &dyn TagLookup, today: NaiveDate) -> Optio
         Some(m) => format!("{key}: {m} (is '{value}')"),
         None => format!("{key} is '{value}': {why}"),
     };
-    Some((Problem::Invalid, message, format!("set {key} to a value that {}", expectation(&validation.rule))))
+    Some((Problem::Invalid, message.into(), format!("set {key} to a value that {}", expectation(&validation.rule)).into()))
 }
 
 /// Empty or only whitespace (most values start with a letter: decided without trimming).

@@ -19,7 +19,7 @@ mod remediation;
 
 pub use book::{Change, ComplianceBook, Decision, Judgement, Selection, TenantPolicies, Verdict};
 pub use evaluate::{applies, evaluate, holds, score, Finding, Problem, Subject, TagLookup};
-pub use lifecycle::{advance, apply, reconcile, OpenViolation, Resolution, Stage, Transition, ViolationKey};
+pub use lifecycle::{advance, apply, reconcile, OpenViolation, OpenViolations, Resolution, Stage, Transition};
 pub use remediation::{satisfies, suggest, PeerEvidence, Suggestion, SuggestionSource, MAX_SUGGESTIONS};
 pub use policy::{Check, Escalation, Policy, Requirement, Scope, Severity, TagCondition, Validation, ValueRule};
 

@@ -3,6 +3,7 @@
 //! resource; they only judge the tags vtag shows for it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -77,7 +78,7 @@ impl Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Escalation {
     /// An address or a routing target (`finance-team@company.com`).
-    pub to: String,
+    pub to: Arc<str>,
     /// Hours after the violation became due (its grace period over) that it escalates.
     pub after_hours: u32,
 }
@@ -115,13 +116,21 @@ pub struct Validation {
 /// A tag the policy requires, and optionally how its value must look.
 #[derive(Debug, Clone)]
 pub struct Requirement {
-    pub key: String,
+    pub key: Arc<str>,
     pub validation: Option<Validation>,
+    /// What a violation for its absence says, and what fixes it: the same for every resource, so
+    /// written once and shared by every violation opened for it.
+    pub(super) missing: (Arc<str>, Arc<str>),
 }
 
 impl Requirement {
-    pub fn present(key: impl Into<String>) -> Self {
-        Self { key: key.into(), validation: None }
+    pub fn new(key: &str, validation: Option<Validation>) -> Self {
+        let missing = (format!("{key} is required").into(), format!("set the {key} tag").into());
+        Self { key: key.into(), validation, missing }
+    }
+
+    pub fn present(key: impl AsRef<str>) -> Self {
+        Self::new(key.as_ref(), None)
     }
 }
 
@@ -132,7 +141,7 @@ pub enum Check {
     RequiredTags { when: Option<TagCondition>, require: Vec<Requirement> },
     /// Where the key is present, its value is one of `allowed`. A missing key is not this policy's
     /// concern (a required-tags policy says whether it must be there).
-    ValueValidation { key: String, allowed: Vec<String>, case_sensitive: bool },
+    ValueValidation { key: Arc<str>, allowed: Vec<String>, case_sensitive: bool },
     /// If the condition holds, these tags are required.
     ConditionalRequirement { when: TagCondition, require: Vec<Requirement> },
     /// A resource whose monthly cost (30-day run rate, see P3) is above the amount requires these
@@ -153,7 +162,8 @@ impl Check {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub id: String,
+    /// Shared with every finding, violation and judgement that names it.
+    pub id: Arc<str>,
     pub name: String,
     pub description: String,
     pub enabled: bool,

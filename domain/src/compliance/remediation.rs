@@ -53,10 +53,10 @@ pub const MAX_SUGGESTIONS: usize = 5;
 /// when the policy says nothing about the key.
 fn rule_for<'p>(policy: &'p Policy, key: &str) -> Option<Option<RuleRef<'p>>> {
     match &policy.check {
-        Check::ValueValidation { key: k, allowed, case_sensitive } if k == key => Some(Some(RuleRef::Allowed(allowed, *case_sensitive))),
+        Check::ValueValidation { key: k, allowed, case_sensitive } if **k == *key => Some(Some(RuleRef::Allowed(allowed, *case_sensitive))),
         Check::ValueValidation { .. } => None,
         Check::RequiredTags { require, .. } | Check::ConditionalRequirement { require, .. } | Check::CostThreshold { require, .. } => {
-            require.iter().find(|r| r.key == key).map(|r| r.validation.as_ref().map(|v| RuleRef::Rule(&v.rule)))
+            require.iter().find(|r| *r.key == *key).map(|r| r.validation.as_ref().map(|v| RuleRef::Rule(&v.rule)))
         }
     }
 }

@@ -20,7 +20,7 @@ fn today() -> NaiveDate {
 
 fn policy(id: &str, severity: Severity, check: Check) -> Policy {
     Policy {
-        id: id.to_owned(),
+        id: id.into(),
         name: id.to_owned(),
         description: String::new(),
         enabled: true,
@@ -33,7 +33,7 @@ fn policy(id: &str, severity: Severity, check: Check) -> Policy {
 }
 
 fn validated(key: &str, rule: ValueRule, message: &str) -> Requirement {
-    Requirement { key: key.to_owned(), validation: Some(Validation { rule, message: Some(message.to_owned()) }) }
+    Requirement::new(key, Some(Validation { rule, message: Some(message.to_owned()) }))
 }
 
 /// Appendix C, example 1: production resources need a well-formed cost center, an owner email,
@@ -88,7 +88,7 @@ fn high_cost_governance() -> Policy {
 }
 
 fn keys(findings: &[Finding]) -> Vec<(&str, Problem)> {
-    findings.iter().map(|f| (f.key.as_str(), f.problem)).collect()
+    findings.iter().map(|f| (&*f.key, f.problem)).collect()
 }
 
 #[test]
@@ -103,9 +103,9 @@ fn production_resources_need_the_full_standard() {
     ]);
     let found = evaluate(&p, &subject(&broken, None), today());
     assert_eq!(keys(&found), [("cost-center", Problem::Invalid), ("owner", Problem::Invalid), ("backup", Problem::Invalid)]);
-    assert_eq!(found[0].message, "cost-center: Cost center must be format: ABC-123 (is 'eng-1')");
+    assert_eq!(&*found[0].message, "cost-center: Cost center must be format: ABC-123 (is 'eng-1')");
     assert!(found[0].remediation.contains("^[A-Z]{3}-[0-9]{3}$"), "{}", found[0].remediation);
-    assert!(found.iter().all(|f| f.policy_id == "prod-tagging-standard"));
+    assert!(found.iter().all(|f| &*f.policy_id == "prod-tagging-standard"));
 
     let missing = tags(&[("environment", "production")]);
     let found = evaluate(&p, &subject(&missing, None), today());
@@ -150,20 +150,17 @@ fn expensive_resources_need_justification() {
     ]);
     let found = evaluate(&p, &subject(&stale, Some((120_000, "USD"))), today());
     assert_eq!(keys(&found), [("approval-id", Problem::Invalid), ("review-date", Problem::Invalid)]);
-    assert_eq!(found[1].message, "review-date: Review date must be within last 90 days (is '2026-08-01')");
+    assert_eq!(&*found[1].message, "review-date: Review date must be within last 90 days (is '2026-08-01')");
 }
 
 #[test]
 fn dates_are_checked_against_the_injected_day() {
-    let rule = |future| Requirement {
-        key: "expires".into(),
-        validation: Some(Validation { rule: ValueRule::Date { max_age_days: None, must_be_future: future }, message: None }),
-    };
+    let rule = |future| Requirement::new("expires", Some(Validation { rule: ValueRule::Date { max_age_days: None, must_be_future: future }, message: None }));
     let p = policy("expiry", Severity::Medium, Check::RequiredTags { when: None, require: vec![rule(true)] });
     let on = |value: &str| evaluate(&p, &subject(&tags(&[("expires", value)]), None), today());
     assert!(on("2026-11-24").is_empty());
-    assert_eq!(on("2026-11-23")[0].message, "expires is '2026-11-23': must be after 2026-11-23");
-    assert_eq!(on("23/11/2026")[0].message, "expires is '23/11/2026': is not a date (YYYY-MM-DD)");
+    assert_eq!(&*on("2026-11-23")[0].message, "expires is '2026-11-23': must be after 2026-11-23");
+    assert_eq!(&*on("23/11/2026")[0].message, "expires is '23/11/2026': is not a date (YYYY-MM-DD)");
     let any_date = policy("dated", Severity::Low, Check::RequiredTags { when: None, require: vec![rule(false)] });
     assert!(evaluate(&any_date, &subject(&tags(&[("expires", "2001-01-01")]), None), today()).is_empty());
 }
@@ -177,7 +174,7 @@ fn required_tags_count_empty_values_as_missing() {
     );
     let found = evaluate(&p, &subject(&tags(&[("cost-center", " "), ("team", "web")]), None), today());
     assert_eq!(keys(&found), [("cost-center", Problem::Missing), ("owner", Problem::Missing)]);
-    assert_eq!(found[1].message, "owner is required");
+    assert_eq!(&*found[1].message, "owner is required");
     // The seed's required-tags policy with a condition (`tags.environment == 'production'`).
     let prod_only = policy(
         "req-tags-prod",
@@ -203,7 +200,7 @@ fn value_validation_judges_present_values_only() {
     assert!(on(&loose, None).is_empty(), "a missing key is a required-tags matter");
     let found = on(&loose, Some("prod"));
     assert_eq!(keys(&found), [("environment", Problem::Invalid)]);
-    assert_eq!(found[0].message, "environment is 'prod'; allowed: production, staging, development, sandbox, test");
+    assert_eq!(&*found[0].message, "environment is 'prod'; allowed: production, staging, development, sandbox, test");
     let strict = policy("validate-env", Severity::High, Check::ValueValidation { key: "environment".into(), allowed, case_sensitive: true });
     assert_eq!(on(&strict, Some("Production")).len(), 1);
 }
@@ -257,11 +254,11 @@ fn at(hours: i64) -> DateTime<Utc> {
 }
 
 fn policies(list: Vec<Policy>) -> BTreeMap<String, Policy> {
-    list.into_iter().map(|p| (p.id.clone(), p)).collect()
+    list.into_iter().map(|p| (p.id.to_string(), p)).collect()
 }
 
 /// Runs transitions into the open violations, as the evaluator's state would.
-fn run(open: &mut BTreeMap<ViolationKey, OpenViolation>, transitions: &[Transition], now: DateTime<Utc>) {
+fn run(open: &mut OpenViolations, transitions: &[Transition], now: DateTime<Utc>) {
     for t in transitions {
         apply(open, t, now);
     }
@@ -291,7 +288,7 @@ fn a_violation_waits_out_its_grace_period_then_escalates_then_resolves() {
         ("backup", "daily"),
     ]);
     let findings = evaluate(&p, &subject(&t, None), today());
-    let mut open = BTreeMap::new();
+    let mut open = OpenViolations::default();
 
     let opened = reconcile(&open, findings.clone(), &all, at(0));
     assert_eq!(names(&opened), ["opened data-classification"]);
@@ -324,7 +321,7 @@ fn without_a_grace_period_a_violation_is_due_at_once() {
     let all = policies(vec![p.clone()]);
     let bare = tags(&[]);
     let findings = evaluate(&p, &subject(&bare, Some((60_000, "USD"))), today());
-    let transitions = reconcile(&BTreeMap::new(), findings.clone(), &all, at(0));
+    let transitions = reconcile(&OpenViolations::default(), findings.clone(), &all, at(0));
     assert_eq!(
         names(&transitions),
         [
@@ -347,11 +344,11 @@ fn without_a_grace_period_or_escalation_delay_a_violation_escalates_at_once() {
     let all = policies(vec![p.clone()]);
     let bare = tags(&[("business-unit", "retail"), ("project-justification", "x"), ("approval-id", "JIRA-1234")]);
     let findings = evaluate(&p, &subject(&bare, Some((60_000, "USD"))), today());
-    let transitions = reconcile(&BTreeMap::new(), findings, &all, at(0));
+    let transitions = reconcile(&OpenViolations::default(), findings, &all, at(0));
     assert_eq!(names(&transitions), ["opened review-date", "due review-date", "escalated review-date to finops-lead@example.com"]);
-    let mut open = BTreeMap::new();
+    let mut open = OpenViolations::default();
     run(&mut open, &transitions, at(0));
-    assert_eq!(open.values().map(|v| v.stage).collect::<Vec<_>>(), [Stage::Escalated]);
+    assert_eq!(open.iter().map(|v| v.stage).collect::<Vec<_>>(), [Stage::Escalated]);
 }
 
 #[test]
@@ -359,7 +356,7 @@ fn withdrawing_a_policy_resolves_its_violations() {
     let p = production_standard();
     let missing = tags(&[("environment", "production")]);
     let findings = evaluate(&p, &subject(&missing, None), today());
-    let mut open = BTreeMap::new();
+    let mut open = OpenViolations::default();
     let opened = reconcile(&open, findings.clone(), &policies(vec![p.clone()]), at(0));
     run(&mut open, &opened, at(0));
     assert_eq!(open.len(), 4);
@@ -606,5 +603,36 @@ mod book {
         assert_eq!(in_parts, at_once);
         assert_eq!(at_once.iter().filter(|d| matches!(d.change, Change::Judged(_))).count(), 3, "the production ones");
         assert!(split.judge_all(&ids, at(2)).is_empty(), "the book settled the parts' verdicts like its own");
+    }
+
+    #[test]
+    fn resources_judged_alike_share_one_judgement_until_the_policies_change() {
+        let mut estate = Estate::new();
+        let mut book = ComplianceBook::new();
+        for name in ["a", "b", "c"] {
+            for e in estate.observe(name).into_iter().chain(estate.tag(name, "environment", "production")) {
+                book.resource_event(&e, at(0));
+            }
+        }
+        let judged = |decided: &[Decision]| -> Vec<std::sync::Arc<Judgement>> {
+            decided.iter().filter_map(|d| if let Change::Judged(j) = &d.change { Some(j.clone()) } else { None }).collect()
+        };
+        let first = judged(&book.policies_changed(&tenant(), standard(), at(1)));
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(|j| std::sync::Arc::ptr_eq(j, &first[0])), "three resources judged alike: one judgement");
+
+        // New policies (the same rules, a new version): judged again alike, but not with the old
+        // judgement's places; nothing changed for the resources, so nothing is recorded.
+        assert!(book.policies_changed(&tenant(), TenantPolicies::new(2, vec![production_standard()]), at(2)).is_empty());
+        // Two resources move out of the policy's reach, one at a time: they share their new
+        // judgement, not the old one.
+        let a = judged(&book.resource_event(&estate.tag("a", "environment", "staging")[0], at(3)));
+        let b = judged(&book.resource_event(&estate.tag("b", "environment", "staging")[0], at(3)));
+        assert_eq!((a.len(), b.len()), (1, 1));
+        assert!(std::sync::Arc::ptr_eq(&a[0], &b[0]) && !std::sync::Arc::ptr_eq(&a[0], &first[0]));
+        assert_eq!(a[0].score, 100.0);
+        let others = judged(&book.policies_changed(&tenant(), TenantPolicies::new(3, vec![]), at(4)));
+        assert_eq!(others.len(), 1, "c, the one the withdrawn policy still judged");
+        assert!(others[0].applicable.is_empty() && !std::sync::Arc::ptr_eq(&others[0], &a[0]), "under new policies, judged anew");
     }
 }

@@ -145,20 +145,20 @@ impl Fold {
         let (tenant, resource, at) = (r.envelope.tenant.as_str().to_owned(), r.envelope.aggregate_id.as_uuid(), r.envelope.recorded_at);
         match r.change {
             Change::Transition(Transition::Opened { policy_id, key, severity, problem, message, remediation, due_at, escalation }) => {
-                let id = (tenant.clone(), resource, policy_id.clone(), key.clone());
+                let id = (tenant.clone(), resource, policy_id.to_string(), key.to_string());
                 self.opened.push(NewRow {
                     tenant,
                     resource,
                     opened_version: r.envelope.aggregate_version as i64,
-                    policy_id,
-                    tag_key: key,
+                    policy_id: policy_id.to_string(),
+                    tag_key: key.to_string(),
                     severity: severity.as_str(),
                     problem: problem.as_str(),
-                    message,
-                    remediation,
+                    message: message.to_string(),
+                    remediation: remediation.to_string(),
                     opened_at: at,
                     due_at,
-                    escalate_to: escalation.as_ref().map(|(to, _)| to.clone()),
+                    escalate_to: escalation.as_ref().map(|(to, _)| to.to_string()),
                     escalate_at: escalation.map(|(_, when)| when),
                     later: Later::default(),
                 });
@@ -169,7 +169,7 @@ impl Fold {
                 else {
                     unreachable!("matched above")
                 };
-                let id = (tenant, resource, policy_id.clone(), key.clone());
+                let id = (tenant, resource, policy_id.to_string(), key.to_string());
                 if let Some(i) = self.open_new.get(&id).copied() {
                     if self.opened[i].later.apply(&t, at) {
                         self.open_new.remove(&id);

@@ -116,7 +116,7 @@ impl ResourceDoc {
         self.compliance_version = compliance_version;
         self.compliance_status = if judgement.violated.is_empty() { "compliant" } else { "non_compliant" }.to_owned();
         self.compliance_score = Some(judgement.score);
-        self.violated_policies.clone_from(&judgement.violated);
+        self.violated_policies = judgement.violated.iter().map(|p| p.to_string()).collect();
         self.violated_policies.sort();
         self.last_updated = Some(self.last_updated.map_or(at, |t| t.max(at)));
         true
