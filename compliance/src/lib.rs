@@ -351,9 +351,15 @@ impl Log<'_> {
     /// The decisions by (partition, tenant), in first-seen order so every resource's stay in
     /// order.
     fn group(&self, decided: Vec<Decision>) -> Vec<((i32, TenantId), Vec<Decided>)> {
-        let partition = |d: &Decision| partition_of(d.resource.as_uuid(), self.partitions);
-        if let Some(first) = decided.first().map(|d| (partition(d), d.tenant.clone())) {
-            if decided.iter().all(|d| partition(d) == first.0 && d.tenant == first.1) {
+        if let Some(first) = decided.first().map(|d| (partition_of(d.resource.as_uuid(), self.partitions), d.tenant.clone())) {
+            // A resource's decisions are consecutive: its partition is computed once.
+            let mut last = decided[0].resource;
+            let same = |d: &Decision| {
+                let known = d.resource == last || partition_of(d.resource.as_uuid(), self.partitions) == first.0;
+                last = d.resource;
+                known && d.tenant == first.1
+            };
+            if decided.iter().all(same) {
                 // A job's chunk: one group, moved in one allocation.
                 return vec![(first, decided.into_iter().map(|d| (d.resource, d.version, d.change)).collect())];
             }

@@ -339,10 +339,6 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(head).map_err(|_| Self::fail("utf-8"))
     }
 
-    fn string(&mut self) -> Result<String, crate::avro_value::InvalidField> {
-        self.str().map(str::to_owned)
-    }
-
     fn uuid(&mut self, field: &str) -> Result<uuid::Uuid, crate::avro_value::InvalidField> {
         let raw = self.str()?;
         uuid::Uuid::parse_str(raw).map_err(|e| crate::avro_value::invalid(field, e.to_string()))

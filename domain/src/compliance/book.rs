@@ -196,7 +196,9 @@ impl ComplianceBook {
     /// Judges these resources at `now` without recording anything (see [`Verdict`]).
     pub fn verdicts(&self, ids: &[ResourceId], now: DateTime<Utc>) -> Vec<Verdict> {
         let mut scratch = Scratch::default();
-        ids.iter().filter_map(|id| self.verdict(*id, now, &mut scratch)).collect()
+        let mut verdicts = Vec::with_capacity(ids.len());
+        verdicts.extend(ids.iter().filter_map(|id| self.verdict(*id, now, &mut scratch)));
+        verdicts
     }
 
     /// Records what the verdicts change — violations opened, moved on or resolved, and new
