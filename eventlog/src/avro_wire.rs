@@ -193,7 +193,7 @@ pub(crate) fn packed(w: &mut Wire, b: &crate::compliance::DecisionBatch) {
         w.0.extend_from_slice(resource.as_uuid().as_bytes());
         w.long(*version as i64);
         let same_as = match change {
-            vtag_domain::compliance::Change::Judged(j) => Some(std::sync::Arc::as_ptr(j)),
+            vtag_domain::compliance::Change::Judged(j) => Some(Arc::as_ptr(j)),
             _ => None,
         };
         if let Some(earlier) = same_as.and_then(|j| judged_before.get(&j)) {
