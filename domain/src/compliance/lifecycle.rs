@@ -138,7 +138,7 @@ impl Resolution {
 pub fn reconcile(
     open: &OpenViolations,
     findings: Vec<Finding>,
-    policies: &BTreeMap<String, Policy>,
+    policies: &BTreeMap<Arc<str>, Policy>,
     now: DateTime<Utc>,
 ) -> Vec<Transition> {
     let mut transitions = Vec::new();

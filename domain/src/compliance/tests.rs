@@ -253,8 +253,8 @@ fn at(hours: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap() + Duration::hours(hours)
 }
 
-fn policies(list: Vec<Policy>) -> BTreeMap<String, Policy> {
-    list.into_iter().map(|p| (p.id.to_string(), p)).collect()
+fn policies(list: Vec<Policy>) -> BTreeMap<std::sync::Arc<str>, Policy> {
+    list.into_iter().map(|p| (p.id.clone(), p)).collect()
 }
 
 /// Runs transitions into the open violations, as the evaluator's state would.

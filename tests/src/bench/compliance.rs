@@ -101,6 +101,8 @@ pub struct BookFloor {
     pub verdict_share: f64,
     pub sweep_all_cores_per_s: f64,
     pub decisions: usize,
+    /// Distinct judgements among the sweep's (resources judged alike share one).
+    pub judgements: usize,
     /// A second sweep with nothing changed (what a policy edit costs for the untouched resources).
     pub resweep_per_s: f64,
 }
@@ -113,14 +115,19 @@ pub fn book_floor(resources: &[GeneratedResource], rules: &Value, policies: &[Po
     let now = Utc::now();
     book.restore_policies(&tenant, TenantPolicies::new(1, policies.to_vec()));
     let (mut judging, mut settling, mut decisions) = (Duration::ZERO, Duration::ZERO, 0);
+    let mut judgements = std::collections::HashSet::new();
     for chunk in ids.chunks(10_000) {
         let clock = Instant::now();
         let verdicts = book.verdicts(chunk, now);
         judging += clock.elapsed();
         let clock = Instant::now();
-        decisions += book.settle(verdicts, now).len();
+        let decided = book.settle(verdicts, now);
         settling += clock.elapsed();
+        decisions += decided.len();
+        // The book keeps every judgement it shares: their addresses are theirs for the sweep.
+        judgements.extend(decided.iter().filter_map(|d| if let Change::Judged(j) = &d.change { Some(std::sync::Arc::as_ptr(j)) } else { None }));
     }
+    let judgements = judgements.len();
     let sweep_1_thread_per_s = ids.len() as f64 / (judging + settling).as_secs_f64();
     let verdict_share = judging.as_secs_f64() / (judging + settling).as_secs_f64();
     let started = Instant::now();
@@ -138,7 +145,7 @@ pub fn book_floor(resources: &[GeneratedResource], rules: &Value, policies: &[Po
     }
     let sweep_all_cores_per_s = ids.len() as f64 / started.elapsed().as_secs_f64();
     anyhow::ensure!(parallel == decisions, "judging on every core decided {parallel} things, on one thread {decisions}");
-    Ok(BookFloor { build_s, sweep_1_thread_per_s, verdict_share, sweep_all_cores_per_s, decisions, resweep_per_s })
+    Ok(BookFloor { build_s, sweep_1_thread_per_s, verdict_share, sweep_all_cores_per_s, decisions, judgements, resweep_per_s })
 }
 
 /// A book of every resource as the command side decides it (observed, then derived under `rules`).
@@ -204,17 +211,19 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
     eprintln!("[bench] judge floor: {} resources/s (20 policies, 1 thread)", thousands(floor));
     let book = book_floor(resources, rules, &compiled)?;
     eprintln!(
-        "[bench] book floor: built in {:.1}s; sweep {} resources/s on 1 thread, {} on every core ({} decisions; verdicts {:.0}% of one thread's time); unchanged re-sweep {} resources/s (1 thread)",
+        "[bench] book floor: built in {:.1}s; sweep {} resources/s on 1 thread, {} on every core ({} decisions, {} distinct judgements; verdicts {:.0}% of one thread's time); unchanged re-sweep {} resources/s (1 thread)",
         book.build_s,
         thousands(book.sweep_1_thread_per_s),
         thousands(book.sweep_all_cores_per_s),
         book.decisions,
+        book.judgements,
         100.0 * book.verdict_share,
         thousands(book.resweep_per_s)
     );
     let floors_json = json!({"resources": resources.len(), "judge_floor_per_s": floor, "book_sweep_1_thread_per_s": book.sweep_1_thread_per_s,
                              "book_sweep_all_cores_per_s": book.sweep_all_cores_per_s, "book_verdict_share": book.verdict_share, "book_resweep_per_s": book.resweep_per_s,
-                             "book_decisions": book.decisions});
+                             "book_decisions": book.decisions,
+        "book_distinct_judgements": book.judgements, "book_distinct_judgements": book.judgements});
     if floor_only {
         return Ok(floors_json);
     }
@@ -317,6 +326,7 @@ pub async fn run(resources: &[GeneratedResource], rules: &Value, probes: usize, 
         "book_verdict_share": book.verdict_share,
         "book_resweep_per_s": book.resweep_per_s,
         "book_decisions": book.decisions,
+        "book_distinct_judgements": book.judgements,
         "ingest_s": ingest.as_secs_f64(),
         "evaluator_ready_s": ready.as_secs_f64(),
         "sweep_judged": judged,
@@ -496,8 +506,8 @@ async fn wait_for(tail: &StreamConsumer, codec: &EventCodec, resource: Uuid, wan
     }
 }
 
-/// Every record of the compliance-events topic (the sweep's, and a marker per partition of the
-/// readiness recheck) appended again, as they are — same partitions, keys and payloads — by one
+/// Every record of the compliance-events topic (the sweep's, and the readiness recheck's marker
+/// per partition) appended again, as they are — same partitions, keys and payloads — by one
 /// producer with the services' settings to a scratch topic: what the broker takes for the bytes
 /// the evaluator wrote. Returns (records, bytes, time until all are acknowledged).
 async fn raw_append(env: &TestEnv, topic: &str, timeout: Duration) -> anyhow::Result<(usize, usize, Duration)> {
